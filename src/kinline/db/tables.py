@@ -1,0 +1,294 @@
+"""Every table of kinline.
+
+Each table carries ``facility_id``: it is the distribution key, so the schema
+shards by facility unchanged. Rules and approvals are never edited in place
+except to set their end; sessions, notices and audit events are append-only.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from kinline.db.base import Base
+from kinline.db.types import UTCDateTime
+
+ID = String(64)
+
+
+class FacilityRow(Base):
+    __tablename__ = "facilities"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64))
+    country: Mapped[str] = mapped_column(String(2))
+    appeal_days: Mapped[int] = mapped_column(Integer)
+    retaliation_window_days: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PersonRow(Base):
+    __tablename__ = "people"
+
+    facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    language: Mapped[str] = mapped_column(String(16))
+
+    __table_args__ = (ForeignKeyConstraint(["facility_id"], ["facilities.id"]),)
+
+
+class ContactRow(Base):
+    __tablename__ = "contacts"
+
+    facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    person_id: Mapped[str] = mapped_column(ID)
+    name: Mapped[str] = mapped_column(String(200))
+    relationship: Mapped[str] = mapped_column(String(32))
+    privileged: Mapped[bool] = mapped_column(Boolean)
+
+    __table_args__ = (
+        ForeignKeyConstraint(["facility_id", "person_id"], ["people.facility_id", "people.id"]),
+        Index("ix_contacts_person", "facility_id", "person_id"),
+    )
+
+
+class ContactPhoneRow(Base):
+    __tablename__ = "contact_phones"
+
+    facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    contact_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    e164: Mapped[str] = mapped_column(String(20), primary_key=True)
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["facility_id", "contact_id"], ["contacts.facility_id", "contacts.id"]
+        ),
+        Index("ix_contact_phones_e164", "facility_id", "e164"),
+    )
+
+
+class ApprovalRow(Base):
+    """One approval of a contact for a channel; revoking sets its end."""
+
+    __tablename__ = "approvals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    facility_id: Mapped[str] = mapped_column(ID)
+    contact_id: Mapped[str] = mapped_column(ID)
+    channel: Mapped[str] = mapped_column(String(8))
+    approved_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    revoke_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["facility_id", "contact_id"], ["contacts.facility_id", "contacts.id"]
+        ),
+        Index("ix_approvals_contact", "facility_id", "contact_id"),
+    )
+
+
+class RuleRow(Base):
+    """A rule as imposed. ``definition`` is the whole rule, canonical JSON.
+
+    ``seq`` orders rules as listed (then as imposed); lifting sets
+    ``lifted_at`` and nothing else ever changes.
+    """
+
+    __tablename__ = "rules"
+
+    facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    authority: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[str] = mapped_column(String(8))
+    channel: Mapped[str] = mapped_column(String(8))
+    person_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    definition: Mapped[str] = mapped_column(Text)
+    imposed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    imposed_by: Mapped[str] = mapped_column(String(200))
+    lifted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    lifted_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    lift_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (
+        ForeignKeyConstraint(["facility_id"], ["facilities.id"]),
+        UniqueConstraint("facility_id", "seq", name="uq_rules_facility_seq"),
+        Index("ix_rules_channel", "facility_id", "channel"),
+    )
+
+
+class SessionRow(Base):
+    """A contact session that happened, or an attempt that was refused."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    facility_id: Mapped[str] = mapped_column(ID)
+    person_id: Mapped[str] = mapped_column(ID)
+    contact_id: Mapped[str] = mapped_column(ID)
+    channel: Mapped[str] = mapped_column(String(8))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    minutes: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    charged_to: Mapped[str | None] = mapped_column(ID, nullable=True)
+    governed_by: Mapped[list[str]] = mapped_column(JSON)
+    decision: Mapped[dict[str, object]] = mapped_column(JSON)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        Index("ix_sessions_person_start", "facility_id", "person_id", "started_at"),
+        Index("ix_sessions_contact_start", "facility_id", "contact_id", "started_at"),
+    )
+
+
+class UsageCounterRow(Base):
+    """Sessions and minutes a rule has counted for one person in one calendar period."""
+
+    __tablename__ = "usage_counters"
+
+    facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    person_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    rule_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    period_key: Mapped[str] = mapped_column(String(16), primary_key=True)
+    sessions: Mapped[int] = mapped_column(Integer)
+    minutes: Mapped[int] = mapped_column(Integer)
+
+
+class UsageEntryRow(Base):
+    """One session counted by a rule with a rolling period (rolling windows need starts)."""
+
+    __tablename__ = "usage_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    facility_id: Mapped[str] = mapped_column(ID)
+    person_id: Mapped[str] = mapped_column(ID)
+    rule_id: Mapped[str] = mapped_column(ID)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    minutes: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (
+        Index("ix_usage_entries_rule", "facility_id", "person_id", "rule_id", "started_at"),
+    )
+
+
+class GapMarkRow(Base):
+    """When the last session a gap-limit governed for one person ended."""
+
+    __tablename__ = "gap_marks"
+
+    facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    person_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    rule_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    last_end: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ProtectedActivityRow(Base):
+    __tablename__ = "protected_activities"
+
+    facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    person_id: Mapped[str] = mapped_column(ID)
+    kind: Mapped[str] = mapped_column(String(32))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    recorded_by: Mapped[str] = mapped_column(String(200))
+
+    __table_args__ = (Index("ix_protected_activities_person", "facility_id", "person_id"),)
+
+
+class AdverseActionRow(Base):
+    """A change against one person that the retaliation report weighs."""
+
+    __tablename__ = "adverse_actions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    facility_id: Mapped[str] = mapped_column(ID)
+    person_id: Mapped[str] = mapped_column(ID)
+    action: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_adverse_actions_person", "facility_id", "person_id"),)
+
+
+class NoticeRow(Base):
+    __tablename__ = "notices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    facility_id: Mapped[str] = mapped_column(ID)
+    person_id: Mapped[str] = mapped_column(ID)
+    language: Mapped[str] = mapped_column(String(16))
+    change: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(String(200))
+    authority: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    rule_text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    effective_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    appeal_deadline: Mapped[date] = mapped_column(Date)
+    title: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_notices_person", "facility_id", "person_id"),)
+
+
+class AuditEventRow(Base):
+    """One link of a hash chain: ``hash = sha256(prev_hash || canonical bytes)``."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    facility_id: Mapped[str] = mapped_column(ID)
+    chain: Mapped[str] = mapped_column(String(140))
+    seq: Mapped[int] = mapped_column(Integer)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(200))
+    tag: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (UniqueConstraint("chain", "seq", name="uq_audit_events_chain_seq"),)
+
+
+class AuditHeadRow(Base):
+    """The last link of each chain, so a deleted tail is detected too."""
+
+    __tablename__ = "audit_heads"
+
+    facility_id: Mapped[str] = mapped_column(ID)
+    chain: Mapped[str] = mapped_column(String(140), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class ApiTokenRow(Base):
+    """An API token; only the SHA-256 of the secret is kept."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    facility_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    name: Mapped[str] = mapped_column(String(200))
+    scope: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
