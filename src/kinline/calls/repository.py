@@ -1,0 +1,140 @@
+"""Every query about sessions and the usage counters that decisions read."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from kinline.db.tables import GapMarkRow, SessionRow, UsageCounterRow, UsageEntryRow
+from kinline.rules.model import DAY, MONTH, WEEK, Rule
+from kinline.rules.periods import period_key
+from kinline.rules.usage import Tally, UsageChange, UsageSnapshot
+
+
+def load_usage(
+    session: Session,
+    facility_id: str,
+    person_id: str,
+    rules: Iterable[Rule],
+    at: datetime,
+    zone: ZoneInfo,
+) -> UsageSnapshot:
+    """The counters, rolling entries and gap marks that ``rules`` can read at ``at``."""
+    wanted = [rule for rule in rules if rule.quota is not None or rule.min_gap_minutes]
+    calendar_ids = [r.id for r in wanted if r.quota is not None and not r.quota.per.is_rolling]
+    rolling = [r for r in wanted if r.quota is not None and r.quota.per.is_rolling]
+    gap_ids = [r.id for r in wanted if r.min_gap_minutes]
+    counters: dict[tuple[str, str], Tally] = {}
+    if calendar_ids:
+        keys = {period_key(period, at, zone) for period in (DAY, WEEK, MONTH)}
+        for row in session.scalars(
+            select(UsageCounterRow).where(
+                UsageCounterRow.facility_id == facility_id,
+                UsageCounterRow.person_id == person_id,
+                UsageCounterRow.rule_id.in_(calendar_ids),
+                UsageCounterRow.period_key.in_(keys),
+            )
+        ):
+            counters[(row.rule_id, row.period_key)] = Tally(row.sessions, row.minutes)
+    entries: dict[str, list[tuple[datetime, int]]] = {}
+    if rolling:
+        longest = max(rule.quota.per.days for rule in rolling if rule.quota is not None)
+        for rule_id, started_at, minutes in session.execute(
+            select(UsageEntryRow.rule_id, UsageEntryRow.started_at, UsageEntryRow.minutes).where(
+                UsageEntryRow.facility_id == facility_id,
+                UsageEntryRow.person_id == person_id,
+                UsageEntryRow.rule_id.in_([rule.id for rule in rolling]),
+                UsageEntryRow.started_at > at - timedelta(days=longest),
+                UsageEntryRow.started_at <= at,
+            )
+        ):
+            entries.setdefault(rule_id, []).append((started_at.astimezone(UTC), minutes))
+    gaps: dict[str, datetime] = {}
+    if gap_ids:
+        for mark in session.scalars(
+            select(GapMarkRow).where(
+                GapMarkRow.facility_id == facility_id,
+                GapMarkRow.person_id == person_id,
+                GapMarkRow.rule_id.in_(gap_ids),
+            )
+        ):
+            gaps[mark.rule_id] = mark.last_end
+    return UsageSnapshot(zone=zone, counters=counters, rolling=entries, gaps=gaps)
+
+
+def apply_usage(session: Session, facility_id: str, person_id: str, change: UsageChange) -> None:
+    """Add one session to the counters: an upsert each, safe under concurrent writers."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    for increment in change.counters:
+        counter = insert(UsageCounterRow).values(
+            facility_id=facility_id,
+            person_id=person_id,
+            rule_id=increment.rule_id,
+            period_key=increment.period_key,
+            sessions=1,
+            minutes=increment.minutes,
+        )
+        session.execute(
+            counter.on_conflict_do_update(
+                index_elements=["facility_id", "person_id", "rule_id", "period_key"],
+                set_={
+                    "sessions": UsageCounterRow.sessions + 1,
+                    "minutes": UsageCounterRow.minutes + increment.minutes,
+                },
+            )
+        )
+    for entry in change.entries:
+        session.add(
+            UsageEntryRow(
+                facility_id=facility_id,
+                person_id=person_id,
+                rule_id=entry.rule_id,
+                started_at=entry.started_at,
+                minutes=entry.minutes,
+            )
+        )
+    for mark in change.gaps:
+        mark_row = session.get(GapMarkRow, (facility_id, person_id, mark.rule_id))
+        if mark_row is None:
+            session.add(
+                GapMarkRow(
+                    facility_id=facility_id,
+                    person_id=person_id,
+                    rule_id=mark.rule_id,
+                    last_end=mark.ends_at,
+                )
+            )
+        elif mark.ends_at > mark_row.last_end:
+            mark_row.last_end = mark.ends_at
+    session.flush()
+
+
+def add_session(session: Session, row: SessionRow) -> SessionRow:
+    session.add(row)
+    session.flush()
+    return row
+
+
+def completed_sessions(
+    session: Session,
+    facility_id: str,
+    channel: str,
+    start: datetime,
+    end: datetime,
+    person_id: str | None,
+) -> list[SessionRow]:
+    query = select(SessionRow).where(
+        SessionRow.facility_id == facility_id,
+        SessionRow.channel == channel,
+        SessionRow.status == "completed",
+        SessionRow.started_at >= start,
+        SessionRow.started_at < end,
+    )
+    if person_id is not None:
+        query = query.where(SessionRow.person_id == person_id)
+    return list(session.scalars(query.order_by(SessionRow.started_at)))

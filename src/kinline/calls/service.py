@@ -1,0 +1,167 @@
+"""Deciding a session and recording what happened; one transaction each.
+
+``decide_contact`` only reads. ``attempt_session`` decides and records in
+one transaction, so the counters the next decision reads always include the
+session this one allowed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from kinline.audit.service import person_chain, record_event
+from kinline.calls import repository
+from kinline.db.engine import Database
+from kinline.db.tables import SessionRow
+from kinline.errors import InvalidInput
+from kinline.people.model import Facility
+from kinline.people.service import require_contact, require_facility, require_person
+from kinline.policy import repository as policy_repository
+from kinline.rules.decide import Decision, Request, decide
+from kinline.rules.model import Channel, Rule
+from kinline.rules.parse import RuleError, parse_enum
+from kinline.rules.usage import usage_change
+
+
+@dataclass(frozen=True, slots=True)
+class ExplainedDecision:
+    """A decision with the rules it names, so it can be explained in their words."""
+
+    facility_id: str
+    person_id: str
+    contact_id: str
+    channel: Channel
+    at: datetime
+    decision: Decision
+    rules: Mapping[str, Rule]
+
+    def explained(self) -> list[Rule]:
+        named = dict.fromkeys((*self.decision.rules, *self.decision.conflicts))
+        return [self.rules[rule_id] for rule_id in named if rule_id in self.rules]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedSession:
+    id: int
+    status: str
+    minutes: int
+    decision: ExplainedDecision
+
+
+def parse_channel(value: Channel | str) -> Channel:
+    try:
+        return parse_enum(Channel, str(value), "channel")
+    except RuleError as error:
+        raise InvalidInput(error.message, field="channel") from None
+
+
+def decide_contact(
+    db: Database,
+    facility_id: str,
+    person_id: str,
+    contact_id: str,
+    channel: Channel | str = Channel.PHONE,
+    *,
+    at: datetime,
+) -> ExplainedDecision:
+    channel = parse_channel(channel)
+    with db.transaction() as session:
+        facility = require_facility(session, facility_id)
+        return _decide(session, facility, person_id, contact_id, channel, at)
+
+
+def attempt_session(
+    db: Database,
+    facility_id: str,
+    person_id: str,
+    contact_id: str,
+    channel: Channel | str = Channel.PHONE,
+    *,
+    at: datetime,
+    minutes: int,
+    actor: str,
+) -> RecordedSession:
+    """Decide a session at ``at``; record it as completed with at most its allowed
+    minutes, or as a denied attempt with the reason."""
+    channel = parse_channel(channel)
+    if minutes < 0:
+        raise InvalidInput("must be zero or more", field="minutes")
+    with db.transaction() as session:
+        facility = require_facility(session, facility_id)
+        explained = _decide(session, facility, person_id, contact_id, channel, at)
+        decision = explained.decision
+        used = min(minutes, decision.max_minutes or 0) if decision.allowed else 0
+        row = repository.add_session(
+            session,
+            SessionRow(
+                facility_id=facility_id,
+                person_id=person_id,
+                contact_id=contact_id,
+                channel=str(channel),
+                started_at=at,
+                minutes=used,
+                status="completed" if decision.allowed else "denied",
+                reason=None if decision.reason is None else str(decision.reason),
+                charged_to=decision.charged_to,
+                governed_by=list(decision.governed_by),
+                decision=decision.as_dict(),
+                recorded_at=at,
+            ),
+        )
+        if decision.allowed and decision.charged_to is not None:
+            charged = explained.rules[decision.charged_to]
+            governing = [explained.rules[rule_id] for rule_id in decision.governed_by]
+            repository.apply_usage(
+                session,
+                facility_id,
+                person_id,
+                usage_change(charged, governing, at, used, facility.zone),
+            )
+        record_event(
+            session,
+            facility_id=facility_id,
+            chain=person_chain(facility_id, person_id),
+            actor=actor,
+            tag=f"calls:session:{row.status}",
+            payload={
+                "session_id": row.id,
+                "contact_id": contact_id,
+                "channel": str(channel),
+                "started_at": at,
+                "ended_at": at + timedelta(minutes=used),
+                "minutes": used,
+                "decision": decision.as_dict(),
+            },
+            at=at,
+        )
+        return RecordedSession(row.id, row.status, used, explained)
+
+
+def _decide(
+    session: Session,
+    facility: Facility,
+    person_id: str,
+    contact_id: str,
+    channel: Channel,
+    at: datetime,
+) -> ExplainedDecision:
+    require_person(session, facility.id, person_id)
+    contact = require_contact(session, facility.id, contact_id, at, person_id)
+    rules = policy_repository.rules_for(
+        session, facility.id, person_id=person_id, channel=channel, active_at=at
+    )
+    usage = repository.load_usage(session, facility.id, person_id, rules, at, facility.zone)
+    decision = decide(Request(person_id, contact, channel, at), rules, usage, facility.zone)
+    return ExplainedDecision(
+        facility_id=facility.id,
+        person_id=person_id,
+        contact_id=contact_id,
+        channel=channel,
+        at=at,
+        decision=decision,
+        rules={rule.id: rule for rule in rules},
+    )

@@ -1,0 +1,126 @@
+"""The ``kinline`` command: each feature's commands mounted on one Typer app."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kinline.audit.cli import app as audit_app
+from kinline.auth.cli import app as token_app
+from kinline.calls.cli import decide_command
+from kinline.cli_support import DatabaseOption, console, database, errors, friendly
+from kinline.courts.cli import app as report_app
+from kinline.db.engine import configured_url
+from kinline.db.migrate import upgrade
+from kinline.notices.cli import app as notices_app
+from kinline.scenario import FreshDatabases, check_file, load_into
+from kinline.scenariofile import ScenarioFormatError
+
+app = typer.Typer(
+    help="kinline: lawful, explained contact between incarcerated people and their families.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
+scenario_app = typer.Typer(
+    help="Scenario files: the contract of the contact rules.", no_args_is_help=True
+)
+app.add_typer(db_app, name="db")
+app.add_typer(scenario_app, name="scenario")
+app.add_typer(audit_app, name="audit", help="The tamper-evident audit log.")
+app.add_typer(notices_app, name="notices", help="Notices of changes to what a person may do.")
+app.add_typer(report_app, name="report", help="Reports for courts and counsel.")
+app.add_typer(token_app, name="token", help="API tokens.")
+app.command("decide", help="Decide whether a person may contact a contact now (or --at).")(
+    decide_command
+)
+
+DEMO = Path(__file__).parent / "demo" / "supermax-family-contact.yaml"
+
+
+@db_app.command("upgrade", help="Migrate the database to the newest schema.")
+def db_upgrade(database_url: DatabaseOption = None) -> None:
+    url = database_url or configured_url()
+    upgrade(url)
+    console.print(f"database at {url} is up to date")
+
+
+@scenario_app.command("check", help="Run scenario files on fresh embedded databases and compare.")
+def scenario_check(
+    files: Annotated[list[Path], typer.Argument(help="Scenario YAML files.")],
+) -> None:
+    databases = FreshDatabases()
+    passed = failed = 0
+    malformed = False
+    try:
+        for path in files:
+            try:
+                result = check_file(str(path), databases)
+            except ScenarioFormatError as error:
+                errors.print(f"[red]malformed[/red] {error}")
+                malformed = True
+                continue
+            for failure in result.failures:
+                console.print(str(failure))
+            passed += result.passed
+            failed += len(result.failures)
+    finally:
+        databases.close()
+    console.print(f"{passed} passed, {failed} failed")
+    if malformed:
+        raise typer.Exit(2)
+    if failed:
+        raise typer.Exit(1)
+
+
+@scenario_app.command("load", help="Load a scenario's facility, people, rules and timeline.")
+@friendly
+def scenario_load(
+    file: Annotated[Path, typer.Argument(help="A scenario YAML file.")],
+    database_url: DatabaseOption = None,
+) -> None:
+    db = database(database_url)
+    upgrade(db.url)
+    try:
+        scenario = load_into(str(file), db)
+    except ScenarioFormatError as error:
+        errors.print(f"[red]malformed[/red] {error}")
+        raise typer.Exit(2) from None
+    finally:
+        db.dispose()
+    console.print(
+        f"loaded {scenario.name}: facility {scenario.facility.id}, {len(scenario.people)} people, "
+        f"{len(scenario.contacts)} contacts, {len(scenario.rules)} rules, "
+        f"{len(scenario.steps)} timeline steps"
+    )
+
+
+@app.command("demo", help="Load the demo facility (the supermax case) unless it is there.")
+@friendly
+def demo(database_url: DatabaseOption = None) -> None:
+    db = database(database_url)
+    upgrade(db.url)
+    from kinline.people.service import list_facilities
+
+    if any(f.id == "usp-red-mesa" for f in list_facilities(db)):
+        console.print("the demo facility usp-red-mesa is already loaded")
+        return
+    scenario = load_into(str(DEMO), db)
+    db.dispose()
+    console.print(f"loaded the demo facility {scenario.facility.id}")
+
+
+@app.command("serve", help="Serve the API (binds 127.0.0.1 unless told otherwise).")
+def serve(
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+) -> None:
+    import uvicorn
+
+    uvicorn.run("kinline.api:create_app", factory=True, host=host, port=port)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,145 @@
+"""What every API route shares: the database, the caller's scope, the facility,
+and RFC 9457 problem+json for every error."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from kinline.auth.model import IMPLIED, Scope
+from kinline.auth.service import Caller, authenticate
+from kinline.db.engine import Database
+from kinline.errors import InvalidInput, KinlineError
+from kinline.people.model import Facility
+from kinline.people.service import get_facility, list_facilities
+from kinline.rules.parse import RuleError, parse_instant
+
+PROBLEM = "application/problem+json"
+log = logging.getLogger("kinline.api")
+
+
+class Unauthenticated(KinlineError):
+    code = "unauthenticated"
+    status = 401
+
+
+class Forbidden(KinlineError):
+    code = "forbidden"
+    status = 403
+
+
+def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(KinlineError)
+    async def domain_error(_request: Request, error: KinlineError) -> JSONResponse:
+        extra = {"code": error.code}
+        if error.field:
+            extra["field"] = error.field
+        return problem(error.status, error.code.replace("_", " "), error.message, **extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:
+        issues = [
+            {
+                "field": ".".join(
+                    str(part) for part in item["loc"] if part not in ("body", "query", "path")
+                ),
+                "message": item["msg"],
+            }
+            for item in error.errors()
+        ]
+        first = issues[0] if issues else {"field": "", "message": "invalid request"}
+        return problem(
+            422,
+            "invalid input",
+            f"{first['field']}: {first['message']}",
+            code="invalid_input",
+            field=first["field"],
+            errors=issues,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+        return problem(error.status_code, str(error.detail), str(error.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, error: Exception) -> JSONResponse:
+        log.exception("unexpected error", exc_info=error)
+        return problem(500, "internal error", "an unexpected error; it has been logged")
+
+
+def get_db(request: Request) -> Database:
+    db = request.app.state.db
+    assert isinstance(db, Database)
+    return db
+
+
+DbDep = Annotated[Database, Depends(get_db)]
+_bearer = HTTPBearer(auto_error=False)
+
+
+def caller(
+    db: DbDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthenticated("a bearer token is required")
+    found = authenticate(db, credentials.credentials)
+    if found is None:
+        raise Unauthenticated("the bearer token is not valid")
+    return found
+
+
+def require(scope: Scope) -> Callable[[Caller], Caller]:
+    """A dependency that admits callers whose token's scope grants ``scope``."""
+
+    def check(who: Annotated[Caller, Depends(caller)]) -> Caller:
+        if scope not in IMPLIED[who.scope]:
+            raise Forbidden(f"this needs the {scope} scope; the token has {who.scope}")
+        return who
+
+    return check
+
+
+Reader = Annotated[Caller, Depends(require(Scope.READ))]
+Staff = Annotated[Caller, Depends(require(Scope.STAFF))]
+
+
+def facility(
+    db: DbDep,
+    facility_id: Annotated[
+        str | None, Query(description="Facility id; may be left out when there is one.")
+    ] = None,
+) -> Facility:
+    if facility_id is not None:
+        return get_facility(db, facility_id)
+    facilities = list_facilities(db)
+    if len(facilities) != 1:
+        raise InvalidInput("name the facility with facility_id", field="facility_id")
+    return facilities[0]
+
+
+FacilityDep = Annotated[Facility, Depends(facility)]
+
+
+def moment(text: str | None, place: Facility, field: str = "at") -> datetime:
+    """A local wall time in the facility (ISO 8601, no offset), or now."""
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        return parse_instant(text, place.zone, field)
+    except RuleError as error:
+        raise InvalidInput(error.message, field=field) from None

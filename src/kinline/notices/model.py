@@ -1,0 +1,141 @@
+"""What a notice says: pure content, in the person's language (SPEC 5).
+
+Each change to what a person may do is written as one ``NoticeContent``:
+what changed, the rule's text and authority, when it takes effect, the appeal
+deadline and how to appeal. English and Spanish; any other language falls
+back to English.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+
+
+class Change(StrEnum):
+    IMPOSED = "imposed"
+    LIFTED = "lifted"
+    APPROVED = "approved"
+    REVOKED = "revoked"
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeFacts:
+    """Everything a notice states, independent of language."""
+
+    change: Change
+    subject: str
+    facility_name: str
+    person_name: str
+    effective_local: datetime
+    appeal_deadline: date
+    channel: str
+    authority: str | None = None
+    rule_kind: str | None = None
+    rule_text: str | None = None
+    case_number: str | None = None
+    contact_name: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeContent:
+    language: str
+    title: str
+    body: str
+
+
+_AUTHORITY = {
+    "en": {
+        "facility_policy": "facility policy",
+        "incentive": "incentive program",
+        "sanction": "disciplinary sanction",
+        "security_measure": "security measure",
+        "court_order": "court order",
+    },
+    "es": {
+        "facility_policy": "norma del centro",
+        "incentive": "programa de incentivos",
+        "sanction": "sanción disciplinaria",
+        "security_measure": "medida de seguridad",
+        "court_order": "orden judicial",
+    },
+}
+_CHANNEL = {
+    "en": {"phone": "telephone calls", "video": "video calls", "visit": "visits"},
+    "es": {"phone": "llamadas telefónicas", "video": "videollamadas", "visit": "visitas"},
+}
+_TITLES = {
+    "en": {
+        Change.IMPOSED: "New rule on your {channel}: {subject}",
+        Change.LIFTED: "Rule lifted on your {channel}: {subject}",
+        Change.APPROVED: "{contact} approved for {channel}",
+        Change.REVOKED: "{contact} no longer approved for {channel}",
+    },
+    "es": {
+        Change.IMPOSED: "Nueva regla sobre sus {channel}: {subject}",
+        Change.LIFTED: "Regla levantada sobre sus {channel}: {subject}",
+        Change.APPROVED: "{contact} aprobado/a para {channel}",
+        Change.REVOKED: "{contact} ya no está aprobado/a para {channel}",
+    },
+}
+_LINES = {
+    "en": {
+        "to": "To: {person}, {facility}",
+        "rule": "Rule {subject} ({authority}{case}): {text}",
+        "case": ", case {case}",
+        "reason": "Reason: {reason}",
+        "effective": "Effective: {effective}",
+        "deadline": "You may appeal this change until {deadline}.",
+        "how": (
+            "How to appeal: file an appeal at the kiosk or on the form available from your "
+            "unit team, naming this notice. Your counsel may file for you."
+        ),
+    },
+    "es": {
+        "to": "Para: {person}, {facility}",
+        "rule": "Regla {subject} ({authority}{case}): {text}",
+        "case": ", expediente {case}",
+        "reason": "Motivo: {reason}",
+        "effective": "Vigente desde: {effective}",
+        "deadline": "Puede apelar este cambio hasta el {deadline}.",
+        "how": (
+            "Cómo apelar: presente una apelación en el quiosco o con el formulario que le "
+            "entrega su equipo de unidad, indicando este aviso. Su abogado puede presentarla "
+            "por usted."
+        ),
+    },
+}
+
+
+def supported_language(language: str) -> str:
+    return language if language in _TITLES else "en"
+
+
+def compose_notice(facts: NoticeFacts, language: str) -> NoticeContent:
+    lang = supported_language(language)
+    channel = _CHANNEL[lang].get(facts.channel, facts.channel)
+    title = _TITLES[lang][facts.change].format(
+        channel=channel, subject=facts.subject, contact=facts.contact_name or facts.subject
+    )
+    lines = _LINES[lang]
+    body = [lines["to"].format(person=facts.person_name, facility=facts.facility_name), title]
+    if facts.authority is not None:
+        case = lines["case"].format(case=facts.case_number) if facts.case_number else ""
+        body.append(
+            lines["rule"].format(
+                subject=facts.subject,
+                authority=_AUTHORITY[lang].get(facts.authority, facts.authority),
+                case=case,
+                text=facts.rule_text or "",
+            )
+        )
+    if facts.reason:
+        body.append(lines["reason"].format(reason=facts.reason))
+    body.append(
+        lines["effective"].format(effective=facts.effective_local.strftime("%Y-%m-%d %H:%M"))
+    )
+    body.append(lines["deadline"].format(deadline=facts.appeal_deadline.isoformat()))
+    body.append(lines["how"])
+    return NoticeContent(language=lang, title=title, body="\n".join(body))

@@ -1,0 +1,63 @@
+"""Every query about notices."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from kinline.db.tables import NoticeRow
+
+
+def add_notice(
+    session: Session,
+    *,
+    facility_id: str,
+    person_id: str,
+    language: str,
+    change: str,
+    subject: str,
+    authority: str | None,
+    rule_text: str | None,
+    reason: str | None,
+    effective_at: datetime,
+    appeal_deadline: date,
+    title: str,
+    body: str,
+    at: datetime,
+) -> NoticeRow:
+    row = NoticeRow(
+        facility_id=facility_id,
+        person_id=person_id,
+        language=language,
+        change=change,
+        subject=subject,
+        authority=authority,
+        rule_text=rule_text,
+        reason=reason,
+        effective_at=effective_at,
+        appeal_deadline=appeal_deadline,
+        title=title,
+        body=body,
+        created_at=at,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def list_notices(session: Session, facility_id: str, person_id: str | None) -> list[NoticeRow]:
+    query = select(NoticeRow).where(NoticeRow.facility_id == facility_id)
+    if person_id is not None:
+        query = query.where(NoticeRow.person_id == person_id)
+    return list(session.scalars(query.order_by(NoticeRow.id)))
+
+
+def count_by_person(session: Session, facility_id: str) -> dict[str, int]:
+    rows = session.execute(
+        select(NoticeRow.person_id, func.count())
+        .where(NoticeRow.facility_id == facility_id)
+        .group_by(NoticeRow.person_id)
+    )
+    return dict(rows.tuples().all())

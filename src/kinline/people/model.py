@@ -1,0 +1,60 @@
+"""Facilities, people and contacts as the services hand them around; phone numbers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+
+from kinline.errors import InvalidInput
+from kinline.rules.periods import local
+
+LANGUAGES = frozenset({"en", "es"})
+
+
+@dataclass(frozen=True, slots=True)
+class Facility:
+    id: str
+    name: str
+    timezone: str
+    country: str = "US"
+    appeal_days: int = 20
+    retaliation_window_days: int = 90
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def appeal_deadline(self, effective_at: datetime) -> date:
+        """The effective date, in the facility's calendar, plus ``appeal_days``."""
+        return local(effective_at, self.zone).date() + timedelta(days=self.appeal_days)
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    facility_id: str
+    id: str
+    name: str
+    language: str
+
+
+def check_timezone(name: str, field: str = "timezone") -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(f"{name!r} is not an IANA time zone", field=field) from None
+    return name
+
+
+def normalize_phone(text: str, country: str, field: str = "phones") -> str:
+    """Any format ``phonenumbers`` parses, as E.164; numbers without a country code
+    are read as ``country``'s."""
+    try:
+        number = phonenumbers.parse(text, country)
+    except phonenumbers.NumberParseException as error:
+        raise InvalidInput(f"{text!r} is not a phone number: {error}", field=field) from None
+    if not phonenumbers.is_possible_number(number):
+        raise InvalidInput(f"{text!r} is not a possible phone number", field=field)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

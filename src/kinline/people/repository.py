@@ -1,0 +1,236 @@
+"""Every query about facilities, people, contacts, phones and approvals."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from kinline.db.tables import (
+    ApprovalRow,
+    ContactPhoneRow,
+    ContactRow,
+    FacilityRow,
+    PersonRow,
+)
+from kinline.people.model import Facility, Person
+from kinline.rules.model import Channel, Contact
+
+
+def facility_from_row(row: FacilityRow) -> Facility:
+    return Facility(
+        id=row.id,
+        name=row.name,
+        timezone=row.timezone,
+        country=row.country,
+        appeal_days=row.appeal_days,
+        retaliation_window_days=row.retaliation_window_days,
+    )
+
+
+def get_facility(session: Session, facility_id: str, *, lock: bool = False) -> Facility | None:
+    query = select(FacilityRow).where(FacilityRow.id == facility_id)
+    if lock:
+        query = query.with_for_update()
+    row = session.scalars(query).one_or_none()
+    return None if row is None else facility_from_row(row)
+
+
+def list_facilities(session: Session) -> list[Facility]:
+    rows = session.scalars(select(FacilityRow).order_by(FacilityRow.id))
+    return [facility_from_row(row) for row in rows]
+
+
+def add_facility(session: Session, facility: Facility, at: datetime) -> None:
+    session.add(
+        FacilityRow(
+            id=facility.id,
+            name=facility.name,
+            timezone=facility.timezone,
+            country=facility.country,
+            appeal_days=facility.appeal_days,
+            retaliation_window_days=facility.retaliation_window_days,
+            created_at=at,
+        )
+    )
+    session.flush()
+
+
+def get_person(session: Session, facility_id: str, person_id: str) -> Person | None:
+    row = session.get(PersonRow, (facility_id, person_id))
+    if row is None:
+        return None
+    return Person(row.facility_id, row.id, row.name, row.language)
+
+
+def list_people(session: Session, facility_id: str) -> list[Person]:
+    rows = session.scalars(
+        select(PersonRow).where(PersonRow.facility_id == facility_id).order_by(PersonRow.id)
+    )
+    return [Person(row.facility_id, row.id, row.name, row.language) for row in rows]
+
+
+def add_person(session: Session, person: Person) -> None:
+    session.add(
+        PersonRow(
+            facility_id=person.facility_id,
+            id=person.id,
+            name=person.name,
+            language=person.language,
+        )
+    )
+    session.flush()
+
+
+def contact_exists(session: Session, facility_id: str, contact_id: str) -> bool:
+    return session.get(ContactRow, (facility_id, contact_id)) is not None
+
+
+def add_contact(
+    session: Session,
+    facility_id: str,
+    contact: Contact,
+    name: str,
+    phones: Sequence[str],
+    at: datetime,
+) -> None:
+    session.add(
+        ContactRow(
+            facility_id=facility_id,
+            id=contact.id,
+            person_id=contact.person,
+            name=name,
+            relationship=contact.relationship,
+            privileged=contact.privileged,
+        )
+    )
+    session.flush()
+    for e164 in dict.fromkeys(phones):
+        session.add(ContactPhoneRow(facility_id=facility_id, contact_id=contact.id, e164=e164))
+    for channel in sorted(contact.approved):
+        add_approval(session, facility_id, contact.id, channel, at)
+    session.flush()
+
+
+def add_approval(
+    session: Session, facility_id: str, contact_id: str, channel: Channel, at: datetime
+) -> None:
+    session.add(
+        ApprovalRow(
+            facility_id=facility_id,
+            contact_id=contact_id,
+            channel=str(channel),
+            approved_at=at,
+        )
+    )
+    session.flush()
+
+
+def open_approval(
+    session: Session, facility_id: str, contact_id: str, channel: Channel, at: datetime
+) -> ApprovalRow | None:
+    """The approval of this contact for this channel in force at ``at``, if any."""
+    return session.scalars(
+        select(ApprovalRow)
+        .where(
+            ApprovalRow.facility_id == facility_id,
+            ApprovalRow.contact_id == contact_id,
+            ApprovalRow.channel == str(channel),
+            ApprovalRow.approved_at <= at,
+            or_(ApprovalRow.revoked_at.is_(None), ApprovalRow.revoked_at > at),
+        )
+        .order_by(ApprovalRow.id.desc())
+        .limit(1)
+    ).one_or_none()
+
+
+def end_approval(row: ApprovalRow, at: datetime, reason: str) -> None:
+    row.revoked_at = at
+    row.revoke_reason = reason
+
+
+def _approved_channels(
+    session: Session, facility_id: str, contact_ids: Sequence[str], at: datetime
+) -> dict[str, frozenset[Channel]]:
+    rows = session.execute(
+        select(ApprovalRow.contact_id, ApprovalRow.channel).where(
+            ApprovalRow.facility_id == facility_id,
+            ApprovalRow.contact_id.in_(contact_ids),
+            ApprovalRow.approved_at <= at,
+            or_(ApprovalRow.revoked_at.is_(None), ApprovalRow.revoked_at > at),
+        )
+    )
+    approved: dict[str, set[Channel]] = {contact_id: set() for contact_id in contact_ids}
+    for contact_id, channel in rows:
+        approved[contact_id].add(Channel(channel))
+    return {key: frozenset(value) for key, value in approved.items()}
+
+
+def _contact(row: ContactRow, approved: frozenset[Channel]) -> Contact:
+    return Contact(
+        id=row.id,
+        person=row.person_id,
+        relationship=row.relationship,
+        privileged=row.privileged,
+        approved=approved,
+    )
+
+
+def get_contact(
+    session: Session, facility_id: str, contact_id: str, at: datetime
+) -> Contact | None:
+    """The contact with the channels it is approved for at ``at``."""
+    row = session.get(ContactRow, (facility_id, contact_id))
+    if row is None:
+        return None
+    approved = _approved_channels(session, facility_id, [contact_id], at)
+    return _contact(row, approved[contact_id])
+
+
+def contact_name(session: Session, facility_id: str, contact_id: str) -> str:
+    row = session.get(ContactRow, (facility_id, contact_id))
+    return "" if row is None else row.name
+
+
+def list_contacts(
+    session: Session, facility_id: str, at: datetime, person_id: str | None = None
+) -> list[tuple[Contact, str, list[str]]]:
+    """Contacts (of one person, or all), each with its name and E.164 numbers."""
+    query = select(ContactRow).where(ContactRow.facility_id == facility_id)
+    if person_id is not None:
+        query = query.where(ContactRow.person_id == person_id)
+    rows = list(session.scalars(query.order_by(ContactRow.id)))
+    ids = [row.id for row in rows]
+    approved = _approved_channels(session, facility_id, ids, at) if ids else {}
+    phones: dict[str, list[str]] = {contact_id: [] for contact_id in ids}
+    if ids:
+        for contact_id, e164 in session.execute(
+            select(ContactPhoneRow.contact_id, ContactPhoneRow.e164)
+            .where(
+                ContactPhoneRow.facility_id == facility_id,
+                ContactPhoneRow.contact_id.in_(ids),
+            )
+            .order_by(ContactPhoneRow.e164)
+        ):
+            phones[contact_id].append(e164)
+    return [(_contact(row, approved[row.id]), row.name, phones[row.id]) for row in rows]
+
+
+def contact_by_phone(session: Session, facility_id: str, person_id: str, e164: str) -> str | None:
+    """The id of the person's contact with this number, if any."""
+    return session.scalars(
+        select(ContactRow.id)
+        .join(
+            ContactPhoneRow,
+            (ContactPhoneRow.facility_id == ContactRow.facility_id)
+            & (ContactPhoneRow.contact_id == ContactRow.id),
+        )
+        .where(
+            ContactRow.facility_id == facility_id,
+            ContactRow.person_id == person_id,
+            ContactPhoneRow.e164 == e164,
+        )
+        .limit(1)
+    ).one_or_none()

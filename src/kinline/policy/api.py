@@ -1,0 +1,78 @@
+"""Routes for rules: in force, imposed, lifted."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from kinline.calls.service import parse_channel
+from kinline.http import DbDep, FacilityDep, Reader, Staff, moment
+from kinline.people.model import Facility
+from kinline.policy import service
+from kinline.policy.schemas import ImposeIn, LiftIn, RuleOut
+from kinline.rules.model import Rule
+from kinline.rules.parse import rule_definition
+from kinline.rules.periods import local
+
+router = APIRouter(prefix="/v1", tags=["rules"])
+
+
+def rule_out(rule: Rule, place: Facility) -> RuleOut:
+    definition = rule_definition(rule)
+    return RuleOut(
+        id=rule.id,
+        authority=str(rule.authority),
+        kind=str(rule.kind),
+        channel=str(rule.channel),
+        person=definition["person"],
+        contacts=definition["contacts"],
+        text=rule.text,
+        starts_at=None if rule.starts_at is None else local(rule.starts_at, place.zone).isoformat(),
+        ends_at=None if rule.ends_at is None else local(rule.ends_at, place.zone).isoformat(),
+        definition=definition,
+    )
+
+
+@router.get("/rules", response_model=list[RuleOut])
+def rules_in_force(
+    db: DbDep,
+    place: FacilityDep,
+    _who: Reader,
+    person_id: str | None = None,
+    channel: str | None = None,
+    at: str | None = None,
+) -> list[RuleOut]:
+    """Rules in force now (or at ``at``), for one person (theirs and `all`) or everyone."""
+    rules = service.rules_in_force(
+        db,
+        place.id,
+        at=moment(at, place),
+        person_id=person_id,
+        channel=None if channel is None else parse_channel(channel),
+    )
+    return [rule_out(rule, place) for rule in rules]
+
+
+@router.post("/rules", response_model=RuleOut, status_code=201)
+def impose(body: ImposeIn, db: DbDep, place: FacilityDep, who: Staff) -> RuleOut:
+    rule = service.impose_rule(
+        db,
+        place.id,
+        body.rule,
+        at=moment(body.at, place),
+        actor=f"token:{who.name}",
+        reason=body.reason,
+    )
+    return rule_out(rule, place)
+
+
+@router.post("/rules/{rule_id}/lift", response_model=RuleOut)
+def lift(rule_id: str, body: LiftIn, db: DbDep, place: FacilityDep, who: Staff) -> RuleOut:
+    rule = service.lift_rule(
+        db,
+        place.id,
+        rule_id,
+        reason=body.reason,
+        at=moment(body.at, place),
+        actor=f"token:{who.name}",
+    )
+    return rule_out(rule, place)
