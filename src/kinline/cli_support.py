@@ -17,8 +17,8 @@ from kinline.people.model import Facility
 from kinline.people.service import get_facility, list_facilities
 from kinline.rules.parse import RuleError, parse_instant
 
-console = Console(highlight=False)
-errors = Console(stderr=True, highlight=False)
+console = Console(highlight=False, soft_wrap=True)
+errors = Console(stderr=True, highlight=False, soft_wrap=True)
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -26,6 +26,8 @@ MAX_CHAIN_LENGTH = 140  # the width of the ``chain`` column
 
 ProblemKind = Literal["changed", "deleted", "reordered"]
 
+_ESCAPED = re.compile("%25|%3A")
+_UNESCAPED = {"%25": "%", "%3A": ":"}
 _TAG = re.compile(r"^[a-z][a-z0-9_]*:[a-z][a-z0-9_]*:[a-z][a-z0-9_]*$")
 
 
@@ -106,7 +108,7 @@ def event_hash(
             "tag": tag,
         }
     )
-    return hashlib.sha256(prev_hash.encode("ascii") + content.encode("utf-8")).hexdigest()
+    return hashlib.sha256(prev_hash.encode("utf-8") + content.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +137,9 @@ class Problem:
     detail: str
 
 
-def verify_chain(links: Sequence[ChainLink], head: tuple[int, str] | None) -> Problem | None:
+def verify_chain(
+    links: Sequence[ChainLink], head: tuple[int, str] | None, *, chain: str = ""
+) -> Problem | None:
     """The first break in one chain's links, given in storage (seq) order.
 
     Sequence numbers run 1, 2, 3...; a link that does not carry the seq due at
@@ -143,8 +147,8 @@ def verify_chain(links: Sequence[ChainLink], head: tuple[int, str] | None) -> Pr
     nowhere in the chain and "reordered" when it is elsewhere. Linkage is
     checked before content, so an event moved to another seq is reported as
     moved, not merely as changed. Without ``head`` a lost tail cannot be seen.
+    ``chain`` names the chain in a problem when there are no links to name it.
     """
-    chain = links[0].chain if links else ""
     present = {link.seq for link in links}
     expected = 1
     prev_hash = GENESIS
@@ -154,7 +158,11 @@ def verify_chain(links: Sequence[ChainLink], head: tuple[int, str] | None) -> Pr
             if link.seq > expected and expected not in present:
                 return Problem(chain, expected, None, "deleted", f"no event has seq {expected}")
             return Problem(
-                chain, expected, link.row_id, "reordered", f"seq {link.seq} is where {expected} is due"
+                chain,
+                expected,
+                link.row_id,
+                "reordered",
+                f"seq {link.seq} is where {expected} is due",
             )
         if link.prev_hash != prev_hash:
             return Problem(
@@ -171,7 +179,6 @@ def verify_chain(links: Sequence[ChainLink], head: tuple[int, str] | None) -> Pr
     if head is None:
         return None
     head_seq, head_hash = head
-    last = links[-1] if links else None
     last_seq = expected - 1
     if last_seq < head_seq:
         return Problem(
@@ -181,13 +188,13 @@ def verify_chain(links: Sequence[ChainLink], head: tuple[int, str] | None) -> Pr
             "deleted",
             f"the chain ends at seq {last_seq} but its head is at seq {head_seq}",
         )
-    if last is not None and last_seq > head_seq:
-        beyond = links[head_seq]
+    if last_seq > head_seq:
+        beyond = links[max(head_seq, 0)]
         return Problem(
             chain, beyond.seq, beyond.row_id, "changed", f"it lies beyond the head at {head_seq}"
         )
     if prev_hash != head_hash:
-        row_id = None if last is None else last.row_id
+        row_id = links[-1].row_id if links else None
         return Problem(chain, last_seq, row_id, "changed", "its hash does not match the head")
     return None
 
@@ -195,10 +202,9 @@ def verify_chain(links: Sequence[ChainLink], head: tuple[int, str] | None) -> Pr
 def _content_hash(link: ChainLink) -> str | None:
     """None when the stored payload is not canonical JSON: that is a change too."""
     try:
-        payload = json.loads(link.payload_json)
+        if canonical_json(json.loads(link.payload_json)) != link.payload_json:
+            return None
     except ValueError:
-        return None
-    if canonical_json(payload) != link.payload_json:
         return None
     return event_hash(
         link.prev_hash,
@@ -209,3 +215,45 @@ def _content_hash(link: ChainLink) -> str | None:
         link.tag,
         link.payload_json,
     )
+
+
+def person_chain(facility_id: str, person_id: str) -> str:
+    """``person:<facility_id>:<person_id>``: every change to one person, in order."""
+    return _chain_name("person", facility_id, person_id)
+
+
+def facility_chain(facility_id: str) -> str:
+    """``facility:<facility_id>``: changes that touch a whole facility."""
+    return _chain_name("facility", facility_id)
+
+
+def chain_facility(chain: str) -> str | None:
+    """The facility a chain belongs to, or None if the name is not a chain's.
+
+    Events carry ``facility_id`` outside the hash; checking it against the
+    chain's name means it cannot be altered unseen either.
+    """
+    kind, _, rest = chain.partition(":")
+    parts = rest.split(":")
+    if (kind, len(parts)) not in {("person", 2), ("facility", 1)} or not all(parts):
+        return None
+    return _unescape(parts[0])
+
+
+def _chain_name(kind: str, *ids: str) -> str:
+    # Ids may contain ":" (see rules.parse), which would let two people share a
+    # chain name; escaping it keeps names unique and leaves ordinary ids as is.
+    if not all(ids):
+        raise ValueError(f"an empty id in a {kind} chain name")
+    name = ":".join([kind, *(_escape(part) for part in ids)])
+    if len(name) > MAX_CHAIN_LENGTH:
+        raise ValueError(f"chain name {name!r} is longer than {MAX_CHAIN_LENGTH}")
+    return name
+
+
+def _escape(part: str) -> str:
+    return part.replace("%", "%25").replace(":", "%3A")
+
+
+def _unescape(part: str) -> str:
+    return _ESCAPED.sub(lambda match: _UNESCAPED[match.group(0)], part)

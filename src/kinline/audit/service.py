@@ -1,18 +1,39 @@
-# placeholder until the audit package lands
+"""Writing to and verifying the audit log.
+
+``record_event`` is the one use case here that does not own its transaction:
+an audit event must commit with the change it records or not at all, so it
+joins the caller's transaction and never commits.
+"""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
+from kinline.audit import repository
+from kinline.audit.chain import (
+    ChainLink,
+    Problem,
+    canonical_json,
+    chain_facility,
+    check_tag,
+    event_hash,
+    to_json_value,
+    verify_chain,
+)
+from kinline.audit.chain import facility_chain as facility_chain
+from kinline.audit.chain import person_chain as person_chain
+from kinline.db.engine import Database
 
-def person_chain(facility_id: str, person_id: str) -> str:
-    return f"person:{facility_id}:{person_id}"
 
-
-def facility_chain(facility_id: str) -> str:
-    return f"facility:{facility_id}"
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    chains: int
+    events: int
+    problem: Problem | None
 
 
 def record_event(
@@ -25,4 +46,66 @@ def record_event(
     payload: Mapping[str, object],
     at: datetime,
 ) -> None:
-    pass
+    """Append one event to ``chain`` inside the caller's transaction.
+
+    Holds the chain's head lock until the caller commits or rolls back.
+    Raises ValueError for a malformed tag, a chain of another facility, a
+    naive ``at`` or a payload that is not JSON: all are programming errors.
+    """
+    check_tag(tag)
+    if chain_facility(chain) != facility_id:
+        raise ValueError(f"audit chain {chain!r} is not a chain of facility {facility_id!r}")
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError("an audit event needs a timezone-aware time")
+    payload_json = canonical_json(to_json_value(payload))
+    occurred_at_iso = at.astimezone(UTC).isoformat()
+    head_seq, head_hash = repository.lock_head(session, facility_id=facility_id, chain=chain)
+    seq = head_seq + 1
+    digest = event_hash(head_hash, chain, seq, occurred_at_iso, actor, tag, payload_json)
+    link = ChainLink(chain, seq, occurred_at_iso, actor, tag, payload_json, head_hash, digest, 0)
+    repository.add_event(session, facility_id, link, at)
+    repository.advance_head(session, chain=chain, seq=seq, hash=digest)
+
+
+def verify_log(db: Database) -> VerifyReport:
+    """Check every chain against its events and head, from one snapshot.
+
+    Goes on past the first problem so the counts cover the whole log.
+    """
+    chains = events = 0
+    first: Problem | None = None
+    with db.transaction() as session:
+        repository.read_consistently(session)
+        for stored in repository.iter_chains(session):
+            chains += 1
+            events += len(stored.events)
+            if first is None:
+                first = _first_problem(stored)
+    return VerifyReport(chains, events, first)
+
+
+def _first_problem(stored: repository.StoredChain) -> Problem | None:
+    links = [event.link for event in stored.events]
+    problem = verify_chain(links, stored.head, chain=stored.chain)
+    if stored.head is None and stored.events:
+        last = links[-1]
+        missing = Problem(
+            stored.chain, last.seq, None, "deleted", "the chain's head is missing, so is its end"
+        )
+        problem = _earlier(problem, missing)
+    owner = chain_facility(stored.chain)
+    for event in stored.events:
+        if event.facility_id != owner:
+            misfiled = Problem(
+                stored.chain,
+                event.link.seq,
+                event.link.row_id,
+                "changed",
+                f"its facility {event.facility_id!r} is not the chain's",
+            )
+            return _earlier(problem, misfiled)
+    return problem
+
+
+def _earlier(problem: Problem | None, other: Problem) -> Problem:
+    return other if problem is None or other.seq < problem.seq else problem

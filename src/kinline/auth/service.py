@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from kinline.audit.service import record_event
+from kinline.audit.service import facility_chain, record_event
 from kinline.auth import repository
 from kinline.auth.model import Scope, new_secret, token_hash
 from kinline.db.engine import Database
@@ -34,7 +34,7 @@ def create_token(db: Database, name: str, scope: str, *, at: datetime) -> tuple[
         record_event(
             session,
             facility_id="*",
-            chain="system",
+            chain=facility_chain("*"),
             actor="cli",
             tag="auth:token:created",
             payload={"token_id": row.id, "name": name, "scope": str(checked)},

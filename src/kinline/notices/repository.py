@@ -60,4 +60,4 @@ def count_by_person(session: Session, facility_id: str) -> dict[str, int]:
         .where(NoticeRow.facility_id == facility_id)
         .group_by(NoticeRow.person_id)
     )
-    return dict(rows.tuples().all())
+    return {person_id: int(count) for person_id, count in rows}

@@ -1,0 +1,52 @@
+# kinline: `make run` serves the demo facility; `make test` runs every check.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+KINLINE_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+export KINLINE_TEST_POSTGRES_URL
+
+.PHONY: help setup run test lint typecheck migrations-check unit integration scenarios bench clean
+
+help:  ## List the targets.
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+setup: $(STAMP)  ## Create the virtual environment and install pinned dependencies.
+
+run: setup  ## Migrate the embedded database, load the demo facility, serve on :8000.
+	$(BIN)/kinline db upgrade
+	$(BIN)/kinline demo
+	$(BIN)/kinline serve --port 8000
+
+lint: setup  ## ruff, formatting and import layers.
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports
+
+typecheck: setup  ## mypy, strict, on src/.
+	$(BIN)/mypy
+
+migrations-check: setup  ## The migrations build exactly the models' schema.
+	rm -f .migrations-check.db
+	KINLINE_DATABASE_URL=sqlite:///.migrations-check.db $(BIN)/alembic upgrade head
+	KINLINE_DATABASE_URL=sqlite:///.migrations-check.db $(BIN)/alembic check
+	rm -f .migrations-check.db
+
+scenarios: setup  ## The SPEC's example scenarios and ours.
+	$(BIN)/kinline scenario check ../shared/scenarios/*.yaml tests/scenarios/*.yaml
+
+test: lint typecheck migrations-check  ## Every check and the whole test suite.
+	$(BIN)/pytest -q -p no:cacheprovider
+
+bench: setup  ## Benchmarks against their named baselines.
+	$(BIN)/python bench/decide.py
+
+clean:  ## Remove the virtual environment and local databases.
+	rm -rf $(VENV) kinline.db kinline.db-wal kinline.db-shm

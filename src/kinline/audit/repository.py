@@ -1,0 +1,160 @@
+"""Every query of the audit log.
+
+Appends to one chain are serialised on its head row: on PostgreSQL by a row
+lock held to the end of the caller's transaction, on SQLite by the IMMEDIATE
+transaction the engine always begins. Two appends can therefore never take
+the same seq, and a rolled-back change takes its events with it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Executable, exists, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from kinline.audit.chain import GENESIS, ChainLink
+from kinline.db.tables import AuditEventRow, AuditHeadRow
+
+BATCH_SIZE = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    facility_id: str
+    link: ChainLink
+
+
+@dataclass(frozen=True, slots=True)
+class StoredChain:
+    """A chain as stored: its head (None if the head row is gone) and its events."""
+
+    chain: str
+    head: tuple[int, str] | None
+    events: list[StoredEvent]
+
+
+def lock_head(session: Session, *, facility_id: str, chain: str) -> tuple[int, str]:
+    """The chain's (seq, hash), locked until the transaction ends; created if new.
+
+    A concurrent first append to the same chain may insert the head first, so
+    the insert yields to it and both then queue on the one row lock.
+    """
+    head = _select_head_for_update(session, chain)
+    if head is not None:
+        return head
+    session.execute(
+        _insert_head_unless_present(session.get_bind().dialect.name, facility_id, chain)
+    )
+    head = _select_head_for_update(session, chain)
+    if head is None:  # pragma: no cover - the row was just inserted or seen
+        raise RuntimeError(f"the head of audit chain {chain!r} vanished")
+    return head
+
+
+def _insert_head_unless_present(dialect: str, facility_id: str, chain: str) -> Executable:
+    values = {"facility_id": facility_id, "chain": chain, "seq": 0, "hash": GENESIS}
+    if dialect == "postgresql":
+        return (
+            postgresql.insert(AuditHeadRow)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=[AuditHeadRow.chain])
+        )
+    if dialect == "sqlite":
+        return (
+            sqlite.insert(AuditHeadRow)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=[AuditHeadRow.chain])
+        )
+    raise RuntimeError(f"the audit log does not support {dialect}")  # pragma: no cover
+
+
+def _select_head_for_update(session: Session, chain: str) -> tuple[int, str] | None:
+    row = session.execute(
+        select(AuditHeadRow.seq, AuditHeadRow.hash)
+        .where(AuditHeadRow.chain == chain)
+        .with_for_update()
+    ).one_or_none()
+    return None if row is None else (row.seq, row.hash)
+
+
+def add_event(session: Session, facility_id: str, link: ChainLink, occurred_at: datetime) -> None:
+    session.execute(
+        insert(AuditEventRow).values(
+            facility_id=facility_id,
+            chain=link.chain,
+            seq=link.seq,
+            occurred_at=occurred_at,
+            actor=link.actor,
+            tag=link.tag,
+            payload=link.payload_json,
+            prev_hash=link.prev_hash,
+            hash=link.hash,
+        )
+    )
+
+
+def advance_head(session: Session, *, chain: str, seq: int, hash: str) -> None:
+    session.execute(
+        update(AuditHeadRow).where(AuditHeadRow.chain == chain).values(seq=seq, hash=hash)
+    )
+
+
+def read_consistently(session: Session) -> None:
+    """Make the rest of this transaction read one snapshot.
+
+    Heads and events are read by separate statements; under PostgreSQL's
+    default READ COMMITTED an append between them would look like tampering.
+    Must be the first use of the session. SQLite's transaction is already a
+    snapshot.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
+
+def iter_chains(session: Session, batch_size: int = BATCH_SIZE) -> Iterator[StoredChain]:
+    """Every chain with its events in seq order, streamed in batches.
+
+    Only one chain's events are held at a time. Heads whose events are all
+    gone come last, with no events.
+    """
+    events = session.execute(
+        select(
+            AuditEventRow.chain,
+            AuditEventRow.seq,
+            AuditEventRow.occurred_at,
+            AuditEventRow.actor,
+            AuditEventRow.tag,
+            AuditEventRow.payload,
+            AuditEventRow.prev_hash,
+            AuditEventRow.hash,
+            AuditEventRow.id,
+            AuditEventRow.facility_id,
+            AuditHeadRow.seq,
+            AuditHeadRow.hash,
+        )
+        .outerjoin(AuditHeadRow, AuditHeadRow.chain == AuditEventRow.chain)
+        .order_by(AuditEventRow.chain, AuditEventRow.seq)
+        .execution_options(yield_per=batch_size)
+    )
+    for chain, rows in itertools.groupby(events, key=lambda row: row[0]):
+        stored: list[StoredEvent] = []
+        head: tuple[int, str] | None = None
+        for name, seq, at, actor, tag, payload, prev, hash, id, facility, hseq, hhash in rows:
+            head = None if hseq is None else (hseq, hhash)
+            iso = at.astimezone(UTC).isoformat()
+            link = ChainLink(name, seq, iso, actor, tag, payload, prev, hash, id)
+            stored.append(StoredEvent(facility, link))
+        yield StoredChain(chain, head, stored)
+    bare_heads = session.execute(
+        select(AuditHeadRow.chain, AuditHeadRow.seq, AuditHeadRow.hash)
+        .where(~exists().where(AuditEventRow.chain == AuditHeadRow.chain))
+        .order_by(AuditHeadRow.chain)
+        .execution_options(yield_per=batch_size)
+    )
+    for chain, seq, hash in bare_heads:
+        yield StoredChain(chain, (seq, hash), [])
