@@ -27,15 +27,16 @@ from kinline.audit.chain import (
 
 CHAIN = "person:fac-1:p-1"
 
+scalars = st.none() | st.booleans() | st.integers() | st.text(max_size=6)
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
-    max_leaves=6,
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=4,
 )
 events = st.tuples(
-    st.text(min_size=1, max_size=10),  # actor
+    st.text(min_size=1, max_size=8),  # actor
     st.sampled_from(["policy:rule:imposed", "calls:session:completed", "people:person:admitted"]),
-    st.dictionaries(st.text(max_size=6), json_values, max_size=3),
+    st.dictionaries(st.text(max_size=4), scalars | st.lists(scalars, max_size=2), max_size=3),
 )
 
 

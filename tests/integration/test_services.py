@@ -1,0 +1,240 @@
+"""Services on a real database: one transaction each, no silent change, no partial write."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import func, select
+
+from kinline.calls.service import attempt_session, decide_contact
+from kinline.db.engine import Database
+from kinline.db.tables import AuditEventRow, NoticeRow, RuleRow
+from kinline.errors import Conflict, InvalidInput
+from kinline.notices.service import list_notices
+from kinline.people.model import Facility, Person
+from kinline.people.service import (
+    add_contact,
+    admit_person,
+    approve_contact,
+    list_contacts,
+    register_facility,
+    revoke_contact,
+)
+from kinline.policy.service import impose_rule, lift_rule, rules_in_force
+from kinline.rules.model import Channel, Contact
+
+T0 = datetime(2024, 3, 1, 12, tzinfo=UTC)
+T1 = datetime(2024, 3, 5, 15, tzinfo=UTC)
+ACTOR = "test"
+
+
+@pytest.fixture
+def facility(db: Database) -> Iterator[Database]:
+    register_facility(
+        db, Facility("wcf", "Westbrook", "America/New_York", appeal_days=15), at=T0, actor=ACTOR
+    )
+    admit_person(db, Person("wcf", "okafor", "D. Okafor", "en"), at=T0, actor=ACTOR)
+    admit_person(db, Person("wcf", "reyes", "L. Reyes", "es"), at=T0, actor=ACTOR)
+    add_contact(
+        db,
+        "wcf",
+        Contact("mother", "okafor", "parent", approved=frozenset({Channel.PHONE})),
+        name="Mother",
+        phones=["(404) 555-0134"],
+        at=T0,
+        actor=ACTOR,
+    )
+    add_contact(
+        db,
+        "wcf",
+        Contact("partner", "reyes", "partner", approved=frozenset({Channel.PHONE})),
+        name="Partner",
+        phones=["+1 718 555 0123"],
+        at=T0,
+        actor=ACTOR,
+    )
+    impose_rule(
+        db,
+        "wcf",
+        {
+            "id": "phones",
+            "authority": "facility_policy",
+            "kind": "grant",
+            "channel": "phone",
+            "person": "all",
+            "contacts": "any",
+            "quota": {"count": 5, "per": "week"},
+        },
+        at=T0,
+        actor=ACTOR,
+        in_force_at_start=True,
+    )
+    yield db
+
+
+def counts(db: Database) -> tuple[int, int, int]:
+    with db.transaction() as session:
+        return (
+            session.scalar(select(func.count()).select_from(RuleRow)) or 0,
+            session.scalar(select(func.count()).select_from(NoticeRow)) or 0,
+            session.scalar(select(func.count()).select_from(AuditEventRow)) or 0,
+        )
+
+
+SANCTION = {
+    "id": "sanction-1",
+    "authority": "sanction",
+    "kind": "deny",
+    "channel": "phone",
+    "person": "okafor",
+    "contacts": "any",
+    "text": "Loss of telephone privileges.",
+}
+
+
+def test_phone_numbers_are_stored_in_e164(facility: Database) -> None:
+    views = list_contacts(facility, "wcf", "okafor", at=T1)
+    assert [view.phones for view in views] == [["+14045550134"]]
+
+
+def test_an_invalid_phone_number_names_the_field_and_writes_nothing(facility: Database) -> None:
+    before = counts(facility)
+    with pytest.raises(InvalidInput) as raised:
+        add_contact(
+            facility,
+            "wcf",
+            Contact("brother", "okafor", "sibling"),
+            name="Brother",
+            phones=["+1 404 555 0101", "12"],
+            at=T1,
+            actor=ACTOR,
+        )
+    assert raised.value.field == "contact.phones[1]"
+    assert counts(facility) == before
+    assert [view.contact.id for view in list_contacts(facility, "wcf", "okafor", at=T1)] == [
+        "mother"
+    ]
+
+
+def test_imposing_writes_the_rule_its_notice_and_audit_together(facility: Database) -> None:
+    rules, notices, events = counts(facility)
+    impose_rule(facility, "wcf", SANCTION, at=T1, actor=ACTOR)
+    assert counts(facility) == (rules + 1, notices + 1, events + 2)
+    [notice] = list_notices(facility, "wcf", "okafor")
+    assert notice.subject == "sanction-1"
+    assert notice.rule_text == "Loss of telephone privileges."
+    assert notice.appeal_deadline.isoformat() == "2024-03-20"
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["kinline.notices.repository.add_notice", "kinline.notices.service.record_event"],
+)
+def test_a_failure_while_writing_the_notice_leaves_no_change(
+    facility: Database, monkeypatch: pytest.MonkeyPatch, target: str
+) -> None:
+    """Invariant 1: the change and its notice commit together or not at all."""
+    before = counts(facility)
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(target, broken)
+    with pytest.raises(RuntimeError):
+        impose_rule(facility, "wcf", SANCTION, at=T1, actor=ACTOR)
+    with pytest.raises(RuntimeError):
+        revoke_contact(facility, "wcf", "mother", "phone", reason="x", at=T1, actor=ACTOR)
+    with pytest.raises(RuntimeError):
+        approve_contact(facility, "wcf", "mother", "video", at=T1, actor=ACTOR)
+    monkeypatch.undo()
+    assert counts(facility) == before
+    assert decide_contact(facility, "wcf", "okafor", "mother", at=T1).decision.allowed
+
+
+def test_a_rule_for_everyone_gives_every_person_one_notice(facility: Database) -> None:
+    impose_rule(
+        facility,
+        "wcf",
+        {
+            "id": "hours",
+            "authority": "facility_policy",
+            "kind": "limit",
+            "channel": "phone",
+            "person": "all",
+            "contacts": "any",
+            "window": {"from": "07:00", "to": "22:00"},
+            "text": "Telephone hours.",
+        },
+        at=T1,
+        actor=ACTOR,
+    )
+    okafor = list_notices(facility, "wcf", "okafor")
+    reyes = list_notices(facility, "wcf", "reyes")
+    assert [n.subject for n in okafor] == ["hours"]
+    assert [n.subject for n in reyes] == ["hours"]
+    assert reyes[0].language == "es"
+    assert "Telephone hours." in reyes[0].body
+    assert "Puede apelar" in reyes[0].body
+
+
+def test_lifting_ends_the_rule_without_editing_it(facility: Database) -> None:
+    impose_rule(facility, "wcf", SANCTION, at=T1, actor=ACTOR)
+    assert not decide_contact(facility, "wcf", "okafor", "mother", at=T1).decision.allowed
+    later = datetime(2024, 3, 6, 15, tzinfo=UTC)
+    lift_rule(facility, "wcf", "sanction-1", reason="Served.", at=later, actor=ACTOR)
+    assert decide_contact(facility, "wcf", "okafor", "mother", at=later).decision.allowed
+    # History is exact: before the lifting the rule was in force.
+    assert [r.id for r in rules_in_force(facility, "wcf", at=T1, person_id="okafor")] == [
+        "phones",
+        "sanction-1",
+    ]
+    assert not decide_contact(facility, "wcf", "okafor", "mother", at=T1).decision.allowed
+    with pytest.raises(Conflict):
+        lift_rule(facility, "wcf", "sanction-1", reason="Again.", at=later, actor=ACTOR)
+    assert [n.change for n in list_notices(facility, "wcf", "okafor")] == ["imposed", "lifted"]
+
+
+def test_a_reason_is_required_to_lift_or_revoke(facility: Database) -> None:
+    with pytest.raises(InvalidInput) as lifted:
+        lift_rule(facility, "wcf", "phones", reason=" ", at=T1, actor=ACTOR)
+    assert lifted.value.field == "reason"
+    with pytest.raises(InvalidInput) as revoked:
+        revoke_contact(facility, "wcf", "mother", "phone", reason="", at=T1, actor=ACTOR)
+    assert revoked.value.field == "reason"
+
+
+def test_approving_twice_changes_nothing_the_second_time(facility: Database) -> None:
+    first = approve_contact(facility, "wcf", "mother", "video", at=T1, actor=ACTOR)
+    again = approve_contact(facility, "wcf", "mother", "video", at=T1, actor=ACTOR)
+    assert first is not None
+    assert again is None
+    assert len(list_notices(facility, "wcf", "okafor")) == 1
+
+
+def test_a_bad_rule_names_its_field_and_writes_nothing(facility: Database) -> None:
+    before = counts(facility)
+    bad = dict(SANCTION, window={"from": "22:00", "to": "06:00"})
+    with pytest.raises(InvalidInput) as raised:
+        impose_rule(facility, "wcf", bad, at=T1, actor=ACTOR)
+    assert raised.value.field == "rule.window"
+    with pytest.raises(InvalidInput) as unknown:
+        impose_rule(facility, "wcf", dict(SANCTION, person="nobody"), at=T1, actor=ACTOR)
+    assert unknown.value.field == "rule.person"
+    assert counts(facility) == before
+
+
+def test_sessions_count_against_the_weekly_quota_per_person(facility: Database) -> None:
+    for day in range(4, 9):
+        at = datetime(2024, 3, day, 15, tzinfo=UTC)
+        assert attempt_session(
+            facility, "wcf", "okafor", "mother", at=at, minutes=10, actor=ACTOR
+        ).decision.decision.allowed
+    refused = attempt_session(
+        facility, "wcf", "okafor", "mother", at=T1.replace(day=9), minutes=5, actor=ACTOR
+    )
+    assert refused.status == "denied"
+    assert refused.decision.decision.reason == "quota_exhausted"
+    other = decide_contact(facility, "wcf", "reyes", "partner", at=T1.replace(day=9))
+    assert other.decision.allowed
