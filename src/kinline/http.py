@@ -103,10 +103,19 @@ def caller(
     return found
 
 
+def admitted(request: Request, who: Annotated[Caller, Depends(caller)]) -> Caller:
+    """The caller, once no path or query parameter holds a NUL character: PostgreSQL
+    can neither store nor compare text with one, so it would fail as a 500."""
+    for name, value in (*request.path_params.items(), *request.query_params.multi_items()):
+        if "\x00" in str(value):
+            raise InvalidInput("must not contain a NUL character", field=name)
+    return who
+
+
 def require(scope: Scope) -> Callable[[Caller], Caller]:
     """A dependency that admits callers whose token's scope grants ``scope``."""
 
-    def check(who: Annotated[Caller, Depends(caller)]) -> Caller:
+    def check(who: Annotated[Caller, Depends(admitted)]) -> Caller:
         if scope not in IMPLIED[who.scope]:
             raise Forbidden(f"this needs the {scope} scope; the token has {who.scope}")
         return who
@@ -120,6 +129,7 @@ Staff = Annotated[Caller, Depends(require(Scope.STAFF))]
 
 def facility(
     db: DbDep,
+    _who: Annotated[Caller, Depends(admitted)],
     facility_id: Annotated[
         str | None, Query(description="Facility id; may be left out when there is one.")
     ] = None,
@@ -143,3 +153,5 @@ def moment(text: str | None, place: Facility, field: str = "at") -> datetime:
         return parse_instant(text, place.zone, field)
     except RuleError as error:
         raise InvalidInput(error.message, field=field) from None
+    except OverflowError:
+        raise InvalidInput(f"{text!r} is out of range", field=field) from None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -31,7 +30,7 @@ ACTOR = "test"
 
 
 @pytest.fixture
-def facility(db: Database) -> Iterator[Database]:
+def facility(db: Database) -> Database:
     register_facility(
         db, Facility("wcf", "Westbrook", "America/New_York", appeal_days=15), at=T0, actor=ACTOR
     )
@@ -71,7 +70,7 @@ def facility(db: Database) -> Iterator[Database]:
         actor=ACTOR,
         in_force_at_start=True,
     )
-    yield db
+    return db
 
 
 def counts(db: Database) -> tuple[int, int, int]:

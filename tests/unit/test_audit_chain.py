@@ -6,7 +6,9 @@ import dataclasses
 import enum
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -40,7 +42,7 @@ events = st.tuples(
 )
 
 
-def build_chain(contents: list[tuple[str, str, dict[str, object]]]) -> list[ChainLink]:
+def build_chain(contents: Sequence[tuple[str, str, Mapping[str, object]]]) -> list[ChainLink]:
     links: list[ChainLink] = []
     prev = GENESIS
     start = datetime(2025, 1, 1, tzinfo=UTC)
@@ -200,7 +202,8 @@ def test_changing_a_field_is_found_at_its_seq(
     links, index = case
     if getattr(links[index], field) == new:
         new += "!"
-    links[index] = dataclasses.replace(links[index], **{field: new})
+    changes: dict[str, Any] = {field: new}
+    links[index] = dataclasses.replace(links[index], **changes)
     problem = verify_chain(links, head_of(links) if field != "hash" else None)
     assert problem is not None
     assert (problem.chain, problem.seq, problem.row_id, problem.what) == (
@@ -308,9 +311,7 @@ def test_deleting_any_event_is_found_at_its_seq(case: tuple[list[ChainLink], int
 
 
 @given(chains, st.integers(1, 3))
-def test_deleting_the_tail_is_found_only_through_the_head(
-    links: list[ChainLink], cut: int
-) -> None:
+def test_deleting_the_tail_is_found_only_through_the_head(links: list[ChainLink], cut: int) -> None:
     head = head_of(links)
     kept = links[: max(len(links) - cut, 0)]
     problem = verify_chain(kept, head, chain=CHAIN)

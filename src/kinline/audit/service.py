@@ -48,9 +48,12 @@ def record_event(
 ) -> None:
     """Append one event to ``chain`` inside the caller's transaction.
 
-    Holds the chain's head lock until the caller commits or rolls back.
-    Raises ValueError for a malformed tag, a chain of another facility, a
-    naive ``at`` or a payload that is not JSON: all are programming errors.
+    Holds the chain's head lock until the caller commits or rolls back, so a
+    caller appending to several chains should take them in a fixed order
+    (facility before person) to keep PostgreSQL from seeing a deadlock.
+    A malformed tag, a chain of another facility, a naive time or a payload
+    that is not JSON raise ValueError or TypeError: they are programming
+    errors, not input to report.
     """
     check_tag(tag)
     if chain_facility(chain) != facility_id:

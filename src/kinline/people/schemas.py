@@ -2,7 +2,26 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, Field
+
+
+def plain_text(text: str) -> str:
+    """PostgreSQL can neither store nor compare text with a NUL character."""
+    if "\x00" in text:
+        raise ValueError("must not contain a NUL character")
+    return text
+
+
+def stated_reason(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must state a reason, not only spaces")
+    return plain_text(text)
+
+
+# Why a change is made; the person reads it in their notice, so it is never blank.
+Reason = Annotated[str, AfterValidator(stated_reason)]
 
 
 class FacilityOut(BaseModel):
@@ -32,12 +51,12 @@ class ContactOut(BaseModel):
 
 class ApprovalIn(BaseModel):
     channel: str = Field(description="phone, video or visit")
-    reason: str = Field(min_length=1, description="Why; the person reads it in their notice")
+    reason: Reason = Field(min_length=1, description="Why; the person reads it in their notice")
     at: str | None = Field(default=None, description="Local wall time; default now")
 
 
 class RevocationIn(BaseModel):
-    reason: str = Field(min_length=1, description="Why; the person reads it in their notice")
+    reason: Reason = Field(min_length=1, description="Why; the person reads it in their notice")
     at: str | None = Field(default=None, description="Local wall time; default now")
 
 

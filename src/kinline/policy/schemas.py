@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+
+from kinline.people.schemas import Reason, plain_text
 
 
 class RuleOut(BaseModel):
@@ -24,14 +26,35 @@ class RuleOut(BaseModel):
 
 class ImposeIn(BaseModel):
     rule: dict[str, Any] = Field(description="A rule as in the scenario format (SPEC section 3)")
-    reason: str = Field(
+    reason: Reason = Field(
         min_length=1, description="Why; the people concerned read it in their notice"
     )
     at: str | None = Field(default=None, description="Local wall time; default now")
 
+    @field_validator("rule")
+    @classmethod
+    def _no_nul_characters(cls, rule: dict[str, Any]) -> dict[str, Any]:
+        _check_text(rule, "rule")
+        return rule
+
+
+def _check_text(value: object, where: str) -> None:
+    if isinstance(value, str):
+        try:
+            plain_text(value)
+        except ValueError as error:
+            raise ValueError(f"{where}: {error}") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key, where)
+            _check_text(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_text(item, f"{where}[{index}]")
+
 
 class LiftIn(BaseModel):
-    reason: str = Field(
+    reason: Reason = Field(
         min_length=1, description="Why; the people concerned read it in their notice"
     )
     at: str | None = Field(default=None, description="Local wall time; default now")

@@ -1,0 +1,574 @@
+"""The HTTP API as its clients use it: tokens and scopes, every read once per role,
+staff writes and the notices they leave, and the OpenAPI document.
+
+Each test gets a fresh database (SQLite and PostgreSQL) holding the supermax
+scenario after its whole timeline, calls included.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from kinline.api import create_app
+from kinline.auth.service import create_token
+from kinline.db.engine import Database
+from kinline.scenario import load_into
+
+with warnings.catch_warnings():
+    # starlette warns that it would rather use httpx2, which is not a dependency.
+    warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
+    from fastapi.testclient import TestClient
+
+SCENARIO = Path(__file__).resolve().parents[3] / "shared" / "scenarios" / "supermax-family-contact.yaml"
+ROLES = ("read", "staff", "telephony")
+PROBLEM = "application/problem+json"
+
+# Every route of the API, by the method and path template OpenAPI lists it under,
+# with a request that would succeed for a caller of the right scope.
+READS: dict[tuple[str, str], str] = {
+    ("get", "/v1/facilities"): "/v1/facilities",
+    ("get", "/v1/people"): "/v1/people",
+    ("get", "/v1/people/{person_id}"): "/v1/people/salazar",
+    ("get", "/v1/contacts"): "/v1/contacts?person_id=salazar",
+    ("get", "/v1/rules"): "/v1/rules?person_id=salazar",
+    ("get", "/v1/decisions"): "/v1/decisions?person_id=salazar&contact_id=wife",
+    ("get", "/v1/notices"): "/v1/notices?person_id=salazar",
+}
+NEW_RULE = {
+    "id": "no-spouse-calls",
+    "authority": "sanction",
+    "kind": "deny",
+    "channel": "phone",
+    "person": "salazar",
+    "contacts": {"ids": ["wife"]},
+    "until": "2024-07-31T00:00",
+    "text": "No telephone calls with the spouse until the end of July.",
+}
+WRITES: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
+    ("post", "/v1/rules"): ("/v1/rules", {"rule": NEW_RULE, "reason": "A three-way call."}),
+    ("post", "/v1/rules/{rule_id}/lift"): (
+        "/v1/rules/sam-children/lift",
+        {"reason": "The review is complete."},
+    ),
+    ("post", "/v1/contacts/{contact_id}/approvals"): (
+        "/v1/contacts/brother/approvals",
+        {"channel": "video", "reason": "Family ties verified."},
+    ),
+    ("post", "/v1/contacts/{contact_id}/approvals/{channel}/revoke"): (
+        "/v1/contacts/wife/approvals/phone/revoke",
+        {"reason": "A three-way call."},
+    ),
+}
+ENDPOINTS = [*READS, *WRITES]
+
+
+@dataclass
+class Api:
+    client: TestClient
+    tokens: dict[str, str]
+
+    def headers(self, role: str | None) -> dict[str, str]:
+        return {} if role is None else {"Authorization": f"Bearer {self.tokens[role]}"}
+
+    def get(self, url: str, role: str | None = "staff", **params: str) -> httpx.Response:
+        return self.client.get(url, params=params or None, headers=self.headers(role))
+
+    def post(self, url: str, body: object, role: str | None = "staff") -> httpx.Response:
+        return self.client.post(url, json=body, headers=self.headers(role))
+
+    def call(self, endpoint: tuple[str, str], headers: dict[str, str]) -> httpx.Response:
+        if endpoint in READS:
+            return self.client.get(READS[endpoint], headers=headers)
+        url, body = WRITES[endpoint]
+        return self.client.post(url, json=body, headers=headers)
+
+    def ok(self, url: str, role: str = "staff", **params: str) -> Any:
+        response = self.get(url, role, **params)
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == "application/json"
+        return response.json()
+
+    def notices(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.ok("/v1/notices", person_id="salazar")
+        return result
+
+
+@pytest.fixture
+def api(db: Database) -> Iterator[Api]:
+    load_into(str(SCENARIO), db)
+    at = datetime(2024, 1, 1, tzinfo=UTC)
+    tokens = {role: create_token(db, f"{role}-client", role, at=at)[1] for role in ROLES}
+    with TestClient(create_app(db), raise_server_exceptions=False) as client:
+        yield Api(client, tokens)
+
+
+@pytest.fixture(params=ROLES)
+def role(request: pytest.FixtureRequest) -> str:
+    """Each read runs once per scope: read, and staff and telephony which imply it."""
+    return str(request.param)
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert isinstance(body["type"], str)
+    assert body["type"]
+    assert isinstance(body["title"], str)
+    assert body["title"]
+    assert isinstance(body["detail"], str)
+    assert body["detail"]
+    return body
+
+
+# --- authentication and scopes ------------------------------------------------
+
+
+def test_the_endpoint_table_covers_every_route(api: Api) -> None:
+    listed = {
+        (method, path)
+        for path, operations in api.client.get("/openapi.json").json()["paths"].items()
+        for method in operations
+    }
+    assert listed == set(ENDPOINTS)
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda e: f"{e[0]} {e[1]}")
+def test_no_token_is_401(api: Api, endpoint: tuple[str, str]) -> None:
+    before = api.notices()
+    body = assert_problem(api.call(endpoint, {}), 401)
+    assert body["detail"] == "a bearer token is required"
+    assert api.call(endpoint, {}).headers["www-authenticate"] == "Bearer"
+    assert api.notices() == before
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda e: f"{e[0]} {e[1]}")
+def test_a_bad_token_is_401(api: Api, endpoint: tuple[str, str]) -> None:
+    staff = api.tokens["staff"]
+    before = api.notices()
+    for authorization in (
+        "Bearer kl_not-a-token-anyone-was-given",
+        f"Bearer {staff[:-1]}",
+        f"Bearer {staff}x",
+        f"Basic {staff}",
+        staff,
+        "Bearer ",
+    ):
+        response = api.call(endpoint, {"Authorization": authorization})
+        assert_problem(response, 401)
+        assert response.headers["www-authenticate"] == "Bearer"
+    assert api.notices() == before
+
+
+@pytest.mark.parametrize("scope", ["read", "telephony"])
+@pytest.mark.parametrize("endpoint", list(WRITES), ids=lambda e: f"{e[0]} {e[1]}")
+def test_staff_endpoints_refuse_other_scopes(api: Api, endpoint: tuple[str, str], scope: str) -> None:
+    before = api.notices()
+    rules_before = api.ok("/v1/rules", at="2024-07-02T00:00")
+    body = assert_problem(api.call(endpoint, api.headers(scope)), 403)
+    assert body["code"] == "forbidden"
+    assert "staff" in body["detail"]
+    assert api.notices() == before
+    assert api.ok("/v1/rules", at="2024-07-02T00:00") == rules_before
+    # The same request with a staff token goes through: the 403 was the scope's.
+    assert api.call(endpoint, api.headers("staff")).status_code in (200, 201)
+
+
+# --- reads, once per role -----------------------------------------------------
+
+
+def test_facilities(api: Api, role: str) -> None:
+    assert api.ok("/v1/facilities", role) == [
+        {
+            "id": "usp-red-mesa",
+            "name": "USP Red Mesa (administrative maximum)",
+            "timezone": "America/Denver",
+            "country": "US",
+            "appeal_days": 20,
+            "retaliation_window_days": 90,
+        }
+    ]
+
+
+def test_people(api: Api, role: str) -> None:
+    salazar = {"id": "salazar", "name": "R. Salazar", "language": "es"}
+    assert api.ok("/v1/people", role) == [salazar]
+    assert api.ok("/v1/people/salazar", role) == salazar
+    assert api.ok("/v1/people", role, facility_id="usp-red-mesa") == [salazar]
+
+
+def test_contacts_with_e164_numbers(api: Api, role: str) -> None:
+    contacts = {c["id"]: c for c in api.ok("/v1/contacts", role, person_id="salazar")}
+    assert set(contacts) == {"wife", "daughter-a", "daughter-b", "brother", "counsel"}
+    assert contacts["daughter-a"] == {
+        "id": "daughter-a",
+        "person_id": "salazar",
+        "name": "A. Salazar",
+        "relationship": "child",
+        "privileged": False,
+        "phones": ["+526675550101"],
+        "approved": ["phone", "video"],
+    }
+    assert contacts["wife"]["phones"] == ["+12135550147"]
+    # Approved for visits by the timeline on 2024-06-10.
+    assert contacts["wife"]["approved"] == ["phone", "visit"]
+    assert contacts["counsel"]["privileged"] is True
+    assert contacts["counsel"]["phones"] == ["+12125550199"]
+    assert all(c["privileged"] is False for k, c in contacts.items() if k != "counsel")
+    assert api.ok("/v1/contacts", role) == list(contacts.values())
+
+
+def test_rules_in_force_follow_time(api: Api, role: str) -> None:
+    after = {r["id"]: r for r in api.ok("/v1/rules", role, person_id="salazar", at="2024-05-02T00:00")}
+    before = {r["id"] for r in api.ok("/v1/rules", role, person_id="salazar", at="2024-04-01T00:00")}
+    loaded = {
+        "policy-phone",
+        "policy-gap",
+        "policy-hours",
+        "legal-calls",
+        "policy-visit",
+        "sam-family-only",
+        "sam-one-call",
+        "sam-monitor",
+        "order-17",
+    }
+    assert before == loaded
+    assert set(after) == loaded | {"sam-children"}
+    assert after["sam-children"] == {
+        "id": "sam-children",
+        "authority": "security_measure",
+        "kind": "deny",
+        "channel": "phone",
+        "person": "salazar",
+        "contacts": {"relationships": ["child"]},
+        "text": "Calls with children suspended pending review.",
+        "starts_at": "2024-05-01T08:00:00",
+        "ends_at": None,
+        "definition": {
+            "id": "sam-children",
+            "authority": "security_measure",
+            "kind": "deny",
+            "channel": "phone",
+            "person": "salazar",
+            "contacts": {"relationships": ["child"]},
+            "text": "Calls with children suspended pending review.",
+            "overrides": ["order-17"],
+        },
+    }
+    assert after["order-17"]["starts_at"] == "2023-07-01T00:00:00"
+    assert after["policy-phone"]["person"] == "all"
+    assert after["policy-phone"]["definition"]["quota"] == {"per": "month", "minutes": 300}
+    # A minute before it was imposed, and the channel filter.
+    assert "sam-children" not in {
+        r["id"] for r in api.ok("/v1/rules", role, person_id="salazar", at="2024-05-01T07:59")
+    }
+    visit = api.ok("/v1/rules", role, person_id="salazar", channel="visit", at="2024-05-02T00:00")
+    assert [r["id"] for r in visit] == ["policy-visit"]
+
+
+def test_notices_in_spanish_with_appeal_deadlines(api: Api, role: str) -> None:
+    notices = api.ok("/v1/notices", role, person_id="salazar")
+    assert [(n["change"], n["subject"]) for n in notices] == [
+        ("imposed", "sam-children"),
+        ("approved", "wife:visit"),
+    ]
+    imposed, approved = notices
+    assert imposed["language"] == "es"
+    assert imposed["authority"] == "security_measure"
+    assert imposed["rule_text"] == "Calls with children suspended pending review."
+    assert imposed["effective_at"] == "2024-05-01T08:00:00"
+    assert imposed["appeal_deadline"] == "2024-05-21"
+    assert imposed["title"] == "Nueva regla sobre sus llamadas telefónicas: sam-children"
+    assert "Puede apelar este cambio hasta el 2024-05-21." in imposed["body"]
+    assert "medida de seguridad" in imposed["body"]
+    assert approved["effective_at"] == "2024-06-10T09:00:00"
+    assert approved["appeal_deadline"] == "2024-06-30"
+    assert approved["title"] == "E. Salazar aprobado/a para visitas"
+    assert api.ok("/v1/notices", role) == notices
+
+
+def test_a_decision_explains_a_denial(api: Api, role: str) -> None:
+    decision = api.ok(
+        "/v1/decisions",
+        role,
+        person_id="salazar",
+        contact_id="daughter-a",
+        channel="phone",
+        at="2024-05-06T10:00",
+    )
+    assert decision == {
+        "person_id": "salazar",
+        "contact_id": "daughter-a",
+        "channel": "phone",
+        "at": "2024-05-06T10:00:00",
+        "allowed": False,
+        "reason": "denied",
+        "rules": ["sam-children"],
+        "charged_to": None,
+        "max_minutes": None,
+        "monitoring": None,
+        "interpreter": None,
+        "conflicts": [],
+        "explanation": [
+            {
+                "id": "sam-children",
+                "authority": "security_measure",
+                "kind": "deny",
+                "text": "Calls with children suspended pending review.",
+                "role": "responsible",
+            }
+        ],
+    }
+
+
+def test_a_legal_call_is_unmonitored_at_any_hour(api: Api, role: str) -> None:
+    decision = api.ok(
+        "/v1/decisions",
+        role,
+        person_id="salazar",
+        contact_id="counsel",
+        channel="phone",
+        at="2024-03-26T22:00",
+    )
+    assert decision["allowed"] is True
+    assert decision["reason"] is None
+    assert decision["charged_to"] == "legal-calls"
+    assert decision["max_minutes"] == 60
+    assert decision["monitoring"] == "none"
+    assert decision["interpreter"] is None
+    assert [e["text"] for e in decision["explanation"]] == ["Unmonitored legal calls."]
+
+
+def test_decisions_count_the_calls_the_timeline_recorded(api: Api, role: str) -> None:
+    # The spouse's one call of May was made on 2024-05-06; June is a new month.
+    may = api.ok("/v1/decisions", role, person_id="salazar", contact_id="wife", at="2024-05-20T10:00")
+    assert (may["allowed"], may["reason"], may["rules"]) == (False, "quota_exhausted", ["sam-one-call"])
+    assert may["explanation"][0]["text"] == "One call a month."
+    june = api.ok("/v1/decisions", role, person_id="salazar", contact_id="wife", at="2024-06-20T10:00")
+    assert june["allowed"] is True
+    assert june["charged_to"] == "policy-phone"
+    assert (june["max_minutes"], june["monitoring"], june["interpreter"]) == (15, "live", "es")
+    assert {e["id"] for e in june["explanation"]} == set(june["rules"])
+    visit = api.ok(
+        "/v1/decisions",
+        role,
+        person_id="salazar",
+        contact_id="wife",
+        channel="visit",
+        at="2024-06-12T09:00",
+    )
+    assert (visit["allowed"], visit["charged_to"], visit["monitoring"]) == (
+        True,
+        "policy-visit",
+        "recorded",
+    )
+
+
+# --- staff writes ---------------------------------------------------------------
+
+
+def test_imposing_a_rule_writes_its_notice_and_governs_decisions(api: Api) -> None:
+    before = api.notices()
+    response = api.post(
+        "/v1/rules",
+        {"rule": NEW_RULE, "reason": "A three-way call on 2024-06-28.", "at": "2024-07-01T09:00"},
+    )
+    assert response.status_code == 201, response.text
+    rule = response.json()
+    assert rule["id"] == "no-spouse-calls"
+    assert (rule["authority"], rule["kind"], rule["channel"]) == ("sanction", "deny", "phone")
+    assert rule["person"] == "salazar"
+    assert rule["contacts"] == {"ids": ["wife"]}
+    assert rule["starts_at"] == "2024-07-01T09:00:00"
+    assert rule["ends_at"] == "2024-07-31T00:00:00"
+    assert rule["text"] == NEW_RULE["text"]
+
+    notices = api.notices()
+    assert notices[: len(before)] == before
+    [notice] = notices[len(before) :]
+    assert notice["change"] == "imposed"
+    assert notice["subject"] == "no-spouse-calls"
+    assert notice["authority"] == "sanction"
+    assert notice["reason"] == "A three-way call on 2024-06-28."
+    assert notice["rule_text"] == NEW_RULE["text"]
+    assert notice["effective_at"] == "2024-07-01T09:00:00"
+    assert notice["appeal_deadline"] == "2024-07-21"
+    assert notice["language"] == "es"
+    assert notice["title"] == "Nueva regla sobre sus llamadas telefónicas: no-spouse-calls"
+    assert "Motivo: A three-way call on 2024-06-28." in notice["body"]
+
+    def ids_at(at: str) -> set[str]:
+        return {r["id"] for r in api.ok("/v1/rules", person_id="salazar", at=at)}
+
+    assert "no-spouse-calls" not in ids_at("2024-07-01T08:59")
+    assert "no-spouse-calls" in ids_at("2024-07-15T00:00")
+    assert "no-spouse-calls" not in ids_at("2024-07-31T00:00")
+
+    def spouse_call(at: str) -> dict[str, Any]:
+        result: dict[str, Any] = api.ok(
+            "/v1/decisions", person_id="salazar", contact_id="wife", at=at
+        )
+        return result
+
+    during = spouse_call("2024-07-02T10:00")
+    assert (during["allowed"], during["reason"], during["rules"]) == (
+        False,
+        "denied",
+        ["no-spouse-calls"],
+    )
+    assert during["explanation"][0]["text"] == NEW_RULE["text"]
+    assert spouse_call("2024-06-20T10:00")["allowed"] is True
+    assert spouse_call("2024-08-02T10:00")["allowed"] is True
+
+
+def test_a_rule_for_everyone_tells_everyone(api: Api) -> None:
+    rule = {
+        "id": "lockdown",
+        "authority": "security_measure",
+        "kind": "deny",
+        "channel": "visit",
+        "person": "all",
+        "contacts": "any",
+        "text": "Visiting suspended during the lockdown.",
+    }
+    response = api.post("/v1/rules", {"rule": rule, "reason": "A lockdown.", "at": "2024-07-05T09:00"})
+    assert response.status_code == 201, response.text
+    assert response.json()["person"] == "all"
+    assert api.notices()[-1]["subject"] == "lockdown"
+    assert api.notices()[-1]["title"] == "Nueva regla sobre sus visitas: lockdown"
+    visit = api.ok(
+        "/v1/decisions",
+        person_id="salazar",
+        contact_id="wife",
+        channel="visit",
+        at="2024-07-06T09:00",
+    )
+    assert (visit["allowed"], visit["rules"]) == (False, ["lockdown"])
+
+
+def test_lifting_a_rule_ends_it_and_restores_the_court_order(api: Api) -> None:
+    before = api.notices()
+    response = api.post(
+        "/v1/rules/sam-children/lift",
+        {"reason": "The review found no threat.", "at": "2024-06-01T09:00"},
+    )
+    assert response.status_code == 200, response.text
+    lifted = response.json()
+    assert lifted["id"] == "sam-children"
+    assert lifted["starts_at"] == "2024-05-01T08:00:00"
+    assert lifted["ends_at"] == "2024-06-01T09:00:00"
+
+    [notice] = api.notices()[len(before) :]
+    assert (notice["change"], notice["subject"]) == ("lifted", "sam-children")
+    assert notice["reason"] == "The review found no threat."
+    assert notice["effective_at"] == "2024-06-01T09:00:00"
+    assert notice["appeal_deadline"] == "2024-06-21"
+    assert notice["title"] == "Regla levantada sobre sus llamadas telefónicas: sam-children"
+
+    # History is exact: the rule still governed May, and no longer governs June.
+    may = {r["id"] for r in api.ok("/v1/rules", person_id="salazar", at="2024-05-15T00:00")}
+    june = {r["id"] for r in api.ok("/v1/rules", person_id="salazar", at="2024-06-02T00:00")}
+    assert "sam-children" in may
+    assert "sam-children" not in june
+    decision = api.ok(
+        "/v1/decisions", person_id="salazar", contact_id="daughter-a", at="2024-06-03T10:00"
+    )
+    assert decision["allowed"] is True
+    assert decision["charged_to"] == "order-17"
+    roles = {e["id"]: e["role"] for e in decision["explanation"]}
+    assert roles["order-17"] == "responsible"
+    assert roles["sam-one-call"] == "conflict"
+    assert set(decision["conflicts"]) == {"policy-gap", "policy-hours", "sam-one-call"}
+
+
+def test_approving_a_contact_writes_a_notice_once(api: Api) -> None:
+    before = api.notices()
+    response = api.post(
+        "/v1/contacts/brother/approvals",
+        {"channel": "video", "reason": "Family ties verified.", "at": "2024-07-01T09:00"},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["contact_id"], body["channel"], body["changed"]) == ("brother", "video", True)
+    [notice] = api.notices()[len(before) :]
+    assert body["notice_id"] == notice["id"]
+    assert (notice["change"], notice["subject"]) == ("approved", "brother:video")
+    assert notice["reason"] == "Family ties verified."
+    assert notice["title"] == "J. Salazar aprobado/a para videollamadas"
+    assert notice["appeal_deadline"] == "2024-07-21"
+    contacts = {c["id"]: c for c in api.ok("/v1/contacts", person_id="salazar")}
+    assert contacts["brother"]["approved"] == ["phone", "video"]
+
+    # Approving again changes nothing, so nothing is written.
+    again = api.post("/v1/contacts/brother/approvals", {"channel": "video", "reason": "Again."})
+    assert again.status_code == 200, again.text
+    assert again.json() == {
+        "contact_id": "brother",
+        "channel": "video",
+        "changed": False,
+        "notice_id": None,
+    }
+    assert len(api.notices()) == len(before) + 1
+
+
+def test_revoking_an_approval_takes_the_contact_off_the_list(api: Api) -> None:
+    before = api.notices()
+    response = api.post(
+        "/v1/contacts/wife/approvals/phone/revoke",
+        {"reason": "A three-way call on 2024-06-28.", "at": "2024-07-01T09:00"},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["contact_id"], body["channel"], body["changed"]) == ("wife", "phone", True)
+    [notice] = api.notices()[len(before) :]
+    assert body["notice_id"] == notice["id"]
+    assert (notice["change"], notice["subject"]) == ("revoked", "wife:phone")
+    assert notice["reason"] == "A three-way call on 2024-06-28."
+    assert notice["title"] == "E. Salazar ya no está aprobado/a para llamadas telefónicas"
+    contacts = {c["id"]: c for c in api.ok("/v1/contacts", person_id="salazar")}
+    assert contacts["wife"]["approved"] == ["visit"]
+    decision = api.ok("/v1/decisions", person_id="salazar", contact_id="wife", at="2024-07-02T10:00")
+    assert (decision["allowed"], decision["reason"]) == (False, "not_on_list")
+    # Before the revocation the same call was allowed.
+    earlier = api.ok("/v1/decisions", person_id="salazar", contact_id="wife", at="2024-06-20T10:00")
+    assert earlier["allowed"] is True
+
+
+def test_writes_are_recorded_under_the_time_they_were_made_by_default(api: Api) -> None:
+    rule = {**NEW_RULE, "id": "from-now"}
+    del rule["until"]
+    response = api.post("/v1/rules", {"rule": rule, "reason": "Imposed now."})
+    assert response.status_code == 201, response.text
+    starts = datetime.fromisoformat(response.json()["starts_at"])
+    assert starts.year >= 2025
+    assert api.notices()[-1]["effective_at"] == response.json()["starts_at"]
+    assert "from-now" in {r["id"] for r in api.ok("/v1/rules", person_id="salazar")}
+
+
+# --- the OpenAPI document and its pages -------------------------------------------
+
+
+def test_openapi_lists_every_path(api: Api) -> None:
+    response = api.client.get("/openapi.json")
+    assert response.status_code == 200
+    document = response.json()
+    assert document["info"]["title"] == "kinline"
+    assert set(document["paths"]) == {path for _, path in ENDPOINTS}
+    assert document["paths"]["/v1/rules"]["post"]["responses"]["201"]
+    assert "HTTPBearer" in document["components"]["securitySchemes"]
+
+
+def test_docs_page_responds(api: Api) -> None:
+    response = api.client.get("/docs")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert "/openapi.json" in response.text
