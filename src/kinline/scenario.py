@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -24,7 +24,7 @@ from kinline.courts.service import (
 )
 from kinline.db.engine import Database
 from kinline.db.migrate import upgrade
-from kinline.errors import KinlineError
+from kinline.errors import Conflict, KinlineError
 from kinline.notices.service import notice_counts
 from kinline.people.service import add_contact, admit_person, approve_contact, register_facility
 from kinline.people.service import revoke_contact as revoke
@@ -151,7 +151,9 @@ def _apply(step: Step, facility_id: str, db: Database) -> Decision | None:
         impose_rule(db, facility_id, body, at=at, actor=ACTOR)
     elif step.action == "lift":
         reason = body.get("reason") or "Lifted."
-        lift_rule(db, facility_id, body["rule"], reason=reason, at=at, actor=ACTOR)
+        # A rule that has already ended: nothing changes, so nothing is written.
+        with suppress(Conflict):
+            lift_rule(db, facility_id, body["rule"], reason=reason, at=at, actor=ACTOR)
     elif step.action == "approve":
         approve_contact(
             db,
@@ -164,7 +166,11 @@ def _apply(step: Step, facility_id: str, db: Database) -> Decision | None:
         )
     elif step.action == "revoke":
         reason = body.get("reason") or "No reason was given."
-        revoke(db, facility_id, body["contact"], body["channel"], reason=reason, at=at, actor=ACTOR)
+        # A channel that was not approved: nothing changes, so nothing is written.
+        with suppress(Conflict):
+            revoke(
+                db, facility_id, body["contact"], body["channel"], reason=reason, at=at, actor=ACTOR
+            )
     return None
 
 

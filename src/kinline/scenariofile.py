@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from kinline.errors import InvalidInput
-from kinline.people.model import LANGUAGES, Facility, Person, check_timezone
+from kinline.people.model import Facility, Person, check_language, check_timezone
 from kinline.rules.model import RELATIONSHIPS, Channel, Contact
 from kinline.rules.parse import RuleError, parse_enum, parse_id, parse_instant, parse_rule
 from kinline.rules.retaliation import PROTECTED_KINDS
@@ -286,11 +286,10 @@ class _Reader:
             person_id = self.ident(data, "id", "person")
             self.unique(person_id, data.line, self.people_seen)
             language = self.text(data, "language", "person", "en")
-            if language not in LANGUAGES:
-                raise self.fail(
-                    data.line_of("language"),
-                    f"person: language {language!r} is not one of {', '.join(sorted(LANGUAGES))}",
-                )
+            try:
+                check_language(language)
+            except InvalidInput as error:
+                raise self.fail(data.line_of("language"), f"person: {error.message}") from None
             name = self.text(data, "name", "person", person_id)
             people.append(Person(facility.id, person_id, name, language))
         return people

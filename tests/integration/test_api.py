@@ -27,7 +27,9 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
     from fastapi.testclient import TestClient
 
-SCENARIO = Path(__file__).resolve().parents[3] / "shared" / "scenarios" / "supermax-family-contact.yaml"
+SCENARIO = (
+    Path(__file__).resolve().parents[3] / "shared" / "scenarios" / "supermax-family-contact.yaml"
+)
 ROLES = ("read", "staff", "telephony")
 PROBLEM = "application/problem+json"
 
@@ -53,7 +55,10 @@ NEW_RULE = {
     "text": "No telephone calls with the spouse until the end of July.",
 }
 WRITES: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
-    ("post", "/v1/rules"): ("/v1/rules", {"rule": NEW_RULE, "reason": "A three-way call."}),
+    ("post", "/v1/rules"): (
+        "/v1/rules",
+        {"rule": NEW_RULE, "reason": "A three-way call.", "at": "2024-07-01T09:00"},
+    ),
     ("post", "/v1/rules/{rule_id}/lift"): (
         "/v1/rules/sam-children/lift",
         {"reason": "The review is complete."},
@@ -143,44 +148,39 @@ def test_the_endpoint_table_covers_every_route(api: Api) -> None:
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda e: f"{e[0]} {e[1]}")
-def test_no_token_is_401(api: Api, endpoint: tuple[str, str]) -> None:
+def test_no_token_or_a_bad_token_is_401(api: Api, endpoint: tuple[str, str]) -> None:
     before = api.notices()
     body = assert_problem(api.call(endpoint, {}), 401)
     assert body["detail"] == "a bearer token is required"
-    assert api.call(endpoint, {}).headers["www-authenticate"] == "Bearer"
-    assert api.notices() == before
-
-
-@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda e: f"{e[0]} {e[1]}")
-def test_a_bad_token_is_401(api: Api, endpoint: tuple[str, str]) -> None:
     staff = api.tokens["staff"]
-    before = api.notices()
-    for authorization in (
-        "Bearer kl_not-a-token-anyone-was-given",
-        f"Bearer {staff[:-1]}",
-        f"Bearer {staff}x",
-        f"Basic {staff}",
-        staff,
-        "Bearer ",
+    for headers in (
+        {},
+        {"Authorization": "Bearer kl_not-a-token-anyone-was-given"},
+        {"Authorization": f"Bearer {staff[:-1]}"},
+        {"Authorization": f"Bearer {staff}x"},
+        {"Authorization": f"Basic {staff}"},
+        {"Authorization": staff},
+        {"Authorization": "Bearer "},
     ):
-        response = api.call(endpoint, {"Authorization": authorization})
+        response = api.call(endpoint, headers)
         assert_problem(response, 401)
         assert response.headers["www-authenticate"] == "Bearer"
     assert api.notices() == before
 
 
-@pytest.mark.parametrize("scope", ["read", "telephony"])
 @pytest.mark.parametrize("endpoint", list(WRITES), ids=lambda e: f"{e[0]} {e[1]}")
-def test_staff_endpoints_refuse_other_scopes(api: Api, endpoint: tuple[str, str], scope: str) -> None:
+def test_staff_endpoints_refuse_other_scopes(api: Api, endpoint: tuple[str, str]) -> None:
     before = api.notices()
     rules_before = api.ok("/v1/rules", at="2024-07-02T00:00")
-    body = assert_problem(api.call(endpoint, api.headers(scope)), 403)
-    assert body["code"] == "forbidden"
-    assert "staff" in body["detail"]
+    for scope in ("read", "telephony"):
+        body = assert_problem(api.call(endpoint, api.headers(scope)), 403)
+        assert body["code"] == "forbidden"
+        assert body["detail"] == f"this needs the staff scope; the token has {scope}"
     assert api.notices() == before
     assert api.ok("/v1/rules", at="2024-07-02T00:00") == rules_before
     # The same request with a staff token goes through: the 403 was the scope's.
     assert api.call(endpoint, api.headers("staff")).status_code in (200, 201)
+    assert len(api.notices()) == len(before) + 1
 
 
 # --- reads, once per role -----------------------------------------------------
@@ -228,8 +228,12 @@ def test_contacts_with_e164_numbers(api: Api, role: str) -> None:
 
 
 def test_rules_in_force_follow_time(api: Api, role: str) -> None:
-    after = {r["id"]: r for r in api.ok("/v1/rules", role, person_id="salazar", at="2024-05-02T00:00")}
-    before = {r["id"] for r in api.ok("/v1/rules", role, person_id="salazar", at="2024-04-01T00:00")}
+    after = {
+        r["id"]: r for r in api.ok("/v1/rules", role, person_id="salazar", at="2024-05-02T00:00")
+    }
+    before = {
+        r["id"] for r in api.ok("/v1/rules", role, person_id="salazar", at="2024-04-01T00:00")
+    }
     loaded = {
         "policy-phone",
         "policy-gap",
@@ -350,10 +354,18 @@ def test_a_legal_call_is_unmonitored_at_any_hour(api: Api, role: str) -> None:
 
 def test_decisions_count_the_calls_the_timeline_recorded(api: Api, role: str) -> None:
     # The spouse's one call of May was made on 2024-05-06; June is a new month.
-    may = api.ok("/v1/decisions", role, person_id="salazar", contact_id="wife", at="2024-05-20T10:00")
-    assert (may["allowed"], may["reason"], may["rules"]) == (False, "quota_exhausted", ["sam-one-call"])
+    may = api.ok(
+        "/v1/decisions", role, person_id="salazar", contact_id="wife", at="2024-05-20T10:00"
+    )
+    assert (may["allowed"], may["reason"], may["rules"]) == (
+        False,
+        "quota_exhausted",
+        ["sam-one-call"],
+    )
     assert may["explanation"][0]["text"] == "One call a month."
-    june = api.ok("/v1/decisions", role, person_id="salazar", contact_id="wife", at="2024-06-20T10:00")
+    june = api.ok(
+        "/v1/decisions", role, person_id="salazar", contact_id="wife", at="2024-06-20T10:00"
+    )
     assert june["allowed"] is True
     assert june["charged_to"] == "policy-phone"
     assert (june["max_minutes"], june["monitoring"], june["interpreter"]) == (15, "live", "es")
@@ -440,7 +452,9 @@ def test_a_rule_for_everyone_tells_everyone(api: Api) -> None:
         "contacts": "any",
         "text": "Visiting suspended during the lockdown.",
     }
-    response = api.post("/v1/rules", {"rule": rule, "reason": "A lockdown.", "at": "2024-07-05T09:00"})
+    response = api.post(
+        "/v1/rules", {"rule": rule, "reason": "A lockdown.", "at": "2024-07-05T09:00"}
+    )
     assert response.status_code == 201, response.text
     assert response.json()["person"] == "all"
     assert api.notices()[-1]["subject"] == "lockdown"
@@ -536,7 +550,9 @@ def test_revoking_an_approval_takes_the_contact_off_the_list(api: Api) -> None:
     assert notice["title"] == "E. Salazar ya no está aprobado/a para llamadas telefónicas"
     contacts = {c["id"]: c for c in api.ok("/v1/contacts", person_id="salazar")}
     assert contacts["wife"]["approved"] == ["visit"]
-    decision = api.ok("/v1/decisions", person_id="salazar", contact_id="wife", at="2024-07-02T10:00")
+    decision = api.ok(
+        "/v1/decisions", person_id="salazar", contact_id="wife", at="2024-07-02T10:00"
+    )
     assert (decision["allowed"], decision["reason"]) == (False, "not_on_list")
     # Before the revocation the same call was allowed.
     earlier = api.ok("/v1/decisions", person_id="salazar", contact_id="wife", at="2024-06-20T10:00")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -11,7 +12,17 @@ import phonenumbers
 from kinline.errors import InvalidInput
 from kinline.rules.periods import local
 
-LANGUAGES = frozenset({"en", "es"})
+# Languages notices are written in; a person may speak any other, and is then
+# written to in English until a catalog for their language is added.
+NOTICE_LANGUAGES = frozenset({"en", "es"})
+_LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*")
+
+
+def check_language(code: str, field: str = "language") -> str:
+    """An ISO 639 language code such as ``es`` or ``pt-BR``."""
+    if not _LANGUAGE_CODE.fullmatch(code):
+        raise InvalidInput(f"{code!r} is not a language code such as `en` or `es`", field=field)
+    return code
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,13 @@ from kinline.errors import Conflict, InvalidInput, NotFound
 from kinline.notices.model import Change
 from kinline.notices.service import ChangeFacts, write_notices
 from kinline.people import repository
-from kinline.people.model import LANGUAGES, Facility, Person, check_timezone, normalize_phone
+from kinline.people.model import (
+    Facility,
+    Person,
+    check_language,
+    check_timezone,
+    normalize_phone,
+)
 from kinline.rules.model import RELATIONSHIPS, Channel, Contact
 from kinline.rules.parse import RuleError, parse_enum, parse_id
 
@@ -99,11 +105,7 @@ def register_facility(db: Database, facility: Facility, *, at: datetime, actor: 
 
 def admit_person(db: Database, person: Person, *, at: datetime, actor: str) -> Person:
     _checked_id(person.id, "person.id")
-    if person.language not in LANGUAGES:
-        raise InvalidInput(
-            f"{person.language!r} is not a supported language ({', '.join(sorted(LANGUAGES))})",
-            field="person.language",
-        )
+    check_language(person.language, "person.language")
     with db.transaction() as session:
         require_facility(session, person.facility_id)
         if repository.get_person(session, person.facility_id, person.id) is not None:

@@ -165,7 +165,7 @@ def _build(
     monitoring = mapping.get("monitoring")
     interpreter = mapping.get("interpreter")
     if interpreter is not None and (
-        not isinstance(interpreter, str) or not _LANGUAGE.match(interpreter)
+        not isinstance(interpreter, str) or not _LANGUAGE.fullmatch(interpreter)
     ):
         raise RuleError(f"{field}.interpreter", "must be a language code such as `es`")
     window = mapping.get("window")
@@ -276,7 +276,7 @@ def parse_window(data: object, field: str) -> Window:
 
 
 def parse_clock(data: object, field: str) -> time:
-    if isinstance(data, str) and (match := _HHMM.match(data)):
+    if isinstance(data, str) and (match := _HHMM.fullmatch(data)):
         return time(int(match[1]), int(match[2]))
     raise RuleError(field, 'must be a time of day written "HH:MM"')
 
@@ -290,7 +290,7 @@ def parse_count(data: object, field: str, minimum: int) -> int:
 
 
 def parse_id(data: object, field: str) -> str:
-    if isinstance(data, str) and _ID.match(data):
+    if isinstance(data, str) and _ID.fullmatch(data):
         return data
     raise RuleError(field, "must be an id (letters, digits, `-`, `_`, `.`, `:`; at most 64)")
 

@@ -79,21 +79,21 @@ _DAY = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 
 def parse_period(key: str, zone: ZoneInfo) -> PeriodSpan:
     """Read ``YYYY-MM``, ``YYYY-Www`` or ``YYYY-MM-DD``; ValueError names what is wrong."""
-    if match := _MONTH.match(key):
+    if match := _MONTH.fullmatch(key):
         year, month = int(match[1]), int(match[2])
         if not 1 <= month <= 12:
             raise ValueError(f"{key!r}: month must be 01 to 12")
         first = date(year, month, 1)
         after = date(year + 1, 1, 1) if month == 12 else date(year, month + 1, 1)
         period = Period("month")
-    elif match := _WEEK.match(key):
+    elif match := _WEEK.fullmatch(key):
         try:
             first = date.fromisocalendar(int(match[1]), int(match[2]), 1)
         except ValueError as error:
             raise ValueError(f"{key!r}: no such ISO week") from error
         after = first + timedelta(days=7)
         period = Period("week")
-    elif _DAY.match(key):
+    elif _DAY.fullmatch(key):
         try:
             first = date.fromisoformat(key)
         except ValueError as error:
