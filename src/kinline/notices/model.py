@@ -21,22 +21,29 @@ class Change(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class NoticeFacts:
-    """Everything a notice states, independent of language."""
+class ChangeFacts:
+    """A change to what people may do, before it is addressed to any one of them."""
 
     change: Change
     subject: str
-    facility_name: str
-    person_name: str
-    effective_local: datetime
-    appeal_deadline: date
     channel: str
+    effective_at: datetime
     authority: str | None = None
     rule_kind: str | None = None
     rule_text: str | None = None
     case_number: str | None = None
     contact_name: str | None = None
     reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Addressee:
+    """Who a notice goes to, and the change's dates in their facility's calendar."""
+
+    facility_name: str
+    person_name: str
+    effective_local: datetime
+    appeal_deadline: date
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,14 +120,14 @@ def supported_language(language: str) -> str:
     return language if language in _TITLES else "en"
 
 
-def compose_notice(facts: NoticeFacts, language: str) -> NoticeContent:
+def compose_notice(facts: ChangeFacts, to: Addressee, language: str) -> NoticeContent:
     lang = supported_language(language)
     channel = _CHANNEL[lang].get(facts.channel, facts.channel)
     title = _TITLES[lang][facts.change].format(
         channel=channel, subject=facts.subject, contact=facts.contact_name or facts.subject
     )
     lines = _LINES[lang]
-    body = [lines["to"].format(person=facts.person_name, facility=facts.facility_name), title]
+    body = [lines["to"].format(person=to.person_name, facility=to.facility_name), title]
     if facts.authority is not None:
         case = lines["case"].format(case=facts.case_number) if facts.case_number else ""
         body.append(
@@ -133,9 +140,7 @@ def compose_notice(facts: NoticeFacts, language: str) -> NoticeContent:
         )
     if facts.reason:
         body.append(lines["reason"].format(reason=facts.reason))
-    body.append(
-        lines["effective"].format(effective=facts.effective_local.strftime("%Y-%m-%d %H:%M"))
-    )
-    body.append(lines["deadline"].format(deadline=facts.appeal_deadline.isoformat()))
+    body.append(lines["effective"].format(effective=to.effective_local.strftime("%Y-%m-%d %H:%M")))
+    body.append(lines["deadline"].format(deadline=to.appeal_deadline.isoformat()))
     body.append(lines["how"])
     return NoticeContent(language=lang, title=title, body="\n".join(body))

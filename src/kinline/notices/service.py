@@ -16,7 +16,7 @@ from kinline.audit.service import person_chain, record_event
 from kinline.db.engine import Database
 from kinline.errors import NotFound
 from kinline.notices import repository
-from kinline.notices.model import Change, NoticeFacts, compose_notice
+from kinline.notices.model import Addressee, ChangeFacts, compose_notice
 from kinline.people import repository as people_repository
 from kinline.people.model import Facility, Person
 from kinline.rules.periods import local
@@ -40,22 +40,6 @@ class Notice:
     created_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class ChangeFacts:
-    """A change, before it is addressed to a person."""
-
-    change: Change
-    subject: str
-    channel: str
-    effective_at: datetime
-    authority: str | None = None
-    rule_kind: str | None = None
-    rule_text: str | None = None
-    case_number: str | None = None
-    contact_name: str | None = None
-    reason: str | None = None
-
-
 def write_notices(
     session: Session,
     facility: Facility,
@@ -69,22 +53,13 @@ def write_notices(
     deadline = facility.appeal_deadline(change.effective_at)
     ids: list[int] = []
     for person in people:
-        facts = NoticeFacts(
-            change=change.change,
-            subject=change.subject,
+        to = Addressee(
             facility_name=facility.name,
             person_name=person.name,
             effective_local=local(change.effective_at, facility.zone),
             appeal_deadline=deadline,
-            channel=change.channel,
-            authority=change.authority,
-            rule_kind=change.rule_kind,
-            rule_text=change.rule_text,
-            case_number=change.case_number,
-            contact_name=change.contact_name,
-            reason=change.reason,
         )
-        content = compose_notice(facts, person.language)
+        content = compose_notice(change, to, person.language)
         row = repository.add_notice(
             session,
             facility_id=facility.id,

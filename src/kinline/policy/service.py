@@ -19,8 +19,8 @@ from kinline.audit.service import facility_chain, person_chain, record_event
 from kinline.courts import repository as courts_repository
 from kinline.db.engine import Database
 from kinline.errors import Conflict, InvalidInput, NotFound
-from kinline.notices.model import Change
-from kinline.notices.service import ChangeFacts, write_notices
+from kinline.notices.model import Change, ChangeFacts
+from kinline.notices.service import write_notices
 from kinline.people import repository as people_repository
 from kinline.people.model import Facility, Person
 from kinline.people.service import require_facility, require_person
