@@ -25,7 +25,9 @@ PERSON = "salazar"
 DAUGHTER = Contact("daughter", PERSON, "child", approved=frozenset({Channel.PHONE, Channel.VIDEO}))
 SON = Contact("son", PERSON, "child", approved=frozenset({Channel.PHONE}))
 WIFE = Contact("wife", PERSON, "spouse", approved=frozenset({Channel.PHONE}))
-COUNSEL = Contact("counsel", PERSON, "attorney", privileged=True, approved=frozenset({Channel.PHONE}))
+COUNSEL = Contact(
+    "counsel", PERSON, "attorney", privileged=True, approved=frozenset({Channel.PHONE})
+)
 
 
 def at(wall: str) -> datetime:
@@ -48,7 +50,9 @@ def order(**fields: Any) -> Rule:
     return parse_rule(data, ZONE, 0)
 
 
-def session(contact: Contact, when: str, channel: str = "phone", person: str = PERSON) -> DeliveredSession:
+def session(
+    contact: Contact, when: str, channel: str = "phone", person: str = PERSON
+) -> DeliveredSession:
     return DeliveredSession(person, contact, channel, at(when))
 
 
@@ -71,7 +75,9 @@ def report(rule: Rule, period: str, sessions: list[DeliveredSession]) -> tuple[i
         pytest.param(order(), "2024-03-04", id="day-for-a-month-order"),
         pytest.param(order(quota={"count": 1, "per": "week"}), "2024-03", id="month-for-week"),
         pytest.param(order(quota={"count": 1, "per": "day"}), "2024-W10", id="week-for-day"),
-        pytest.param(order(quota={"count": 1, "per": {"rolling_days": 30}}), "2024-03", id="rolling"),
+        pytest.param(
+            order(quota={"count": 1, "per": {"rolling_days": 30}}), "2024-03", id="rolling"
+        ),
         pytest.param(order(), "2024-3", id="malformed"),
         pytest.param(order(), "2024-13", id="no-such-month"),
         pytest.param(order(quota={"count": 1, "per": "week"}), "2024-W53", id="no-such-week"),
@@ -108,13 +114,17 @@ def test_order_period_gives_the_local_span(per: str, period: str, hours: int) ->
         ({"from_": "2024-01-01", "until": "2024-02-15"}, 0),
     ],
 )
-def test_entitled_when_active_at_any_moment_of_the_period(fields: dict[str, Any], entitled: int) -> None:
+def test_entitled_when_active_at_any_moment_of_the_period(
+    fields: dict[str, Any], entitled: int
+) -> None:
     assert report(order(**fields), "2024-03", [])[0] == entitled
 
 
 def test_inactive_order_has_no_shortfall() -> None:
     assert report(order(until="2024-02-01"), "2024-03", []) == (0, 0, 0)
-    assert report(order(until="2024-02-01"), "2024-03", [session(DAUGHTER, "2024-03-05T10:00")]) == (
+    assert report(
+        order(until="2024-02-01"), "2024-03", [session(DAUGHTER, "2024-03-05T10:00")]
+    ) == (
         0,
         1,
         0,
@@ -186,9 +196,15 @@ def test_delivered_counts_sessions_whichever_grant_was_charged() -> None:
     ledger = UsageLedger(ZONE)
     delivered: list[DeliveredSession] = []
     charged: list[str | None] = []
-    for contact, when in [(DAUGHTER, "2024-03-04T10:00"), (SON, "2024-03-11T10:00"), (WIFE, "2024-03-12T10:00")]:
+    for contact, when in [
+        (DAUGHTER, "2024-03-04T10:00"),
+        (SON, "2024-03-11T10:00"),
+        (WIFE, "2024-03-12T10:00"),
+    ]:
         instant = at(when)
-        decision = decide(Request(PERSON, contact, Channel.PHONE, instant), rules, ledger.snapshot(PERSON), ZONE)
+        decision = decide(
+            Request(PERSON, contact, Channel.PHONE, instant), rules, ledger.snapshot(PERSON), ZONE
+        )
         assert decision.allowed
         grant = court if decision.charged_to == court.id else policy
         ledger.apply(PERSON, usage_change(grant, [], instant, 15, ZONE))

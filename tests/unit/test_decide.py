@@ -26,7 +26,9 @@ PERSON = "salazar"
 WIFE = Contact("wife", PERSON, "spouse", approved=frozenset({Channel.PHONE}))
 DAUGHTER = Contact("daughter", PERSON, "child", approved=frozenset({Channel.PHONE, Channel.VIDEO}))
 BROTHER = Contact("brother", PERSON, "sibling", approved=frozenset({Channel.PHONE}))
-COUNSEL = Contact("counsel", PERSON, "attorney", privileged=True, approved=frozenset({Channel.PHONE}))
+COUNSEL = Contact(
+    "counsel", PERSON, "attorney", privileged=True, approved=frozenset({Channel.PHONE})
+)
 
 
 def at(wall: str) -> datetime:
@@ -406,7 +408,9 @@ def test_every_rule_failing_at_the_stage_is_named() -> None:
 
 
 def test_window_start_inclusive_end_exclusive() -> None:
-    facility = Facility(rule("g", "grant"), rule("w", "limit", window={"from": "08:00", "to": "20:00"}))
+    facility = Facility(
+        rule("g", "grant"), rule("w", "limit", window={"from": "08:00", "to": "20:00"})
+    )
     assert facility.decide(WIFE, "2024-03-04T08:00").max_minutes == 12 * 60
     assert facility.decide(WIFE, "2024-03-04T19:59").max_minutes == 1
     refused(facility.decide(WIFE, "2024-03-04T20:00"), Reason.OUTSIDE_WINDOW, ["w"])
@@ -414,12 +418,16 @@ def test_window_start_inclusive_end_exclusive() -> None:
 
 def test_window_with_less_than_a_minute_left_is_outside() -> None:
     # the session may not run past `to`, and a session is at least a whole minute
-    facility = Facility(rule("g", "grant"), rule("w", "limit", window={"from": "08:00", "to": "20:00"}))
+    facility = Facility(
+        rule("g", "grant"), rule("w", "limit", window={"from": "08:00", "to": "20:00"})
+    )
     refused(facility.decide(WIFE, "2024-03-04T19:59:01"), Reason.OUTSIDE_WINDOW, ["w"])
 
 
 def test_min_gap_is_measured_from_the_recorded_end() -> None:
-    facility = Facility(rule("g", "grant", max_minutes=20), rule("gap", "limit", min_gap_minutes=30))
+    facility = Facility(
+        rule("g", "grant", max_minutes=20), rule("gap", "limit", min_gap_minutes=30)
+    )
     # asks for 45 minutes, recorded as 20: ends 10:20
     assert facility.call(WIFE, "2024-03-04T10:00", 45).max_minutes == 20
     refused(facility.decide(WIFE, "2024-03-04T10:49:59"), Reason.TOO_SOON, ["gap"])
@@ -449,7 +457,9 @@ def test_minute_quota_with_no_minute_left_fails() -> None:
 
 
 def test_limit_minute_quota_with_no_minute_left_fails() -> None:
-    facility = Facility(rule("g", "grant"), rule("cap", "limit", quota={"minutes": 10, "per": "week"}))
+    facility = Facility(
+        rule("g", "grant"), rule("cap", "limit", quota={"minutes": 10, "per": "week"})
+    )
     assert facility.call(WIFE, "2024-03-04T10:00", 10).allowed
     refused(facility.decide(WIFE, "2024-03-10T23:00"), Reason.QUOTA_EXHAUSTED, ["cap"])
     # Monday 00:00 local starts the next ISO week
@@ -576,13 +586,17 @@ def test_max_minutes_ignores_limits_that_do_not_apply() -> None:
 
 def test_window_bound_is_absolute_time_on_the_spring_forward_day() -> None:
     # 2024-03-10: 01:30 MST to 04:00 MDT is 90 minutes, not 150
-    facility = Facility(rule("g", "grant"), rule("w", "limit", window={"from": "01:00", "to": "04:00"}))
+    facility = Facility(
+        rule("g", "grant"), rule("w", "limit", window={"from": "01:00", "to": "04:00"})
+    )
     assert facility.decide(WIFE, "2024-03-10T01:30").max_minutes == 90
 
 
 def test_window_bound_is_absolute_time_on_the_fall_back_day() -> None:
     # 2024-11-03: 00:30 MDT to 03:00 MST is 210 minutes, not 150
-    facility = Facility(rule("g", "grant"), rule("w", "limit", window={"from": "00:00", "to": "03:00"}))
+    facility = Facility(
+        rule("g", "grant"), rule("w", "limit", window={"from": "00:00", "to": "03:00"})
+    )
     assert facility.decide(WIFE, "2024-11-03T00:30").max_minutes == 210
 
 
@@ -767,5 +781,7 @@ def test_usage_change_adds_to_the_charged_grant_and_governing_limits_only() -> N
         ("month", "2024-03", 20),
     }
     assert [(e.rule_id, e.minutes) for e in change.entries] == [("roll", 20)]
-    assert [(g.rule_id, g.ends_at) for g in change.gaps] == [("month", start + timedelta(minutes=20))]
+    assert [(g.rule_id, g.ends_at) for g in change.gaps] == [
+        ("month", start + timedelta(minutes=20))
+    ]
     assert outranked.id not in {c.rule_id for c in change.counters}

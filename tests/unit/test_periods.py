@@ -203,7 +203,9 @@ def test_wall_to_instant_returns_utc() -> None:
         (utc(2024, 3, 5, 6, 0), time(23, 30), utc(2024, 3, 5, 6, 30)),  # local day, not UTC day
     ],
 )
-def test_closing_instant_on_the_local_day(start: datetime, closes: time, expected: datetime) -> None:
+def test_closing_instant_on_the_local_day(
+    start: datetime, closes: time, expected: datetime
+) -> None:
     assert closing_instant(start, closes, DENVER) == expected
 
 

@@ -41,7 +41,9 @@ ZONE = ZoneInfo("America/Denver")
 PHONE, VIDEO, VISIT = Channel.PHONE, Channel.VIDEO, Channel.VISIT
 
 
-def _contact(cid: str, person: str, relationship: str, *approved: Channel, privileged: bool = False) -> Contact:
+def _contact(
+    cid: str, person: str, relationship: str, *approved: Channel, privileged: bool = False
+) -> Contact:
     return Contact(cid, person, relationship, privileged, frozenset(approved))
 
 
@@ -78,13 +80,17 @@ def _local(base: datetime, minutes: int) -> str:
 
 @st.composite
 def selectors(draw: st.DrawFn) -> object:
-    form = draw(st.sampled_from(["any", "any", "any", "ids", "relationships", "privileged", "exclude"]))
+    form = draw(
+        st.sampled_from(["any", "any", "any", "ids", "relationships", "privileged", "exclude"])
+    )
     if form == "any":
         return "any"
     exclude = draw(st.lists(st.sampled_from(CONTACT_IDS), max_size=2, unique=True))
     out: dict[str, Any] = {}
     if form == "ids":
-        out["ids"] = draw(st.lists(st.sampled_from(CONTACT_IDS), min_size=1, max_size=4, unique=True))
+        out["ids"] = draw(
+            st.lists(st.sampled_from(CONTACT_IDS), min_size=1, max_size=4, unique=True)
+        )
     elif form == "relationships":
         out["relationships"] = draw(
             st.lists(st.sampled_from(RELATIONSHIP_CHOICES), min_size=1, max_size=3, unique=True)
@@ -96,7 +102,9 @@ def selectors(draw: st.DrawFn) -> object:
     return out
 
 
-quota_periods = st.sampled_from(["day", "day", "week", "month", {"rolling_days": 1}, {"rolling_days": 3}])
+quota_periods = st.sampled_from(
+    ["day", "day", "week", "month", {"rolling_days": 1}, {"rolling_days": 3}]
+)
 
 
 @st.composite
@@ -131,10 +139,12 @@ def rule_data(draw: st.DrawFn, rule_id: str, kind: str, base: datetime) -> dict[
         "person": draw(st.sampled_from(["p", "p", "all", "all", "q"])),
         "contacts": draw(selectors()),
     }
-    if kind in ("limit", "deny") and draw(st.booleans()):
-        # constraints that concern everyone, so that they often govern something
-        data["person"], data["contacts"] = "all", "any"
-    overrides = draw(st.lists(st.sampled_from([f"g{i}" for i in range(6)] + ["x-grant"]), max_size=2))
+    if (kind in ("limit", "deny") or rule_id == "g0") and draw(st.booleans()):
+        # rules that concern everyone, so that most sessions meet a grant and a constraint
+        data["channel"], data["person"], data["contacts"] = "phone", "all", "any"
+    overrides = draw(
+        st.lists(st.sampled_from([f"g{i}" for i in range(6)] + ["x-grant"]), max_size=2)
+    )
     if overrides:
         data["overrides"] = sorted(set(overrides))
     if draw(st.integers(0, 4)) == 0:
@@ -191,7 +201,9 @@ def sessions_from(draw: st.DrawFn, start: datetime) -> Session:
 
 
 def _step(draw: st.DrawFn) -> timedelta:
-    minutes = draw(st.sampled_from([0, 1, 15, 30, 45, 60, 90, 119, 120, 240, 600, 1439, 1440, 4000]))
+    minutes = draw(
+        st.sampled_from([0, 1, 15, 30, 45, 60, 90, 119, 120, 240, 600, 1439, 1440, 4000])
+    )
     seconds = draw(st.sampled_from([0, 0, 0, 30, 59]))
     return timedelta(minutes=minutes, seconds=seconds)
 
@@ -199,20 +211,16 @@ def _step(draw: st.DrawFn) -> timedelta:
 @st.composite
 def worlds(draw: st.DrawFn, max_rules: int = 9, max_history: int = 12) -> World:
     base = draw(st.sampled_from(BASES))
-    kinds = ["grant"] + draw(
-        st.lists(
-            st.sampled_from(["grant"] * 4 + ["limit"] * 4 + ["deny"] * 2 + ["require"]),
-            min_size=2,
-            max_size=max_rules - 1,
-        )
-    )
+    kind_choices = ["grant"] * 4 + ["limit"] * 4 + ["deny"] * 2 + ["require"]
+    more = draw(st.lists(st.sampled_from(kind_choices), min_size=2, max_size=max_rules - 1))
+    kinds = ["grant", *more]
     rules = [
         parse_rule(draw(rule_data(f"{kind[0]}{index}", kind, base)), ZONE, index)
         for index, kind in enumerate(kinds)
     ]
     at = wall_to_instant(base + timedelta(minutes=draw(st.integers(0, 24 * 60))), ZONE)
     history: list[Session] = []
-    for _ in range(draw(st.integers(0, max_history))):
+    for _ in range(draw(st.integers(2, max_history))):
         history.append(draw(sessions_from(at)))
         at = at + _step(draw)
     final = draw(sessions_from(at))
@@ -221,8 +229,10 @@ def worlds(draw: st.DrawFn, max_rules: int = 9, max_history: int = 12) -> World:
 
 def extra_rule(kind: str) -> st.SearchStrategy[Rule]:
     """One more rule of ``kind``, listed after every rule of the world."""
-    return st.sampled_from(BASES).flatmap(lambda base: rule_data(f"x-{kind}", kind, base)).map(
-        lambda data: parse_rule(data, ZONE, 1000)
+    return (
+        st.sampled_from(BASES)
+        .flatmap(lambda base: rule_data(f"x-{kind}", kind, base))
+        .map(lambda data: parse_rule(data, ZONE, 1000))
     )
 
 
@@ -253,7 +263,12 @@ class Replay:
 
     def decide(self, session: Session, rules: Sequence[Rule] | None = None) -> Decision:
         request = Request(session.person, session.contact, session.channel, session.at)
-        return decide(request, self.rules if rules is None else rules, self.ledger.snapshot(session.person), ZONE)
+        return decide(
+            request,
+            self.rules if rules is None else rules,
+            self.ledger.snapshot(session.person),
+            ZONE,
+        )
 
     def record(self, session: Session, decision: Decision) -> None:
         self.decisions.append(decision)
@@ -272,7 +287,13 @@ class Replay:
         )
         self.ledger.apply(session.person, change)
         self.log.append(
-            Logged(session.person, session.at, used, decision.charged_to, frozenset(decision.governed_by))
+            Logged(
+                session.person,
+                session.at,
+                used,
+                decision.charged_to,
+                frozenset(decision.governed_by),
+            )
         )
 
     def run(self, sessions: Sequence[Session]) -> list[Decision]:
@@ -295,10 +316,13 @@ def test_decisions_do_not_depend_on_the_listing(world: World, data: st.DataObjec
 
 # --- (b) and (c): one more deny or grant, for the same usage -------------------------------
 #
-# Both are stated for one decision over the SAME usage. Over a replayed history neither
-# holds, and the SPEC itself says so (see the two example tests below): a deny that
-# refuses an earlier session leaves a shared limit's quota unused, and a grant that
-# allows an earlier session uses it up.
+# Both are checked for one decision over the SAME usage, which the SPEC guarantees: the
+# stages of step 4 look at one grant, its limits and the usage, never at the other grants,
+# so a new deny can only remove grants from the list (and all-blocked is `denied`), and a
+# new grant, wherever it sorts, leaves the grant charged before still passing.
+# Over a replayed history neither holds, and that follows from the SPEC itself (see the
+# two example tests below): a deny that refuses an earlier session leaves a shared
+# limit's quota unused, and a grant that allows an earlier session uses it up.
 
 
 @PROPERTY
@@ -337,14 +361,24 @@ def _kin_facility(*extra: dict[str, Any]) -> list[Rule]:
     common = {"authority": "facility_policy", "channel": "phone", "person": "p"}
     datas = [
         {**common, "id": "g-wife", "kind": "grant", "contacts": {"ids": ["wife"]}},
-        {**common, "id": "one-a-day", "kind": "limit", "contacts": "any", "quota": {"count": 1, "per": "day"}},
+        {
+            **common,
+            "id": "one-a-day",
+            "kind": "limit",
+            "contacts": "any",
+            "quota": {"count": 1, "per": "day"},
+        },
         *({**common, **more} for more in extra),
     ]
     return [parse_rule(data, ZONE, index) for index, data in enumerate(datas)]
 
 
-KID_AT_TEN = Session("p", CONTACTS["p"][1], PHONE, wall_to_instant(datetime(2024, 3, 4, 10), ZONE), 15)
-WIFE_AT_ELEVEN = Session("p", CONTACTS["p"][0], PHONE, wall_to_instant(datetime(2024, 3, 4, 11), ZONE), 15)
+KID_AT_TEN = Session(
+    "p", CONTACTS["p"][1], PHONE, wall_to_instant(datetime(2024, 3, 4, 10), ZONE), 15
+)
+WIFE_AT_ELEVEN = Session(
+    "p", CONTACTS["p"][0], PHONE, wall_to_instant(datetime(2024, 3, 4, 11), ZONE), 15
+)
 
 
 def test_over_a_history_a_new_grant_can_refuse_a_later_session() -> None:
@@ -467,7 +501,10 @@ def _matches(selector: Selector, contact: Contact) -> bool:
 
 
 def _applies(constraint: Rule, grant: Rule) -> bool:
-    return RANK[grant.authority.value] <= RANK[constraint.authority.value] or grant.id in constraint.overrides
+    return (
+        RANK[grant.authority.value] <= RANK[constraint.authority.value]
+        or grant.id in constraint.overrides
+    )
 
 
 def _same_period(per: Any, started: datetime, at: datetime) -> bool:
@@ -490,7 +527,9 @@ def _counted(rule: Rule, session: Session, log: Sequence[Logged]) -> list[Logged
 
 def _used(rule: Rule, session: Session, log: Sequence[Logged]) -> tuple[int, int]:
     assert rule.quota is not None
-    inside = [e for e in _counted(rule, session, log) if _same_period(rule.quota.per, e.start, session.at)]
+    inside = [
+        e for e in _counted(rule, session, log) if _same_period(rule.quota.per, e.start, session.at)
+    ]
     return len(inside), sum(e.minutes for e in inside)
 
 
@@ -507,22 +546,26 @@ def _to_close(rule: Rule, session: Session) -> int:
     return int((closes.astimezone(UTC) - session.at.astimezone(UTC)).total_seconds() // 60)
 
 
-def _stage(grant: Rule, limits: list[Rule], session: Session, log: Sequence[Logged]) -> tuple[str, set[str]] | None:
+def _stage(
+    grant: Rule, limits: list[Rule], session: Session, log: Sequence[Logged]
+) -> tuple[str, set[str]] | None:
     wall_time = session.at.astimezone(ZONE).time().replace(tzinfo=None)
     closed = {
         limit.id
         for limit in limits
         if limit.window is not None
-        and not (limit.window.opens <= wall_time < limit.window.closes and _to_close(limit, session) >= 1)
+        and not (
+            limit.window.opens <= wall_time < limit.window.closes and _to_close(limit, session) >= 1
+        )
     }
     if closed:
         return "outside_window", closed
     soon = set()
     for limit in limits:
         ends = [e.end for e in _counted(limit, session, log)]
-        if limit.min_gap_minutes is not None and ends:
-            if session.at - max(ends) < timedelta(minutes=limit.min_gap_minutes):
-                soon.add(limit.id)
+        gap = limit.min_gap_minutes
+        if gap is not None and ends and session.at - max(ends) < timedelta(minutes=gap):
+            soon.add(limit.id)
     if soon:
         return "too_soon", soon
 
@@ -608,7 +651,10 @@ def spec_decide(rules: Sequence[Rule], session: Session, log: Sequence[Logged]) 
         monitoring = "none" if contact.privileged else "recorded"
         interpreter = None
         for require in requires:
-            if require.monitoring is not None and LEVEL[require.monitoring.value] > LEVEL[monitoring]:
+            if (
+                require.monitoring is not None
+                and LEVEL[require.monitoring.value] > LEVEL[monitoring]
+            ):
                 monitoring = require.monitoring.value
             interpreter = require.interpreter or interpreter
         return {
@@ -648,7 +694,7 @@ def test_generated_worlds_reach_every_reason() -> None:
     """The generator is not vacuous: across a fixed sample every outcome appears."""
     seen: set[Reason | None] = set()
 
-    @settings(max_examples=300, deadline=None, database=None, derandomize=True)
+    @settings(max_examples=200, deadline=None, database=None, derandomize=True)
     @given(world=worlds())
     def collect(world: World) -> None:
         for decision in Replay(world.rules).run([*world.history, world.final]):
