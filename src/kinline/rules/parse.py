@@ -225,7 +225,7 @@ def parse_selector(data: object, field: str) -> Selector:
         if not kinds:
             raise RuleError(f"{field}.relationships", "must name at least one relationship")
         for item in kinds:
-            if item not in RELATIONSHIPS:
+            if not isinstance(item, str) or item not in RELATIONSHIPS:
                 raise RuleError(
                     f"{field}.relationships",
                     f"{item!r} is not one of {', '.join(sorted(RELATIONSHIPS))}",
@@ -324,7 +324,11 @@ def parse_wall_time(data: object, field: str) -> datetime:
 
 
 def parse_instant(data: object, zone: ZoneInfo, field: str) -> datetime:
-    return wall_to_instant(parse_wall_time(data, field), zone)
+    wall = parse_wall_time(data, field)
+    try:
+        return wall_to_instant(wall, zone)
+    except (OverflowError, ValueError):
+        raise RuleError(field, f"{wall.isoformat()} is out of range") from None
 
 
 def _optional_time(
