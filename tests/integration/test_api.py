@@ -89,11 +89,14 @@ class Api:
     def post(self, url: str, body: object, role: str | None = "staff") -> httpx.Response:
         return self.client.post(url, json=body, headers=self.headers(role))
 
-    def call(self, endpoint: tuple[str, str], headers: dict[str, str]) -> httpx.Response:
+    def call(
+        self, endpoint: tuple[str, str], headers: dict[str, str], query: str = ""
+    ) -> httpx.Response:
         if endpoint in READS:
-            return self.client.get(READS[endpoint], headers=headers)
+            url = READS[endpoint]
+            return self.client.get(url + ("&" if "?" in url else "?") + query, headers=headers)
         url, body = WRITES[endpoint]
-        return self.client.post(url, json=body, headers=headers)
+        return self.client.post(f"{url}?{query}", json=body, headers=headers)
 
     def ok(self, url: str, role: str = "staff", **params: str) -> Any:
         response = self.get(url, role, **params)
@@ -165,6 +168,8 @@ def test_no_token_or_a_bad_token_is_401(api: Api, endpoint: tuple[str, str]) -> 
         response = api.call(endpoint, headers)
         assert_problem(response, 401)
         assert response.headers["www-authenticate"] == "Bearer"
+        # Nothing is looked up for a stranger, not even whether a facility exists.
+        assert_problem(api.call(endpoint, headers, "facility_id=nowhere"), 401)
     assert api.notices() == before
 
 
@@ -382,6 +387,23 @@ def test_decisions_count_the_calls_the_timeline_recorded(api: Api, role: str) ->
         True,
         "policy-visit",
         "recorded",
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG calls/repository.py load_usage: the gap is measured from the last call "
+    "recorded, even one after `at` (SPEC 3.1 says the previous session)",
+)
+def test_a_later_call_does_not_make_an_earlier_one_too_soon(api: Api) -> None:
+    # The last call before 2024-03-27 ended on 2024-03-25; one was recorded on 2024-05-06.
+    decision = api.ok(
+        "/v1/decisions", person_id="salazar", contact_id="wife", at="2024-03-27T10:00"
+    )
+    assert (decision["allowed"], decision["reason"], decision["rules"]) == (
+        False,
+        "quota_exhausted",
+        ["sam-one-call"],
     )
 
 
