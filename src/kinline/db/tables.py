@@ -136,7 +136,13 @@ class RuleRow(Base):
 
 
 class SessionRow(Base):
-    """A contact session that happened, or an attempt that was refused."""
+    """A contact session: refused, held for a call set-up, connected, completed,
+    released or expired.
+
+    A held or connected session has already added ``max_minutes`` to the usage
+    counters (``reserved`` says where), so a racing set-up sees it; ending,
+    releasing or expiring it settles the counters to what was used.
+    """
 
     __tablename__ = "sessions"
 
@@ -153,10 +159,23 @@ class SessionRow(Base):
     governed_by: Mapped[list[str]] = mapped_column(JSON)
     decision: Mapped[dict[str, object]] = mapped_column(JSON)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    source: Mapped[str] = mapped_column(String(16), server_default="recorded")
+    hold_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    request_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    max_minutes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    connected_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    settled_by: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    reserved: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)
 
     __table_args__ = (
         Index("ix_sessions_person_start", "facility_id", "person_id", "started_at"),
         Index("ix_sessions_contact_start", "facility_id", "contact_id", "started_at"),
+        Index("ix_sessions_due", "status", "expires_at"),
+        UniqueConstraint("hold_id", name="uq_sessions_hold_id"),
+        UniqueConstraint("facility_id", "idempotency_key", name="uq_sessions_idempotency_key"),
     )
 
 

@@ -65,6 +65,25 @@ def get_person(session: Session, facility_id: str, person_id: str) -> Person | N
     return Person(row.facility_id, row.id, row.name, row.language)
 
 
+def lock_person(session: Session, facility_id: str, person_id: str) -> Person | None:
+    """The person, with their row locked until the transaction ends.
+
+    This is the lock on a person's allowance ledger: every transaction that
+    reads usage to decide and then changes it takes it first, so two call
+    set-ups for one person run one after the other. On PostgreSQL it is a row
+    lock (``SELECT ... FOR UPDATE``); on SQLite every transaction already holds
+    the database's write lock from its first statement (BEGIN IMMEDIATE).
+    """
+    row = session.scalars(
+        select(PersonRow)
+        .where(PersonRow.facility_id == facility_id, PersonRow.id == person_id)
+        .with_for_update()
+    ).one_or_none()
+    if row is None:
+        return None
+    return Person(row.facility_id, row.id, row.name, row.language)
+
+
 def list_people(session: Session, facility_id: str) -> list[Person]:
     rows = session.scalars(
         select(PersonRow).where(PersonRow.facility_id == facility_id).order_by(PersonRow.id)

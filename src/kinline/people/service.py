@@ -44,8 +44,14 @@ def require_facility(session: Session, facility_id: str, *, lock: bool = False) 
     return facility
 
 
-def require_person(session: Session, facility_id: str, person_id: str) -> Person:
-    person = repository.get_person(session, facility_id, person_id)
+def require_person(
+    session: Session, facility_id: str, person_id: str, *, lock: bool = False
+) -> Person:
+    """The person; with ``lock``, their allowance ledger is locked until commit."""
+    if lock:
+        person = repository.lock_person(session, facility_id, person_id)
+    else:
+        person = repository.get_person(session, facility_id, person_id)
     if person is None:
         raise NotFound(f"no person {person_id!r} in {facility_id!r}", field="person_id")
     return person
