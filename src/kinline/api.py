@@ -2,18 +2,61 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+from anyio import to_thread
 from fastapi import FastAPI
 
 from kinline.calls.api import router as decisions_router
 from kinline.db.engine import Database
+from kinline.holds.api import router as calls_router
+from kinline.holds.service import sweep
 from kinline.http import install_problem_handlers
 from kinline.notices.api import router as notices_router
 from kinline.people.api import router as people_router
 from kinline.policy.api import router as rules_router
 
+log = logging.getLogger("kinline.sweep")
+
+
+def sweep_interval() -> float:
+    """Seconds between hold sweeps in the server (``KINLINE_SWEEP_SECONDS``, 30; 0: off)."""
+    return float(os.environ.get("KINLINE_SWEEP_SECONDS", "30"))
+
+
+async def sweep_forever(db: Database, interval: float) -> None:
+    """Expire and settle call set-ups whose time is up, every ``interval`` seconds.
+
+    Each server process runs one; every settlement re-checks its call under the
+    person's ledger lock, so several processes sweeping at once settle each once.
+    """
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await to_thread.run_sync(lambda: sweep(db, at=datetime.now(UTC)))
+        except Exception:
+            log.exception("hold sweep failed; retrying at the next interval")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    interval = sweep_interval()
+    task = asyncio.create_task(sweep_forever(app.state.db, interval)) if interval > 0 else None
+    try:
+        yield
+    finally:
+        if task is not None:
+            task.cancel()
+
 
 def create_app(db: Database | None = None) -> FastAPI:
     app = FastAPI(
+        lifespan=lifespan,
         title="kinline",
         version="0.1.0",
         description=(
@@ -23,6 +66,6 @@ def create_app(db: Database | None = None) -> FastAPI:
     )
     app.state.db = db or Database()
     install_problem_handlers(app)
-    for router in (people_router, rules_router, decisions_router, notices_router):
+    for router in (people_router, rules_router, decisions_router, calls_router, notices_router):
         app.include_router(router)
     return app

@@ -14,6 +14,7 @@ from kinline.cli_support import DatabaseOption, console, database, errors, frien
 from kinline.courts.cli import app as report_app
 from kinline.db.engine import configured_url
 from kinline.db.migrate import upgrade
+from kinline.holds.cli import app as holds_app
 from kinline.notices.cli import app as notices_app
 from kinline.scenario import FreshDatabases, check_file, load_into
 from kinline.scenariofile import ScenarioFormatError
@@ -33,6 +34,7 @@ app.add_typer(audit_app, name="audit", help="The tamper-evident audit log.")
 app.add_typer(notices_app, name="notices", help="Notices of changes to what a person may do.")
 app.add_typer(report_app, name="report", help="Reports for courts and counsel.")
 app.add_typer(token_app, name="token", help="API tokens.")
+app.add_typer(holds_app, name="holds", help="Call set-ups held on an allowance.")
 app.command("decide", help="Decide whether a person may contact a contact now (or --at).")(
     decide_command
 )
@@ -116,10 +118,21 @@ def demo(database_url: DatabaseOption = None) -> None:
 def serve(
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    workers: Annotated[
+        int, typer.Option(min=1, help="Server processes (production: one per CPU core).")
+    ] = 1,
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = True,
 ) -> None:
     import uvicorn
 
-    uvicorn.run("kinline.api:create_app", factory=True, host=host, port=port)
+    uvicorn.run(
+        "kinline.api:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=access_log,
+    )
 
 
 def main() -> None:

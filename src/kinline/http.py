@@ -125,6 +125,7 @@ def require(scope: Scope) -> Callable[[Caller], Caller]:
 
 Reader = Annotated[Caller, Depends(require(Scope.READ))]
 Staff = Annotated[Caller, Depends(require(Scope.STAFF))]
+Telephony = Annotated[Caller, Depends(require(Scope.TELEPHONY))]
 
 
 def facility(

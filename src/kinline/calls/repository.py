@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -67,9 +67,16 @@ def load_usage(
     return UsageSnapshot(zone=zone, counters=counters, rolling=entries, gaps=gaps)
 
 
-def apply_usage(session: Session, facility_id: str, person_id: str, change: UsageChange) -> None:
-    """Add one session to the counters: an upsert each, safe under concurrent writers."""
+def apply_usage(
+    session: Session, facility_id: str, person_id: str, change: UsageChange
+) -> dict[str, object]:
+    """Add one session to the counters: an upsert each, safe under concurrent writers.
+
+    Returns where it was added (counter keys, rolling entry ids, and each gap mark
+    before and after), so a held session can later be settled by ``settle_usage``.
+    """
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    counters: list[list[str]] = []
     for increment in change.counters:
         counter = insert(UsageCounterRow).values(
             facility_id=facility_id,
@@ -88,18 +95,22 @@ def apply_usage(session: Session, facility_id: str, person_id: str, change: Usag
                 },
             )
         )
-    for entry in change.entries:
-        session.add(
-            UsageEntryRow(
-                facility_id=facility_id,
-                person_id=person_id,
-                rule_id=entry.rule_id,
-                started_at=entry.started_at,
-                minutes=entry.minutes,
-            )
+        counters.append([increment.rule_id, increment.period_key])
+    entry_rows = [
+        UsageEntryRow(
+            facility_id=facility_id,
+            person_id=person_id,
+            rule_id=entry.rule_id,
+            started_at=entry.started_at,
+            minutes=entry.minutes,
         )
+        for entry in change.entries
+    ]
+    session.add_all(entry_rows)
+    gaps: list[list[str | None]] = []
     for mark in change.gaps:
         mark_row = session.get(GapMarkRow, (facility_id, person_id, mark.rule_id))
+        prior = None if mark_row is None else mark_row.last_end
         if mark_row is None:
             session.add(
                 GapMarkRow(
@@ -111,7 +122,85 @@ def apply_usage(session: Session, facility_id: str, person_id: str, change: Usag
             )
         elif mark.ends_at > mark_row.last_end:
             mark_row.last_end = mark.ends_at
+        gaps.append([mark.rule_id, _iso(prior), _iso(max(mark.ends_at, prior or mark.ends_at))])
     session.flush()
+    return {"counters": counters, "entries": [row.id for row in entry_rows], "gaps": gaps}
+
+
+def settle_usage(
+    session: Session,
+    facility_id: str,
+    person_id: str,
+    reserved: Mapping[str, object],
+    *,
+    started_at: datetime,
+    held_minutes: int,
+    minutes: int | None,
+) -> dict[str, object]:
+    """Settle a held session's usage from ``held_minutes`` to ``minutes``, or take it
+    back entirely when ``minutes`` is None (released: it never happened).
+
+    A gap mark is moved back only while it is still the one this session set; a
+    later session's mark stays. Returns the reservation as it now stands.
+    """
+    counters = _pairs(reserved.get("counters"))
+    entry_ids = [int(str(value)) for value in _list(reserved.get("entries"))]
+    gaps = [
+        [None if v is None else str(v) for v in _list(item)] for item in _list(reserved.get("gaps"))
+    ]
+    taken_back = minutes is None
+    used = 0 if minutes is None else minutes
+    for rule_id, key in counters:
+        session.execute(
+            update(UsageCounterRow)
+            .where(
+                UsageCounterRow.facility_id == facility_id,
+                UsageCounterRow.person_id == person_id,
+                UsageCounterRow.rule_id == rule_id,
+                UsageCounterRow.period_key == key,
+            )
+            .values(
+                sessions=UsageCounterRow.sessions - (1 if taken_back else 0),
+                minutes=UsageCounterRow.minutes - (held_minutes - used),
+            )
+        )
+    if entry_ids:
+        mine = (UsageEntryRow.facility_id == facility_id) & UsageEntryRow.id.in_(entry_ids)
+        if taken_back:
+            session.execute(delete(UsageEntryRow).where(mine))
+        else:
+            session.execute(update(UsageEntryRow).where(mine).values(minutes=used))
+    settled_gaps: list[list[str | None]] = []
+    for gap_rule, prior_text, set_text in gaps:
+        assert gap_rule is not None and set_text is not None
+        prior = None if prior_text is None else datetime.fromisoformat(prior_text)
+        own_end = started_at + timedelta(minutes=used)
+        wanted = prior if taken_back else max(own_end, prior or own_end)
+        mark_row = session.get(GapMarkRow, (facility_id, person_id, gap_rule))
+        if mark_row is not None and mark_row.last_end == datetime.fromisoformat(set_text):
+            if wanted is None:
+                session.delete(mark_row)
+            else:
+                mark_row.last_end = wanted
+        settled_gaps.append([gap_rule, prior_text, _iso(wanted) if wanted else None])
+    session.flush()
+    return {
+        "counters": [list(pair) for pair in counters],
+        "entries": [] if taken_back else entry_ids,
+        "gaps": [] if taken_back else settled_gaps,
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat()
+
+
+def _list(value: object) -> list[object]:
+    return list(value) if isinstance(value, list) else []
+
+
+def _pairs(value: object) -> list[tuple[str, str]]:
+    return [(str(item[0]), str(item[1])) for item in _list(value) if isinstance(item, list)]
 
 
 def add_session(session: Session, row: SessionRow) -> SessionRow:

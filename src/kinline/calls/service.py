@@ -71,7 +71,7 @@ def decide_contact(
     channel = parse_channel(channel)
     with db.transaction() as session:
         facility = require_facility(session, facility_id)
-        return _decide(session, facility, person_id, contact_id, channel, at)
+        return decide_in(session, facility, person_id, contact_id, channel, at)
 
 
 def attempt_session(
@@ -92,7 +92,8 @@ def attempt_session(
         raise InvalidInput("must be zero or more", field="minutes")
     with db.transaction() as session:
         facility = require_facility(session, facility_id)
-        explained = _decide(session, facility, person_id, contact_id, channel, at)
+        require_person(session, facility_id, person_id, lock=True)
+        explained = decide_in(session, facility, person_id, contact_id, channel, at)
         decision = explained.decision
         used = min(minutes, decision.max_minutes or 0) if decision.allowed else 0
         row = repository.add_session(
@@ -141,7 +142,7 @@ def attempt_session(
         return RecordedSession(row.id, row.status, used, explained)
 
 
-def _decide(
+def decide_in(
     session: Session,
     facility: Facility,
     person_id: str,
@@ -149,6 +150,8 @@ def _decide(
     channel: Channel,
     at: datetime,
 ) -> ExplainedDecision:
+    """Decide inside the caller's transaction (which has locked the person's ledger
+    if it will record what it decides)."""
     require_person(session, facility.id, person_id)
     contact = require_contact(session, facility.id, contact_id, at, person_id)
     rules = policy_repository.rules_for(

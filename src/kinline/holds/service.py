@@ -1,0 +1,425 @@
+"""The call path: authorize a call set-up with a hold on the allowance, then
+connect, end or release it; expire what the platform never reports.
+
+Every step is one transaction that first locks the person's allowance ledger
+(``require_person(..., lock=True)``), so set-ups for one person run one after
+the other and none can spend what another has already held. An allowed
+set-up adds its ``max_minutes`` to the usage counters at once (the hold);
+ending the call settles them to the whole minutes used, releasing it or its
+expiry takes them back. The same idempotency key always gives the same answer
+and never a second hold.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from kinline.audit.service import person_chain, record_event
+from kinline.calls import repository as usage
+from kinline.calls.service import ExplainedDecision, decide_in, parse_channel
+from kinline.db.engine import Database
+from kinline.db.tables import SessionRow
+from kinline.errors import Conflict, InvalidInput, NotFound
+from kinline.holds import repository
+from kinline.people import repository as people
+from kinline.people.model import Facility, normalize_phone
+from kinline.people.service import require_facility, require_person
+from kinline.rules.decide import Decision
+from kinline.rules.model import Channel, Reason
+from kinline.rules.usage import usage_change
+
+MAX_KEY = 200
+MAX_SECONDS = 24 * 3600
+
+
+def hold_timeout() -> timedelta:
+    """How long a hold waits for its call to connect (``KINLINE_HOLD_SECONDS``, 120)."""
+    return timedelta(seconds=int(os.environ.get("KINLINE_HOLD_SECONDS", "120")))
+
+
+def end_grace() -> timedelta:
+    """How long after its last allowed minute a connected call that never reported
+    its end is settled at ``max_minutes`` (``KINLINE_END_GRACE_SECONDS``, 300)."""
+    return timedelta(seconds=int(os.environ.get("KINLINE_END_GRACE_SECONDS", "300")))
+
+
+class State(StrEnum):
+    DENIED = "denied"
+    HELD = "held"
+    CONNECTED = "connected"
+    COMPLETED = "completed"
+    RELEASED = "released"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """A call set-up as the telephony platform sees it."""
+
+    hold_id: str | None
+    state: State
+    person_id: str
+    contact_id: str | None
+    channel: str
+    authorized_at: datetime
+    decision: dict[str, object]
+    minutes: int
+    expires_at: datetime | None
+    connected_at: datetime | None
+    ended_at: datetime | None
+    settled_by: str | None
+    replayed: bool = False
+
+    @property
+    def allowed(self) -> bool:
+        return bool(self.decision.get("allowed"))
+
+
+def _call(row: SessionRow, *, replayed: bool = False) -> Call:
+    return Call(
+        hold_id=row.hold_id,
+        state=State(row.status),
+        person_id=row.person_id,
+        contact_id=row.contact_id or None,
+        channel=row.channel,
+        authorized_at=row.started_at,
+        decision=dict(row.decision),
+        minutes=row.minutes if row.status != State.DENIED else 0,
+        expires_at=row.expires_at,
+        connected_at=row.connected_at,
+        ended_at=row.ended_at,
+        settled_by=row.settled_by,
+        replayed=replayed,
+    )
+
+
+def _fingerprint(person_id: str, target: str, channel: Channel) -> str:
+    return hashlib.sha256(f"{person_id}\x00{target}\x00{channel}".encode()).hexdigest()
+
+
+def _checked_key(key: str) -> str:
+    if not key or not key.strip():
+        raise InvalidInput("an idempotency key is required", field="idempotency_key")
+    if len(key) > MAX_KEY:
+        raise InvalidInput(f"at most {MAX_KEY} characters", field="idempotency_key")
+    if any(ord(ch) < 32 for ch in key):
+        raise InvalidInput("must not contain control characters", field="idempotency_key")
+    return key
+
+
+def authorize(
+    db: Database,
+    facility_id: str,
+    person_id: str,
+    *,
+    dialed: str | None = None,
+    contact_id: str | None = None,
+    channel: Channel | str = Channel.PHONE,
+    idempotency_key: str,
+    actor: str,
+    at: datetime,
+) -> Call:
+    """May ``person_id`` place this call now? If so, hold its allowance.
+
+    An unknown number is refused as ``not_on_list``; it is not an error.
+    """
+    channel = parse_channel(channel)
+    key = _checked_key(idempotency_key)
+    if (dialed is None) == (contact_id is None):
+        raise InvalidInput("give either dialed or contact_id", field="dialed")
+    try:
+        with db.transaction() as session:
+            facility = require_facility(session, facility_id)
+            e164 = None if dialed is None else normalize_phone(dialed, facility.country, "dialed")
+            require_person(session, facility_id, person_id, lock=True)
+            fingerprint = _fingerprint(person_id, e164 or f"contact:{contact_id}", channel)
+            earlier = repository.by_idempotency_key(session, facility_id, key)
+            if earlier is not None:
+                if earlier.request_hash != fingerprint:
+                    raise Conflict(
+                        "this idempotency key was used for a different call set-up",
+                        field="idempotency_key",
+                    )
+                return _call(earlier, replayed=True)
+            if e164 is not None:
+                contact_id = people.contact_by_phone(session, facility_id, person_id, e164)
+            if contact_id is None:
+                row = _refuse_unknown_number(session, facility, person_id, channel, e164, at)
+            else:
+                explained = decide_in(session, facility, person_id, contact_id, channel, at)
+                row = _hold(session, facility, explained, at)
+            row.idempotency_key = key
+            row.request_hash = fingerprint
+            session.flush()
+            record_event(
+                session,
+                facility_id=facility_id,
+                chain=person_chain(facility_id, person_id),
+                actor=actor,
+                tag=f"calls:authorize:{'allowed' if row.status == State.HELD else 'refused'}",
+                payload={
+                    "session_id": row.id,
+                    "hold_id": row.hold_id,
+                    "contact_id": row.contact_id or None,
+                    "dialed": e164,
+                    "channel": str(channel),
+                    "idempotency_key": key,
+                    "decision": row.decision,
+                    "expires_at": row.expires_at,
+                },
+                at=at,
+            )
+            return _call(row)
+    except IntegrityError:
+        # Another set-up for a different person committed the same key first.
+        raise Conflict(
+            "this idempotency key was used for a different call set-up",
+            field="idempotency_key",
+        ) from None
+
+
+def _refuse_unknown_number(
+    session: Session,
+    facility: Facility,
+    person_id: str,
+    channel: Channel,
+    e164: str | None,
+    at: datetime,
+) -> SessionRow:
+    decision = Decision(allowed=False, reason=Reason.NOT_ON_LIST, rules=()).as_dict()
+    decision["dialed"] = e164
+    return repository.add(
+        session,
+        SessionRow(
+            facility_id=facility.id,
+            person_id=person_id,
+            contact_id="",
+            channel=str(channel),
+            started_at=at,
+            minutes=0,
+            status=State.DENIED,
+            reason=str(Reason.NOT_ON_LIST),
+            charged_to=None,
+            governed_by=[],
+            decision=decision,
+            recorded_at=at,
+            source="telephony",
+        ),
+    )
+
+
+def _hold(
+    session: Session, facility: Facility, explained: ExplainedDecision, at: datetime
+) -> SessionRow:
+    decision = explained.decision
+    allowed = decision.allowed and decision.charged_to is not None
+    held = (decision.max_minutes or 0) if allowed else 0
+    row = repository.add(
+        session,
+        SessionRow(
+            facility_id=facility.id,
+            person_id=explained.person_id,
+            contact_id=explained.contact_id,
+            channel=str(explained.channel),
+            started_at=at,
+            minutes=held,
+            status=State.HELD if allowed else State.DENIED,
+            reason=None if decision.reason is None else str(decision.reason),
+            charged_to=decision.charged_to,
+            governed_by=list(decision.governed_by),
+            decision=decision.as_dict(),
+            recorded_at=at,
+            source="telephony",
+            hold_id=f"h_{uuid.uuid4().hex}" if allowed else None,
+            max_minutes=decision.max_minutes if allowed else None,
+            expires_at=at + hold_timeout() if allowed else None,
+        ),
+    )
+    if allowed and decision.charged_to is not None:
+        charged = explained.rules[decision.charged_to]
+        governing = [explained.rules[rule_id] for rule_id in decision.governed_by]
+        row.reserved = usage.apply_usage(
+            session,
+            facility.id,
+            explained.person_id,
+            usage_change(charged, governing, at, held, facility.zone),
+        )
+    return row
+
+
+def connect(db: Database, facility_id: str, hold_id: str, *, actor: str, at: datetime) -> Call:
+    """The call has connected: its hold now lasts until its last allowed minute."""
+    with db.transaction() as session:
+        row = _locked(session, facility_id, hold_id)
+        if row.status == State.CONNECTED:
+            return _call(row, replayed=True)
+        if row.status == State.HELD and _expired(row, at):
+            _settle(session, row, None, State.EXPIRED, "timeout", actor, at)
+            expired = True
+        else:
+            _require_state(row, State.HELD, "connect")
+            assert row.max_minutes is not None
+            row.status = State.CONNECTED
+            row.connected_at = at
+            row.expires_at = at + timedelta(minutes=row.max_minutes) + end_grace()
+            _event(session, row, "calls:call:connected", actor, at, {})
+            return _call(row)
+    assert expired
+    raise Conflict(f"hold {hold_id!r} expired before the call connected", field="hold_id")
+
+
+def end(
+    db: Database, facility_id: str, hold_id: str, seconds: int, *, actor: str, at: datetime
+) -> Call:
+    """The call has ended after ``seconds``: charge whole minutes, rounded up, at
+    most ``max_minutes``. An end reported without a connect connects and ends."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 0:
+        raise InvalidInput("must be a whole number of seconds, zero or more", field="seconds")
+    if seconds > MAX_SECONDS:
+        raise InvalidInput(f"at most {MAX_SECONDS} seconds", field="seconds")
+    with db.transaction() as session:
+        row = _locked(session, facility_id, hold_id)
+        minutes = min(math.ceil(seconds / 60), row.max_minutes or 0)
+        if row.status == State.COMPLETED and row.settled_by == "platform":
+            if row.minutes == minutes:
+                return _call(row, replayed=True)
+            raise Conflict(
+                f"call {hold_id!r} already ended with {row.minutes} minutes charged",
+                field="hold_id",
+            )
+        if row.status == State.COMPLETED and row.settled_by == "timeout":
+            # The end report came after the call was settled at its maximum.
+            _settle(session, row, minutes, State.COMPLETED, "platform", actor, at)
+            return _call(row)
+        if row.status == State.HELD and not _expired(row, at):
+            row.connected_at = at - timedelta(seconds=seconds)
+        elif row.status != State.CONNECTED:
+            _require_state(row, State.CONNECTED, "end")
+        _settle(session, row, minutes, State.COMPLETED, "platform", actor, at)
+        return _call(row)
+
+
+def release(db: Database, facility_id: str, hold_id: str, *, actor: str, at: datetime) -> Call:
+    """The call never connected: take its hold back, charging nothing."""
+    with db.transaction() as session:
+        row = _locked(session, facility_id, hold_id)
+        if row.status in (State.RELEASED, State.EXPIRED):
+            return _call(row, replayed=True)
+        _require_state(row, State.HELD, "release")
+        _settle(session, row, None, State.RELEASED, "platform", actor, at)
+        return _call(row)
+
+
+@dataclass(frozen=True, slots=True)
+class SweepReport:
+    expired: int
+    settled: int
+
+
+def sweep(db: Database, *, at: datetime, actor: str = "kinline:sweep") -> SweepReport:
+    """Expire holds that never connected and settle connected calls whose end
+    never came, each at its ``max_minutes``; each in its own transaction."""
+    with db.transaction() as session:
+        due = repository.due(session, at)
+    expired = settled = 0
+    for facility_id, hold_id in due:
+        with db.transaction() as session:
+            row = _locked(session, facility_id, hold_id)
+            if not _expired(row, at):
+                continue
+            if row.status == State.HELD:
+                _settle(session, row, None, State.EXPIRED, "timeout", actor, at)
+                expired += 1
+            elif row.status == State.CONNECTED:
+                _settle(session, row, row.max_minutes or 0, State.COMPLETED, "timeout", actor, at)
+                settled += 1
+    return SweepReport(expired, settled)
+
+
+def get_call(db: Database, facility_id: str, hold_id: str) -> Call:
+    with db.transaction() as session:
+        row = repository.by_hold_id(session, facility_id, hold_id)
+        if row is None:
+            raise NotFound(f"no call set-up {hold_id!r}", field="hold_id")
+        return _call(row)
+
+
+def _locked(session: Session, facility_id: str, hold_id: str) -> SessionRow:
+    """The held session, re-read after its person's ledger is locked."""
+    row = repository.by_hold_id(session, facility_id, hold_id)
+    if row is None:
+        raise NotFound(f"no call set-up {hold_id!r}", field="hold_id")
+    require_person(session, facility_id, row.person_id, lock=True)
+    session.refresh(row)
+    return row
+
+
+def _expired(row: SessionRow, at: datetime) -> bool:
+    return row.expires_at is not None and row.expires_at <= at
+
+
+def _require_state(row: SessionRow, wanted: State, action: str) -> None:
+    if row.status != wanted:
+        raise Conflict(f"cannot {action} call {row.hold_id!r}: it is {row.status}", field="hold_id")
+
+
+def _settle(
+    session: Session,
+    row: SessionRow,
+    minutes: int | None,
+    state: State,
+    settled_by: str,
+    actor: str,
+    at: datetime,
+) -> None:
+    """Settle the hold's usage to ``minutes`` (None: take it all back)."""
+    assert row.reserved is not None
+    before = row.minutes
+    row.reserved = usage.settle_usage(
+        session,
+        row.facility_id,
+        row.person_id,
+        row.reserved,
+        started_at=row.started_at,
+        held_minutes=before,
+        minutes=minutes,
+    )
+    row.minutes = 0 if minutes is None else minutes
+    row.status = state
+    row.settled_by = settled_by
+    row.ended_at = at
+    row.expires_at = None
+    tag = {
+        State.COMPLETED: "calls:call:ended",
+        State.RELEASED: "calls:call:released",
+        State.EXPIRED: "calls:call:expired",
+    }[state]
+    _event(session, row, tag, actor, at, {"minutes": row.minutes, "settled_by": settled_by})
+
+
+def _event(
+    session: Session,
+    row: SessionRow,
+    tag: str,
+    actor: str,
+    at: datetime,
+    extra: dict[str, object],
+) -> None:
+    record_event(
+        session,
+        facility_id=row.facility_id,
+        chain=person_chain(row.facility_id, row.person_id),
+        actor=actor,
+        tag=tag,
+        payload={"session_id": row.id, "hold_id": row.hold_id, **extra},
+        at=at,
+    )
