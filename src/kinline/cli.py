@@ -15,6 +15,7 @@ from kinline.courts.cli import app as report_app
 from kinline.db.engine import configured_url
 from kinline.db.migrate import upgrade
 from kinline.holds.cli import app as holds_app
+from kinline.imports.cli import app as import_app
 from kinline.notices.cli import app as notices_app
 from kinline.scenario import FreshDatabases, check_file, load_into
 from kinline.scenariofile import ScenarioFormatError
@@ -35,6 +36,7 @@ app.add_typer(notices_app, name="notices", help="Notices of changes to what a pe
 app.add_typer(report_app, name="report", help="Reports for courts and counsel.")
 app.add_typer(token_app, name="token", help="API tokens.")
 app.add_typer(holds_app, name="holds", help="Call set-ups held on an allowance.")
+app.add_typer(import_app, name="import", help="Import records from other systems.")
 app.command("decide", help="Decide whether a person may contact a contact now (or --at).")(
     decide_command
 )

@@ -43,6 +43,7 @@ READS: dict[tuple[str, str], str] = {
     ("get", "/v1/rules"): "/v1/rules?person_id=salazar",
     ("get", "/v1/decisions"): "/v1/decisions?person_id=salazar&contact_id=wife",
     ("get", "/v1/notices"): "/v1/notices?person_id=salazar",
+    ("get", "/v1/calls/{hold_id}"): "/v1/calls/h_unknown",
 }
 NEW_RULE = {
     "id": "no-spouse-calls",
@@ -72,7 +73,18 @@ WRITES: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
         {"reason": "A three-way call."},
     ),
 }
-ENDPOINTS = [*READS, *WRITES]
+# The call path, for the telephony platform; tests/integration/test_calls.py tries
+# it in depth.
+CALLS: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
+    ("post", "/v1/calls/authorize"): (
+        "/v1/calls/authorize",
+        {"person_id": "salazar", "dialed": "+1 212 555 0199", "idempotency_key": "k-1"},
+    ),
+    ("post", "/v1/calls/{hold_id}/connect"): ("/v1/calls/h_unknown/connect", None),
+    ("post", "/v1/calls/{hold_id}/end"): ("/v1/calls/h_unknown/end", {"seconds": 60}),
+    ("post", "/v1/calls/{hold_id}/release"): ("/v1/calls/h_unknown/release", None),
+}
+ENDPOINTS = [*READS, *WRITES, *CALLS]
 
 
 @dataclass
@@ -95,7 +107,7 @@ class Api:
         if endpoint in READS:
             url = READS[endpoint]
             return self.client.get(url + ("&" if "?" in url else "?") + query, headers=headers)
-        url, body = WRITES[endpoint]
+        url, body = WRITES[endpoint] if endpoint in WRITES else CALLS[endpoint]
         return self.client.post(f"{url}?{query}", json=body, headers=headers)
 
     def ok(self, url: str, role: str = "staff", **params: str) -> Any:

@@ -262,10 +262,8 @@ def connect(db: Database, facility_id: str, hold_id: str, *, actor: str, at: dat
         row = _locked(session, facility_id, hold_id)
         if row.status == State.CONNECTED:
             return _call(row, replayed=True)
-        if row.status == State.HELD and _expired(row, at):
-            _settle(session, row, None, State.EXPIRED, "timeout", actor, at)
-            expired = True
-        else:
+        lapsed = _expire_if_lapsed(session, row, actor, at)
+        if not lapsed:
             _require_state(row, State.HELD, "connect")
             assert row.max_minutes is not None
             row.status = State.CONNECTED
@@ -273,8 +271,7 @@ def connect(db: Database, facility_id: str, hold_id: str, *, actor: str, at: dat
             row.expires_at = at + timedelta(minutes=row.max_minutes) + end_grace()
             _event(session, row, "calls:call:connected", actor, at, {})
             return _call(row)
-    assert expired
-    raise Conflict(f"hold {hold_id!r} expired before the call connected", field="hold_id")
+    raise _lapsed(hold_id)
 
 
 def end(
@@ -300,12 +297,15 @@ def end(
             # The end report came after the call was settled at its maximum.
             _settle(session, row, minutes, State.COMPLETED, "platform", actor, at)
             return _call(row)
-        if row.status == State.HELD and not _expired(row, at):
-            row.connected_at = at - timedelta(seconds=seconds)
-        elif row.status != State.CONNECTED:
-            _require_state(row, State.CONNECTED, "end")
-        _settle(session, row, minutes, State.COMPLETED, "platform", actor, at)
-        return _call(row)
+        lapsed = _expire_if_lapsed(session, row, actor, at)
+        if not lapsed:
+            if row.status == State.HELD:
+                row.connected_at = at - timedelta(seconds=seconds)
+            else:
+                _require_state(row, State.CONNECTED, "end")
+            _settle(session, row, minutes, State.COMPLETED, "platform", actor, at)
+            return _call(row)
+    raise _lapsed(hold_id)
 
 
 def release(db: Database, facility_id: str, hold_id: str, *, actor: str, at: datetime) -> Call:
@@ -361,6 +361,19 @@ def _locked(session: Session, facility_id: str, hold_id: str) -> SessionRow:
     require_person(session, facility_id, row.person_id, lock=True)
     session.refresh(row)
     return row
+
+
+def _expire_if_lapsed(session: Session, row: SessionRow, actor: str, at: datetime) -> bool:
+    """Expire a hold whose time to connect has passed (the sweep may not have
+    come by yet); the caller commits that, then answers with ``_lapsed``."""
+    if row.status == State.HELD and _expired(row, at):
+        _settle(session, row, None, State.EXPIRED, "timeout", actor, at)
+        return True
+    return False
+
+
+def _lapsed(hold_id: str) -> Conflict:
+    return Conflict(f"hold {hold_id!r} expired before the call connected", field="hold_id")
 
 
 def _expired(row: SessionRow, at: datetime) -> bool:

@@ -1,0 +1,1 @@
+"""Records from other systems: completed calls from a calling vendor's export."""

@@ -1,0 +1,446 @@
+"""Importing completed calls from a vendor's export (``kinline import calls``).
+
+The file
+    CSV, UTF-8, with a header row naming the columns ``person``, ``dialed``,
+    ``start``, ``seconds`` and optionally ``channel`` (``phone``, ``video`` or
+    ``visit``; ``phone`` when absent or empty), in any order. ``start`` is the
+    facility's local wall time, ISO 8601 without offset (``2026-11-01T14:05:00``
+    or ``2026-11-01 14:05``); a start the clocks skipped (DST) is an error, one
+    they passed twice is the earlier. ``seconds`` is a whole number from 0 to
+    86,400. ``dialed`` is any number ``phonenumbers`` reads (without a country
+    code: the facility's country) and must be one of that person's contacts'.
+    Rows are numbered as lines of the file: the header is row 1. Blank lines
+    are skipped.
+
+What an imported call is
+    A completed session (``status`` "completed", ``source`` "import") of the
+    person with the contact whose number was dialed, decided by the engine at
+    its start exactly as a live call would be, against usage that includes
+    every earlier call. The session's ``minutes`` are the call's own minutes,
+    ``ceil(seconds / 60)``, not capped: it is a record of what happened, and
+    ``ended_at`` is its start plus its seconds. When the engine allows it, it
+    is charged to ``decision.charged_to`` and the counters, rolling entries and
+    gap marks change exactly as ``apply_usage(usage_change(...))`` would
+    change them for a live call of ``min(minutes, decision.max_minutes)``
+    minutes: the allowance is charged what the engine would have let the call
+    use, as ``attempt_session`` and the call path do, so the counters mean the
+    same whatever the source. When the engine would have refused it, it is
+    still recorded as completed (it happened), with the refusal's ``reason``,
+    charged to nothing, and counted as "outside policy".
+
+Order
+    Within a batch, each person's calls are decided in order of their start
+    (then of their row), so each sees the ones before it. Batches are taken
+    in file order: an export sorted by start (as exports are) is decided in
+    time order throughout; a call earlier than one of an earlier batch is
+    decided against usage that already holds the later call.
+
+Batches
+    ``batch_size`` rows (default 10,000) are one transaction. A batch with an
+    invalid row writes nothing and its errors are listed (the first 1,000 of
+    the whole file); the other batches still commit. Each committed batch adds
+    one audit event (``imports:calls:batch``) to the facility's chain naming
+    the file, its SHA-256, the batch's first and last rows and its counts.
+    Re-importing a file imports its calls again: on a partial failure, import
+    only the rows of the failed batches. ``dry_run`` checks every row against
+    the store and writes nothing.
+
+Concurrency and speed
+    A batch first locks the allowance ledgers of all its people (the call
+    path's per-person lock, in id order), then reads their contacts, rules and
+    stored usage in a few statements, decides every call in memory against a
+    ``BatchLedger`` seeded from that usage, and writes sessions, summed counter
+    increments, rolling entries and gap marks in bulk. The file is read twice,
+    streamed both times: once to hash it, count its lines and check it is
+    UTF-8 text, then batch by batch.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlalchemy.orm import Session
+
+from kinline.audit.service import facility_chain, record_event
+from kinline.db.engine import Database
+from kinline.errors import InvalidInput
+from kinline.imports import repository
+from kinline.imports.model import (
+    BatchLedger,
+    Call,
+    ContactEntry,
+    Header,
+    RowError,
+    read_header,
+    read_row,
+)
+from kinline.people.model import Facility
+from kinline.people.service import require_facility
+from kinline.rules.decide import Decision, Request, decide
+from kinline.rules.model import DAY, MONTH, WEEK, Channel, Rule
+from kinline.rules.periods import period_key
+from kinline.rules.usage import usage_change
+
+DEFAULT_BATCH_SIZE = 10_000
+MAX_LISTED_ERRORS = 1_000
+BATCH_TAG = "imports:calls:batch"
+_READ_CHUNK = 1 << 20
+
+
+class ImportProgress(Protocol):
+    """Told how many lines the file has, then how many it has got through."""
+
+    def begin(self, total: int) -> None: ...
+
+    def advance(self, lines: int) -> None: ...
+
+
+@dataclass
+class ImportSummary:
+    """What an import did. ``failed_rows`` are the rows of failed batches (valid or
+    not); ``invalid_rows`` those with an error; ``errors`` lists the first
+    ``MAX_LISTED_ERRORS`` of ``error_count`` errors."""
+
+    file: str
+    batch_size: int
+    dry_run: bool
+    sha256: str | None = None
+    rows: int = 0
+    imported: int = 0
+    outside_policy: int = 0
+    invalid_rows: int = 0
+    failed_rows: int = 0
+    batches_committed: int = 0
+    batches_failed: int = 0
+    error_count: int = 0
+    errors: list[str] = field(default_factory=list)
+    file_error: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """0: every row imported (or, dry, valid); 1: a batch failed; 2: the file is unusable."""
+        if self.file_error is not None:
+            return 2
+        return 1 if self.batches_failed else 0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "file": self.file,
+            "sha256": self.sha256,
+            "dry_run": self.dry_run,
+            "batch_size": self.batch_size,
+            "rows": self.rows,
+            "imported": self.imported,
+            "outside_policy": self.outside_policy,
+            "invalid_rows": self.invalid_rows,
+            "failed_rows": self.failed_rows,
+            "batches_committed": self.batches_committed,
+            "batches_failed": self.batches_failed,
+            "error_count": self.error_count,
+            "errors": list(self.errors),
+            "file_error": self.file_error,
+        }
+
+    def _note(self, errors: Sequence[RowError]) -> None:
+        self.error_count += len(errors)
+        room = MAX_LISTED_ERRORS - len(self.errors)
+        self.errors.extend(str(error) for error in errors[: max(room, 0)])
+
+
+@dataclass(frozen=True, slots=True)
+class _Source:
+    name: str
+    sha256: str
+    lines: int
+
+
+@dataclass(frozen=True, slots=True)
+class _BatchResult:
+    rows: int
+    errors: list[RowError]
+    invalid_rows: int
+    imported: int = 0
+    outside_policy: int = 0
+
+
+def import_calls(
+    db: Database,
+    facility_id: str,
+    path: Path,
+    *,
+    at: datetime,
+    actor: str,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    dry_run: bool = False,
+    progress: ImportProgress | None = None,
+) -> ImportSummary:
+    """Import the completed calls in the CSV file at ``path``; ``at`` is now."""
+    if batch_size < 1:
+        raise InvalidInput("must be at least 1", field="batch_size")
+    with db.transaction() as session:
+        facility = require_facility(session, facility_id)
+    summary = ImportSummary(file=path.name, batch_size=batch_size, dry_run=dry_run)
+    try:
+        source = _scan(path)
+    except InvalidInput as error:
+        summary.file_error = error.message
+        return summary
+    summary.sha256 = source.sha256
+    if progress is not None:
+        progress.begin(max(source.lines - 1, 0))
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            reader = csv.reader(handle)
+            header = _header(reader)
+            done = 1
+            for batch in _batches(reader, batch_size):
+                result = _import_batch(db, facility, header, batch, source, at, actor, dry_run)
+                _count(summary, result, dry_run)
+                if progress is not None:
+                    progress.advance(reader.line_num - done)
+                done = reader.line_num
+    except InvalidInput as error:
+        summary.file_error = error.message
+    return summary
+
+
+def _count(summary: ImportSummary, result: _BatchResult, dry_run: bool) -> None:
+    summary.rows += result.rows
+    summary.invalid_rows += result.invalid_rows
+    summary._note(result.errors)
+    if result.errors:
+        summary.batches_failed += 1
+        summary.failed_rows += result.rows
+    else:
+        summary.batches_committed += 0 if dry_run else 1
+        summary.imported += result.imported
+        summary.outside_policy += result.outside_policy
+
+
+def _scan(path: Path) -> _Source:
+    """Hash the file, count its lines, and check it is UTF-8 text, streaming."""
+    digest = hashlib.sha256()
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    lines = 0
+    last = b""
+    offset = 0
+    try:
+        with path.open("rb") as handle:
+            while chunk := handle.read(_READ_CHUNK):
+                digest.update(chunk)
+                lines += chunk.count(b"\n")
+                if b"\x00" in chunk:
+                    raise InvalidInput(f"not text: a NUL byte at offset {offset + chunk.index(0)}")
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as error:
+                    raise InvalidInput(f"not UTF-8 at byte {offset + error.start}") from None
+                offset += len(chunk)
+                last = chunk[-1:]
+            try:
+                decoder.decode(b"", final=True)
+            except UnicodeDecodeError:
+                raise InvalidInput("not UTF-8: the file ends inside a character") from None
+    except OSError as error:
+        raise InvalidInput(f"cannot read {path}: {error.strerror or error}") from None
+    if offset == 0:
+        raise InvalidInput("row 1: header: the file is empty")
+    if last != b"\n":
+        lines += 1
+    return _Source(path.name, digest.hexdigest(), lines)
+
+
+def _header(reader: Any) -> Header:
+    try:
+        values = next(reader, None)
+    except csv.Error as error:
+        raise InvalidInput(f"row 1: header: not CSV: {error}") from None
+    if not values:
+        raise InvalidInput("row 1: header: the first line is empty; expected a header row")
+    return read_header(values)
+
+
+def _batches(reader: Any, size: int) -> Iterator[list[tuple[int, list[str]]]]:
+    """Rows in batches of ``size``, each with its row number (the line it starts on)."""
+    batch: list[tuple[int, list[str]]] = []
+    start = reader.line_num + 1
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as error:
+            raise InvalidInput(f"row {start}: not CSV: {error}") from None
+        if values:
+            batch.append((start, values))
+            if len(batch) == size:
+                yield batch
+                batch = []
+        start = reader.line_num + 1
+    if batch:
+        yield batch
+
+
+def _import_batch(
+    db: Database,
+    facility: Facility,
+    header: Header,
+    batch: Sequence[tuple[int, list[str]]],
+    source: _Source,
+    at: datetime,
+    actor: str,
+    dry_run: bool,
+) -> _BatchResult:
+    zone, country = facility.zone, facility.country
+    fields = [read_row(values, row, header, zone, country) for row, values in batch]
+    people = sorted({row.person for row in fields if row.person})
+    with db.transaction() as session:
+        known = repository.known_people(session, facility.id, people, lock=not dry_run)
+        book = repository.phone_book(session, facility.id, sorted(known))
+        errors: list[RowError] = []
+        invalid = 0
+        calls: list[Call] = []
+        for row in fields:
+            row_errors = list(row.errors)
+            contact: ContactEntry | None = None
+            if row.person and row.person not in known:
+                reason = f"no person {row.person!r} in {facility.id}"
+                row_errors.insert(0, RowError(row.row, "person", reason))
+            elif row.person and row.dialed is not None:
+                contact = book.get((row.person, row.dialed))
+                if contact is None:
+                    reason = f"{row.dialed} is not a number of any contact of {row.person}"
+                    row_errors.append(RowError(row.row, "dialed", reason))
+            if row_errors:
+                errors.extend(row_errors)
+                invalid += 1
+                continue
+            assert contact is not None and row.at is not None
+            assert row.seconds is not None and row.channel is not None
+            calls.append(Call(row.row, row.person, contact, row.channel, row.at, row.seconds))
+        if errors:
+            return _BatchResult(len(batch), errors, invalid)
+        if dry_run:
+            return _BatchResult(len(batch), [], 0, imported=len(calls))
+        outside = _record(session, facility, calls, at)
+        record_event(
+            session,
+            facility_id=facility.id,
+            chain=facility_chain(facility.id),
+            actor=actor,
+            tag=BATCH_TAG,
+            payload={
+                "file": source.name,
+                "sha256": source.sha256,
+                "first_row": batch[0][0],
+                "last_row": batch[-1][0],
+                "count": len(calls),
+                "outside_policy": outside,
+            },
+            at=at,
+        )
+    return _BatchResult(len(batch), [], 0, imported=len(calls), outside_policy=outside)
+
+
+def _record(session: Session, facility: Facility, calls: Sequence[Call], at: datetime) -> int:
+    """Decide each call in order against the batch's usage, write them all; the
+    number the engine would have refused."""
+    zone = facility.zone
+    people = sorted({call.person for call in calls})
+    rules = repository.rules_of(
+        session,
+        facility.id,
+        people,
+        {call.channel for call in calls},
+        min(call.at for call in calls),
+        max(call.at for call in calls),
+    )
+    ledger = _seeded_ledger(session, facility, people, rules, calls)
+    by_id = {rule.id: rule for rule in rules}
+    relevant: dict[tuple[str, Channel], list[Rule]] = {}
+    rows: list[tuple[int, dict[str, Any]]] = []
+    outside = 0
+    for call in sorted(calls, key=lambda c: (c.person, c.at, c.row)):
+        key = (call.person, call.channel)
+        person_rules = relevant.get(key)
+        if person_rules is None:
+            person_rules = [
+                r for r in rules if r.channel is call.channel and r.concerns(call.person)
+            ]
+            relevant[key] = person_rules
+        contact = call.contact.as_of(call.at)
+        request = Request(call.person, contact, call.channel, call.at)
+        decision = decide(request, person_rules, ledger.snapshot(call.person), zone)
+        if decision.allowed and decision.charged_to is not None:
+            charged = min(call.minutes, decision.max_minutes or 0)
+            governing = [by_id[rule_id] for rule_id in decision.governed_by]
+            change = usage_change(by_id[decision.charged_to], governing, call.at, charged, zone)
+            ledger.apply(call.person, change)
+        else:
+            outside += 1
+        rows.append((call.row, _session_row(facility.id, call, decision, at)))
+    rows.sort(key=lambda numbered: numbered[0])
+    repository.add_sessions(session, [row for _, row in rows])
+    repository.add_counters(session, facility.id, ledger.added_counters)
+    repository.add_entries(session, facility.id, ledger.added_entries)
+    repository.raise_gap_marks(session, facility.id, ledger.added_gaps)
+    return outside
+
+
+def _seeded_ledger(
+    session: Session,
+    facility: Facility,
+    people: Sequence[str],
+    rules: Sequence[Rule],
+    calls: Sequence[Call],
+) -> BatchLedger:
+    """A ledger holding the stored usage the batch's decisions can read."""
+    zone = facility.zone
+    calendar = {
+        rule.quota.per.kind for rule in rules if rule.quota and not rule.quota.per.is_rolling
+    }
+    periods = [period for period in (DAY, WEEK, MONTH) if period.kind in calendar]
+    keys = {period_key(period, call.at, zone) for call in calls for period in periods}
+    rolling_days = [
+        rule.quota.per.days for rule in rules if rule.quota and rule.quota.per.is_rolling
+    ]
+    since = (
+        min(call.at for call in calls) - timedelta(days=max(rolling_days)) if rolling_days else None
+    )
+    stored = repository.stored_usage(
+        session, facility.id, people, period_keys=sorted(keys), rolling_since=since
+    )
+    ledger = BatchLedger(zone)
+    for person_id, rule_id, key, tally in stored.counters:
+        ledger.seed_counter(person_id, rule_id, key, tally)
+    for person_id, rule_id, started_at, minutes in stored.entries:
+        ledger.seed_entry(person_id, rule_id, started_at, minutes)
+    for person_id, rule_id, last_end in stored.gaps:
+        ledger.seed_gap(person_id, rule_id, last_end)
+    return ledger
+
+
+def _session_row(facility_id: str, call: Call, decision: Decision, at: datetime) -> dict[str, Any]:
+    return {
+        "facility_id": facility_id,
+        "person_id": call.person,
+        "contact_id": call.contact.id,
+        "channel": str(call.channel),
+        "started_at": call.at,
+        "ended_at": call.at + timedelta(seconds=call.seconds),
+        "minutes": call.minutes,
+        "status": "completed",
+        "reason": None if decision.reason is None else str(decision.reason),
+        "charged_to": decision.charged_to,
+        "governed_by": list(decision.governed_by),
+        "decision": decision.as_dict(),
+        "recorded_at": at,
+        "source": "import",
+    }
