@@ -4,10 +4,12 @@ and RFC 9457 problem+json for every error."""
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+from cachetools import TTLCache
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -91,13 +93,60 @@ DbDep = Annotated[Database, Depends(get_db)]
 _bearer = HTTPBearer(auto_error=False)
 
 
+class Memo:
+    """What every request would otherwise read again: callers by token, and the
+    facilities, each kept for a few seconds (a revoked token stops working
+    within ``TOKEN_SECONDS``). Thread-safe: sync routes run in a thread pool."""
+
+    TOKEN_SECONDS = 10.0
+    FACILITY_SECONDS = 2.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._callers: TTLCache[str, Caller] = TTLCache(maxsize=1024, ttl=self.TOKEN_SECONDS)
+        self._facilities: TTLCache[str, tuple[Facility, ...]] = TTLCache(
+            maxsize=1, ttl=self.FACILITY_SECONDS
+        )
+
+    def caller(self, db: Database, secret: str) -> Caller | None:
+        with self._lock:
+            found = self._callers.get(secret)
+        if found is None:
+            found = authenticate(db, secret)
+            if found is not None:
+                with self._lock:
+                    self._callers[secret] = found
+        return found
+
+    def facilities(self, db: Database) -> tuple[Facility, ...]:
+        with self._lock:
+            known = self._facilities.get("all")
+        if known is None:
+            known = tuple(list_facilities(db))
+            with self._lock:
+                self._facilities["all"] = known
+        return known
+
+
+def get_memo(request: Request) -> Memo:
+    memo = getattr(request.app.state, "memo", None)
+    if memo is None:
+        memo = request.app.state.memo = Memo()
+    assert isinstance(memo, Memo)
+    return memo
+
+
+MemoDep = Annotated[Memo, Depends(get_memo)]
+
+
 def caller(
     db: DbDep,
+    memo: MemoDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated("a bearer token is required")
-    found = authenticate(db, credentials.credentials)
+    found = memo.caller(db, credentials.credentials)
     if found is None:
         raise Unauthenticated("the bearer token is not valid")
     return found
@@ -130,14 +179,16 @@ Telephony = Annotated[Caller, Depends(require(Scope.TELEPHONY))]
 
 def facility(
     db: DbDep,
+    memo: MemoDep,
     _who: Annotated[Caller, Depends(admitted)],
     facility_id: Annotated[
         str | None, Query(description="Facility id; may be left out when there is one.")
     ] = None,
 ) -> Facility:
+    facilities = memo.facilities(db)
     if facility_id is not None:
-        return get_facility(db, facility_id)
-    facilities = list_facilities(db)
+        known = [place for place in facilities if place.id == facility_id]
+        return known[0] if known else get_facility(db, facility_id)
     if len(facilities) != 1:
         raise InvalidInput("name the facility with facility_id", field="facility_id")
     return facilities[0]

@@ -93,7 +93,9 @@ def attempt_session(
     with db.transaction() as session:
         facility = require_facility(session, facility_id)
         require_person(session, facility_id, person_id, lock=True)
-        explained = decide_in(session, facility, person_id, contact_id, channel, at)
+        explained = decide_in(
+            session, facility, person_id, contact_id, channel, at, person_checked=True
+        )
         decision = explained.decision
         used = min(minutes, decision.max_minutes or 0) if decision.allowed else 0
         row = repository.add_session(
@@ -149,10 +151,13 @@ def decide_in(
     contact_id: str,
     channel: Channel,
     at: datetime,
+    *,
+    person_checked: bool = False,
 ) -> ExplainedDecision:
     """Decide inside the caller's transaction (which has locked the person's ledger
-    if it will record what it decides)."""
-    require_person(session, facility.id, person_id)
+    if it will record what it decides; then ``person_checked`` saves a query)."""
+    if not person_checked:
+        require_person(session, facility.id, person_id)
     contact = require_contact(session, facility.id, contact_id, at, person_id)
     rules = policy_repository.rules_for(
         session, facility.id, person_id=person_id, channel=channel, active_at=at

@@ -155,7 +155,9 @@ def authorize(
             if contact_id is None:
                 row = _refuse_unknown_number(session, facility, person_id, channel, e164, at)
             else:
-                explained = decide_in(session, facility, person_id, contact_id, channel, at)
+                explained = decide_in(
+                    session, facility, person_id, contact_id, channel, at, person_checked=True
+                )
                 row = _hold(session, facility, explained, at)
             row.idempotency_key = key
             row.request_hash = fingerprint
