@@ -16,11 +16,13 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.expression import false
 
 from kinline.db.base import Base
 from kinline.db.types import UTCDateTime
@@ -38,6 +40,8 @@ class FacilityRow(Base):
     appeal_days: Mapped[int] = mapped_column(Integer)
     retaliation_window_days: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The appeal levels and their deadlines; null: the federal default.
+    appeal_levels: Mapped[list[dict[str, object]] | None] = mapped_column(JSON, nullable=True)
 
 
 class PersonRow(Base):
@@ -47,6 +51,8 @@ class PersonRow(Base):
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     language: Mapped[str] = mapped_column(String(16))
+    # Where printed notices go: one print batch per housing unit and day.
+    housing_unit: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     __table_args__ = (ForeignKeyConstraint(["facility_id"], ["facilities.id"]),)
 
@@ -60,6 +66,9 @@ class ContactRow(Base):
     name: Mapped[str] = mapped_column(String(200))
     relationship: Mapped[str] = mapped_column(String(32))
     privileged: Mapped[bool] = mapped_column(Boolean)
+    email: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    # Counsel with an email get every notice; other contacts when they asked.
+    notify_by_email: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
     __table_args__ = (
         ForeignKeyConstraint(["facility_id", "person_id"], ["people.facility_id", "people.id"]),
@@ -265,8 +274,116 @@ class NoticeRow(Base):
     title: Mapped[str] = mapped_column(Text)
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
     __table_args__ = (Index("ix_notices_person", "facility_id", "person_id"),)
+
+
+class NoticeDeliveryRow(Base):
+    """The outbox: one row per notice, channel and recipient, written in the same
+    transaction as the notice; a worker sends it and records each attempt."""
+
+    __tablename__ = "notice_deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    facility_id: Mapped[str] = mapped_column(ID)
+    notice_id: Mapped[int] = mapped_column(Integer)
+    channel: Mapped[str] = mapped_column(String(8))  # inbox, email, print
+    recipient: Mapped[str] = mapped_column(String(254))  # kiosk, an address, a housing unit
+    status: Mapped[str] = mapped_column(String(12))  # pending, sent, failed
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    message_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    batch_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        UniqueConstraint("notice_id", "channel", "recipient", name="uq_notice_deliveries_target"),
+        Index("ix_notice_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_notice_deliveries_notice", "facility_id", "notice_id"),
+    )
+
+
+class DeliveryAttemptRow(Base):
+    __tablename__ = "delivery_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    facility_id: Mapped[str] = mapped_column(ID)
+    delivery_id: Mapped[int] = mapped_column(Integer)
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    outcome: Mapped[str] = mapped_column(String(12))  # sent, error
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (Index("ix_delivery_attempts_delivery", "delivery_id"),)
+
+
+class PrintBatchRow(Base):
+    """One PDF of the day's notices for one housing unit."""
+
+    __tablename__ = "print_batches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    facility_id: Mapped[str] = mapped_column(ID)
+    housing_unit: Mapped[str] = mapped_column(String(64))
+    day: Mapped[date] = mapped_column(Date)
+    notice_count: Mapped[int] = mapped_column(Integer)
+    pdf: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_print_batches_unit_day", "facility_id", "housing_unit", "day"),)
+
+
+class AppealRow(Base):
+    """An appeal against a notice or a decision, at its current level."""
+
+    __tablename__ = "appeals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    facility_id: Mapped[str] = mapped_column(ID)
+    person_id: Mapped[str] = mapped_column(ID)
+    notice_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    session_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    filed_by: Mapped[str] = mapped_column(String(16))  # person, counsel
+    filer: Mapped[str] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text)
+    route: Mapped[str] = mapped_column(String(16))  # standard, issuing_office
+    level: Mapped[int] = mapped_column(Integer)
+    level_name: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    event_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    filed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    answer_due: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    file_next_by: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    extended: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        Index("ix_appeals_person", "facility_id", "person_id"),
+        Index("ix_appeals_due", "status", "answer_due"),
+    )
+
+
+class AppealStepRow(Base):
+    """Each step of an appeal: filed, extended, answered, denied by silence, escalated."""
+
+    __tablename__ = "appeal_steps"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    facility_id: Mapped[str] = mapped_column(ID)
+    appeal_id: Mapped[int] = mapped_column(Integer)
+    level: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(24))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(200))
+    outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    due: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    __table_args__ = (Index("ix_appeal_steps_appeal", "appeal_id"),)
 
 
 class AuditEventRow(Base):
