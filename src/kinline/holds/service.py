@@ -153,7 +153,7 @@ def authorize(
             if e164 is not None:
                 contact_id = people.contact_by_phone(session, facility_id, person_id, e164)
             if contact_id is None:
-                row = _refuse_unknown_number(session, facility, person_id, channel, e164, at)
+                row = _refuse_unknown_number(facility, person_id, channel, e164, at)
             else:
                 explained = decide_in(
                     session, facility, person_id, contact_id, channel, at, person_checked=True
@@ -161,7 +161,7 @@ def authorize(
                 row = _hold(session, facility, explained, at)
             row.idempotency_key = key
             row.request_hash = fingerprint
-            session.flush()
+            repository.add(session, row)
             record_event(
                 session,
                 facility_id=facility_id,
@@ -190,7 +190,6 @@ def authorize(
 
 
 def _refuse_unknown_number(
-    session: Session,
     facility: Facility,
     person_id: str,
     channel: Channel,
@@ -199,23 +198,20 @@ def _refuse_unknown_number(
 ) -> SessionRow:
     decision = Decision(allowed=False, reason=Reason.NOT_ON_LIST, rules=()).as_dict()
     decision["dialed"] = e164
-    return repository.add(
-        session,
-        SessionRow(
-            facility_id=facility.id,
-            person_id=person_id,
-            contact_id="",
-            channel=str(channel),
-            started_at=at,
-            minutes=0,
-            status=State.DENIED,
-            reason=str(Reason.NOT_ON_LIST),
-            charged_to=None,
-            governed_by=[],
-            decision=decision,
-            recorded_at=at,
-            source="telephony",
-        ),
+    return SessionRow(
+        facility_id=facility.id,
+        person_id=person_id,
+        contact_id="",
+        channel=str(channel),
+        started_at=at,
+        minutes=0,
+        status=State.DENIED,
+        reason=str(Reason.NOT_ON_LIST),
+        charged_to=None,
+        governed_by=[],
+        decision=decision,
+        recorded_at=at,
+        source="telephony",
     )
 
 
@@ -225,37 +221,35 @@ def _hold(
     decision = explained.decision
     allowed = decision.allowed and decision.charged_to is not None
     held = (decision.max_minutes or 0) if allowed else 0
-    row = repository.add(
-        session,
-        SessionRow(
-            facility_id=facility.id,
-            person_id=explained.person_id,
-            contact_id=explained.contact_id,
-            channel=str(explained.channel),
-            started_at=at,
-            minutes=held,
-            status=State.HELD if allowed else State.DENIED,
-            reason=None if decision.reason is None else str(decision.reason),
-            charged_to=decision.charged_to,
-            governed_by=list(decision.governed_by),
-            decision=decision.as_dict(),
-            recorded_at=at,
-            source="telephony",
-            hold_id=f"h_{uuid.uuid4().hex}" if allowed else None,
-            max_minutes=decision.max_minutes if allowed else None,
-            expires_at=at + hold_timeout() if allowed else None,
-        ),
-    )
+    reserved = None
     if allowed and decision.charged_to is not None:
         charged = explained.rules[decision.charged_to]
         governing = [explained.rules[rule_id] for rule_id in decision.governed_by]
-        row.reserved = usage.apply_usage(
+        reserved = usage.apply_usage(
             session,
             facility.id,
             explained.person_id,
             usage_change(charged, governing, at, held, facility.zone),
         )
-    return row
+    return SessionRow(
+        facility_id=facility.id,
+        person_id=explained.person_id,
+        contact_id=explained.contact_id,
+        channel=str(explained.channel),
+        started_at=at,
+        minutes=held,
+        status=State.HELD if allowed else State.DENIED,
+        reason=None if decision.reason is None else str(decision.reason),
+        charged_to=decision.charged_to,
+        governed_by=list(decision.governed_by),
+        decision=decision.as_dict(),
+        recorded_at=at,
+        source="telephony",
+        hold_id=f"h_{uuid.uuid4().hex}" if allowed else None,
+        max_minutes=decision.max_minutes if allowed else None,
+        expires_at=at + hold_timeout() if allowed else None,
+        reserved=reserved,
+    )
 
 
 def connect(db: Database, facility_id: str, hold_id: str, *, actor: str, at: datetime) -> Call:
