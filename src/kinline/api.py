@@ -12,8 +12,12 @@ from datetime import UTC, datetime
 from anyio import to_thread
 from fastapi import FastAPI
 
+from kinline.appeals.api import router as appeals_router
+from kinline.appeals.service import sweep_appeals
 from kinline.calls.api import router as decisions_router
 from kinline.db.engine import Database
+from kinline.delivery.api import router as delivery_router
+from kinline.delivery.worker import start_worker_from_env
 from kinline.holds.api import router as calls_router
 from kinline.holds.service import sweep
 from kinline.http import install_problem_handlers
@@ -29,27 +33,37 @@ def sweep_interval() -> float:
     return float(os.environ.get("KINLINE_SWEEP_SECONDS", "30"))
 
 
+def sweep_once(db: Database) -> None:
+    now = datetime.now(UTC)
+    sweep(db, at=now)
+    sweep_appeals(db, at=now, actor="kinline:sweep")
+
+
 async def sweep_forever(db: Database, interval: float) -> None:
-    """Expire and settle call set-ups whose time is up, every ``interval`` seconds.
+    """Every ``interval`` seconds: expire and settle call set-ups whose time is up,
+    and deny by silence the appeals whose answer is past due.
 
     Each server process runs one; every settlement re-checks its call under the
-    person's ledger lock, so several processes sweeping at once settle each once.
+    person's ledger lock, and appeals are taken with SKIP LOCKED, so several
+    processes sweeping at once settle each once.
     """
     while True:
         await asyncio.sleep(interval)
         try:
-            await to_thread.run_sync(lambda: sweep(db, at=datetime.now(UTC)))
+            await to_thread.run_sync(lambda: sweep_once(db))
         except Exception:
-            log.exception("hold sweep failed; retrying at the next interval")
+            log.exception("sweep failed; retrying at the next interval")
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     interval = sweep_interval()
     task = asyncio.create_task(sweep_forever(app.state.db, interval)) if interval > 0 else None
+    stop_worker = start_worker_from_env(app.state.db)  # `kinline serve --worker`
     try:
         yield
     finally:
+        stop_worker()
         if task is not None:
             task.cancel()
 
@@ -66,6 +80,14 @@ def create_app(db: Database | None = None) -> FastAPI:
     )
     app.state.db = db or Database()
     install_problem_handlers(app)
-    for router in (people_router, rules_router, decisions_router, calls_router, notices_router):
+    for router in (
+        people_router,
+        rules_router,
+        decisions_router,
+        calls_router,
+        notices_router,
+        appeals_router,
+        delivery_router,
+    ):
         app.include_router(router)
     return app

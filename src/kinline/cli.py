@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from kinline.appeals.cli import app as appeals_app
 from kinline.audit.cli import app as audit_app
 from kinline.auth.cli import app as token_app
 from kinline.calls.cli import decide_command
@@ -14,6 +15,7 @@ from kinline.cli_support import DatabaseOption, console, database, errors, frien
 from kinline.courts.cli import app as report_app
 from kinline.db.engine import configured_url
 from kinline.db.migrate import upgrade
+from kinline.delivery.cli import deliveries_command, print_app, worker_command
 from kinline.holds.cli import app as holds_app
 from kinline.imports.cli import app as import_app
 from kinline.notices.cli import app as notices_app
@@ -32,11 +34,19 @@ scenario_app = typer.Typer(
 app.add_typer(db_app, name="db")
 app.add_typer(scenario_app, name="scenario")
 app.add_typer(audit_app, name="audit", help="The tamper-evident audit log.")
+app.add_typer(appeals_app, name="appeals", help="Appeals against notices and decisions.")
 app.add_typer(notices_app, name="notices", help="Notices of changes to what a person may do.")
 app.add_typer(report_app, name="report", help="Reports for courts and counsel.")
 app.add_typer(token_app, name="token", help="API tokens.")
 app.add_typer(holds_app, name="holds", help="Call set-ups held on an allowance.")
 app.add_typer(import_app, name="import", help="Import records from other systems.")
+app.add_typer(print_app, name="print", help="Printed notices: daily batches per housing unit.")
+app.command("worker", help="Send notice emails from the outbox and make daily print batches.")(
+    worker_command
+)
+app.command("deliveries", help="Show how a notice was delivered, with every attempt.")(
+    deliveries_command
+)
 app.command("decide", help="Decide whether a person may contact a contact now (or --at).")(
     decide_command
 )
@@ -124,8 +134,20 @@ def serve(
         int, typer.Option(min=1, help="Server processes (production: one per CPU core).")
     ] = 1,
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = True,
+    worker: Annotated[
+        bool,
+        typer.Option(
+            help="Also run the delivery worker in each server process (SMTP from "
+            "KINLINE_SMTP_*; see `kinline worker --help`)."
+        ),
+    ] = False,
 ) -> None:
+    import os
+
     import uvicorn
+
+    if worker:
+        os.environ["KINLINE_WORKER"] = "1"
 
     uvicorn.run(
         "kinline.api:create_app",

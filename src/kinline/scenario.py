@@ -91,7 +91,13 @@ def play(
     try:
         register_facility(db, scenario.facility, at=start, actor=ACTOR)
         for person in scenario.people:
-            admit_person(db, person, at=start, actor=ACTOR)
+            admit_person(
+                db,
+                person,
+                at=start,
+                actor=ACTOR,
+                housing_unit=scenario.housing_units.get(person.id),
+            )
         for entry in scenario.contacts:
             add_contact(
                 db,
@@ -101,6 +107,8 @@ def play(
                 phones=entry.phones,
                 at=start,
                 actor=ACTOR,
+                email=entry.email,
+                notify_by_email=entry.notify_by_email,
             )
     except KinlineError as error:
         raise ScenarioFormatError(scenario.path, None, error.message) from None

@@ -19,7 +19,14 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from kinline.errors import InvalidInput
-from kinline.people.model import Facility, Person, check_language, check_timezone
+from kinline.people.model import (
+    Facility,
+    Person,
+    check_email,
+    check_housing_unit,
+    check_language,
+    check_timezone,
+)
 from kinline.rules.model import RELATIONSHIPS, Channel, Contact
 from kinline.rules.parse import RuleError, parse_enum, parse_id, parse_instant, parse_rule
 from kinline.rules.retaliation import PROTECTED_KINDS
@@ -28,6 +35,7 @@ DECISION_KEYS = frozenset(
     {"allowed", "reason", "rules", "charged_to", "max_minutes", "monitoring"}
     | {"interpreter", "conflicts"}
 )
+CONTACT_KEYS = ("id", "person", "name", "relationship", "phones", "approved", "privileged")
 ACTIONS = ("call", "check", "filing", "impose", "lift", "approve", "revoke")
 
 
@@ -113,6 +121,9 @@ class ContactEntry:
     name: str
     phones: list[str]
     line: int
+    # kinline's extensions to the SPEC format: where notices are emailed.
+    email: str | None = None
+    notify_by_email: bool = False
 
 
 @dataclass(frozen=True)
@@ -136,6 +147,8 @@ class Scenario:
     steps: list[Step]
     expect_end: LineMap | None
     lines: dict[str, int] = field(default_factory=dict)
+    # A kinline extension: person id -> housing unit (where printed notices go).
+    housing_units: dict[str, str] = field(default_factory=dict)
 
 
 def load_scenario(path: Path | str) -> Scenario:
@@ -161,6 +174,7 @@ class _Reader:
         self.ids: dict[str, int] = {}
         self.people_seen: dict[str, int] = {}
         self.contacts_seen: dict[str, int] = {}
+        self.housing_units: dict[str, str] = {}
 
     def fail(self, line: int | None, message: str) -> ScenarioFormatError:
         return ScenarioFormatError(self.path, line, message)
@@ -242,7 +256,17 @@ class _Reader:
         if expect_end is not None:
             expect_end = self.mapping(expect_end, top.line_of("expect_end"), "expect_end")
             self.expect_end(expect_end, person_ids)
-        return Scenario(self.path, name, facility, people, contacts, rules, steps, expect_end)
+        return Scenario(
+            self.path,
+            name,
+            facility,
+            people,
+            contacts,
+            rules,
+            steps,
+            expect_end,
+            housing_units=self.housing_units,
+        )
 
     def facility(self, data: LineMap) -> Facility:
         self.only(
@@ -282,7 +306,7 @@ class _Reader:
         people = []
         for index, item in enumerate(items):
             data = self.mapping(item, items.line_of(index), "a person")
-            self.only(data, ("id", "name", "language"), "person")
+            self.only(data, ("id", "name", "language", "housing_unit"), "person")
             person_id = self.ident(data, "id", "person")
             self.unique(person_id, data.line, self.people_seen)
             language = self.text(data, "language", "person", "en")
@@ -291,6 +315,15 @@ class _Reader:
             except InvalidInput as error:
                 raise self.fail(data.line_of("language"), f"person: {error.message}") from None
             name = self.text(data, "name", "person", person_id)
+            if "housing_unit" in data:
+                unit = self.text(data, "housing_unit", "person")
+                try:
+                    check_housing_unit(unit)
+                except InvalidInput as error:
+                    raise self.fail(
+                        data.line_of("housing_unit"), f"person: {error.message}"
+                    ) from None
+                self.housing_units[person_id] = unit
             people.append(Person(facility.id, person_id, name, language))
         return people
 
@@ -300,7 +333,7 @@ class _Reader:
             data = self.mapping(item, items.line_of(index), "a contact")
             self.only(
                 data,
-                ("id", "person", "name", "relationship", "phones", "approved", "privileged"),
+                (*CONTACT_KEYS, "email", "notify_by_email"),
                 "contact",
             )
             contact_id = self.ident(data, "id", "contact")
@@ -331,12 +364,29 @@ class _Reader:
                 raise self.fail(
                     data.line_of("privileged"), "contact: `privileged` must be true or false"
                 )
+            email = self.text(data, "email", "contact") if "email" in data else None
+            try:
+                check_email(email)
+            except InvalidInput as error:
+                raise self.fail(data.line_of("email"), f"contact: {error.message}") from None
+            notify = data.get("notify_by_email", False)
+            if not isinstance(notify, bool):
+                raise self.fail(
+                    data.line_of("notify_by_email"),
+                    "contact: `notify_by_email` must be true or false",
+                )
+            if notify and email is None:
+                raise self.fail(
+                    data.line_of("notify_by_email"), "contact: `notify_by_email` needs an `email`"
+                )
             entries.append(
                 ContactEntry(
                     Contact(contact_id, person, relationship, privileged, channels),
                     self.text(data, "name", "contact", contact_id),
                     [str(phone) for phone in phones],
                     data.line,
+                    email=email,
+                    notify_by_email=notify,
                 )
             )
         return entries

@@ -43,7 +43,12 @@ READS: dict[tuple[str, str], str] = {
     ("get", "/v1/rules"): "/v1/rules?person_id=salazar",
     ("get", "/v1/decisions"): "/v1/decisions?person_id=salazar&contact_id=wife",
     ("get", "/v1/notices"): "/v1/notices?person_id=salazar",
+    ("get", "/v1/notices/{notice_id}"): "/v1/notices/1",
+    ("get", "/v1/notices/{notice_id}/pdf"): "/v1/notices/1/pdf",
+    ("get", "/v1/notices/{notice_id}/html"): "/v1/notices/1/html",
     ("get", "/v1/calls/{hold_id}"): "/v1/calls/h_unknown",
+    ("get", "/v1/appeals"): "/v1/appeals?person_id=salazar",
+    ("get", "/v1/appeals/{appeal_id}"): "/v1/appeals/1",
 }
 NEW_RULE = {
     "id": "no-spouse-calls",
@@ -84,7 +89,48 @@ CALLS: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
     ("post", "/v1/calls/{hold_id}/end"): ("/v1/calls/h_unknown/end", {"seconds": 60}),
     ("post", "/v1/calls/{hold_id}/release"): ("/v1/calls/h_unknown/release", None),
 }
-ENDPOINTS = [*READS, *WRITES, *CALLS]
+# Reads for staff only, and what a person does at a kiosk with the read scope;
+# tests/integration/test_notice_documents.py tries them in depth.
+STAFF_READS: dict[tuple[str, str], str] = {
+    ("get", "/v1/notices/overdue"): "/v1/notices/overdue?days=7",
+    ("get", "/v1/notices/{notice_id}/deliveries"): "/v1/notices/1/deliveries",
+    ("get", "/v1/print-batches"): "/v1/print-batches",
+    ("get", "/v1/print-batches/{batch_id}/pdf"): "/v1/print-batches/1/pdf",
+}
+KIOSK: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
+    ("post", "/v1/notices/{notice_id}/acknowledge"): (
+        "/v1/notices/1/acknowledge",
+        {"by": "R. Salazar"},
+    ),
+}
+# Appeals: filed and escalated with the read scope, answered and extended by staff;
+# tests/integration/test_appeals.py tries them in depth.
+APPEALS: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
+    ("post", "/v1/appeals"): (
+        "/v1/appeals",
+        {
+            "person_id": "salazar",
+            "notice_id": 1,
+            "filed_by": "person",
+            "filer": "R. Salazar",
+            "text": "The suspension was never explained.",
+        },
+    ),
+    ("post", "/v1/appeals/{appeal_id}/answer"): (
+        "/v1/appeals/1/answer",
+        {"outcome": "denied", "text": "The measure stands."},
+    ),
+    ("post", "/v1/appeals/{appeal_id}/extend"): (
+        "/v1/appeals/1/extend",
+        {"reason": "The security office is reviewing the file."},
+    ),
+    ("post", "/v1/appeals/{appeal_id}/escalate"): (
+        "/v1/appeals/1/escalate",
+        {"text": "No answer came."},
+    ),
+    ("post", "/v1/appeals/{appeal_id}/withdraw"): ("/v1/appeals/1/withdraw", {}),
+}
+ENDPOINTS = [*READS, *STAFF_READS, *WRITES, *CALLS, *KIOSK, *APPEALS]
 
 
 @dataclass
@@ -104,10 +150,10 @@ class Api:
     def call(
         self, endpoint: tuple[str, str], headers: dict[str, str], query: str = ""
     ) -> httpx.Response:
-        if endpoint in READS:
-            url = READS[endpoint]
+        if endpoint in READS or endpoint in STAFF_READS:
+            url = {**READS, **STAFF_READS}[endpoint]
             return self.client.get(url + ("&" if "?" in url else "?") + query, headers=headers)
-        url, body = WRITES[endpoint] if endpoint in WRITES else CALLS[endpoint]
+        url, body = {**WRITES, **CALLS, **KIOSK, **APPEALS}[endpoint]
         return self.client.post(f"{url}?{query}", json=body, headers=headers)
 
     def ok(self, url: str, role: str = "staff", **params: str) -> Any:

@@ -353,7 +353,7 @@ class AppealRow(Base):
     route: Mapped[str] = mapped_column(String(16))  # standard, issuing_office
     level: Mapped[int] = mapped_column(Integer)
     level_name: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(24))
     event_at: Mapped[datetime] = mapped_column(UTCDateTime())
     filed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     answer_due: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
@@ -379,7 +379,7 @@ class AppealStepRow(Base):
     kind: Mapped[str] = mapped_column(String(24))
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     actor: Mapped[str] = mapped_column(String(200))
-    outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    outcome: Mapped[str | None] = mapped_column(String(24), nullable=True)
     text: Mapped[str | None] = mapped_column(Text, nullable=True)
     due: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 

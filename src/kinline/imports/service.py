@@ -32,8 +32,10 @@ Order
     Within a batch, each person's calls are decided in order of their start
     (then of their row), so each sees the ones before it. Batches are taken
     in file order: an export sorted by start (as exports are) is decided in
-    time order throughout; a call earlier than one of an earlier batch is
-    decided against usage that already holds the later call.
+    time order throughout. Calls should be later than the usage already
+    stored for their people: counters and rolling windows count exactly
+    whatever the order, but a gap mark holds only the end of the last
+    governed session, so a call before it is judged ``too_soon``.
 
 Batches
     ``batch_size`` rows (default 10,000) are one transaction. A batch with an
@@ -62,7 +64,7 @@ import csv
 import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -78,6 +80,7 @@ from kinline.imports.model import (
     ContactEntry,
     Header,
     RowError,
+    RowFields,
     read_header,
     read_row,
 )
@@ -85,13 +88,14 @@ from kinline.people.model import Facility
 from kinline.people.service import require_facility
 from kinline.rules.decide import Decision, Request, decide
 from kinline.rules.model import DAY, MONTH, WEEK, Channel, Rule
-from kinline.rules.periods import period_key
+from kinline.rules.periods import local, period_key, wall_to_instant
 from kinline.rules.usage import usage_change
 
 DEFAULT_BATCH_SIZE = 10_000
 MAX_LISTED_ERRORS = 1_000
 BATCH_TAG = "imports:calls:batch"
 _READ_CHUNK = 1 << 20
+NOON = time(12)
 
 
 class ImportProgress(Protocol):
@@ -200,12 +204,12 @@ def import_calls(
             reader = csv.reader(handle)
             header = _header(reader)
             done = 1
-            for batch in _batches(reader, batch_size):
-                result = _import_batch(db, facility, header, batch, source, at, actor, dry_run)
+            for batch, lines in _parsed(_batches(reader, batch_size), header, facility):
+                result = _import_batch(db, facility, batch, source, at, actor, dry_run)
                 _count(summary, result, dry_run)
                 if progress is not None:
-                    progress.advance(reader.line_num - done)
-                done = reader.line_num
+                    progress.advance(lines - done)
+                done = lines
     except InvalidInput as error:
         summary.file_error = error.message
     return summary
@@ -267,8 +271,9 @@ def _header(reader: Any) -> Header:
     return read_header(values)
 
 
-def _batches(reader: Any, size: int) -> Iterator[list[tuple[int, list[str]]]]:
-    """Rows in batches of ``size``, each with its row number (the line it starts on)."""
+def _batches(reader: Any, size: int) -> Iterator[tuple[list[tuple[int, list[str]]], int]]:
+    """Rows in batches of ``size``, each with its row number (the line it starts
+    on), and the number of lines read once the batch is."""
     batch: list[tuple[int, list[str]]] = []
     start = reader.line_num + 1
     while True:
@@ -281,29 +286,35 @@ def _batches(reader: Any, size: int) -> Iterator[list[tuple[int, list[str]]]]:
         if values:
             batch.append((start, values))
             if len(batch) == size:
-                yield batch
+                yield batch, reader.line_num
                 batch = []
         start = reader.line_num + 1
     if batch:
-        yield batch
+        yield batch, reader.line_num
+
+
+def _parsed(
+    batches: Iterator[tuple[list[tuple[int, list[str]]], int]], header: Header, facility: Facility
+) -> Iterator[tuple[list[RowFields], int]]:
+    zone, country = facility.zone, facility.country
+    for batch, lines in batches:
+        yield [read_row(values, row, header, zone, country) for row, values in batch], lines
 
 
 def _import_batch(
     db: Database,
     facility: Facility,
-    header: Header,
-    batch: Sequence[tuple[int, list[str]]],
+    fields: Sequence[RowFields],
     source: _Source,
     at: datetime,
     actor: str,
     dry_run: bool,
 ) -> _BatchResult:
-    zone, country = facility.zone, facility.country
-    fields = [read_row(values, row, header, zone, country) for row, values in batch]
     people = sorted({row.person for row in fields if row.person})
     with db.transaction() as session:
         known = repository.known_people(session, facility.id, people, lock=not dry_run)
-        book = repository.phone_book(session, facility.id, sorted(known))
+        dialed = {(row.person, row.dialed) for row in fields if row.person in known and row.dialed}
+        book = repository.phone_book(session, facility.id, dialed)
         errors: list[RowError] = []
         invalid = 0
         calls: list[Call] = []
@@ -326,9 +337,9 @@ def _import_batch(
             assert row.seconds is not None and row.channel is not None
             calls.append(Call(row.row, row.person, contact, row.channel, row.at, row.seconds))
         if errors:
-            return _BatchResult(len(batch), errors, invalid)
+            return _BatchResult(len(fields), errors, invalid)
         if dry_run:
-            return _BatchResult(len(batch), [], 0, imported=len(calls))
+            return _BatchResult(len(fields), [], 0, imported=len(calls))
         outside = _record(session, facility, calls, at)
         record_event(
             session,
@@ -339,14 +350,14 @@ def _import_batch(
             payload={
                 "file": source.name,
                 "sha256": source.sha256,
-                "first_row": batch[0][0],
-                "last_row": batch[-1][0],
+                "first_row": fields[0].row,
+                "last_row": fields[-1].row,
                 "count": len(calls),
                 "outside_policy": outside,
             },
             at=at,
         )
-    return _BatchResult(len(batch), [], 0, imported=len(calls), outside_policy=outside)
+    return _BatchResult(len(fields), [], 0, imported=len(calls), outside_policy=outside)
 
 
 def _record(session: Session, facility: Facility, calls: Sequence[Call], at: datetime) -> int:
@@ -407,7 +418,11 @@ def _seeded_ledger(
         rule.quota.per.kind for rule in rules if rule.quota and not rule.quota.per.is_rolling
     }
     periods = [period for period in (DAY, WEEK, MONTH) if period.kind in calendar]
-    keys = {period_key(period, call.at, zone) for call in calls for period in periods}
+    # One noon per local date of the batch stands for every call of that date.
+    noons = {
+        wall_to_instant(datetime.combine(local(call.at, zone).date(), NOON), zone) for call in calls
+    }
+    keys = {period_key(period, noon, zone) for noon in noons for period in periods}
     rolling_days = [
         rule.quota.per.days for rule in rules if rule.quota and rule.quota.per.is_rolling
     ]

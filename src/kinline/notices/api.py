@@ -1,50 +1,124 @@
-"""Routes for notices."""
+"""Routes for notices: listed, read as data, HTML or PDF, acknowledged, overdue."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from pydantic import BaseModel
+from datetime import UTC, datetime
+from typing import Annotated
 
-from kinline.http import DbDep, FacilityDep, Reader
-from kinline.notices.service import list_notices
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import HTMLResponse, Response
+
+from kinline.http import DbDep, FacilityDep, Reader, Staff, moment
+from kinline.notices.render import render_html, render_pdf
+from kinline.notices.schemas import AcknowledgeIn, NoticeOut
+from kinline.notices.service import (
+    Notice,
+    acknowledge_notice,
+    get_notice,
+    get_notice_document,
+    list_notices,
+    overdue_notices,
+)
+from kinline.people.model import Facility, check_language
 from kinline.rules.periods import local
 
 router = APIRouter(prefix="/v1", tags=["notices"])
 
+NoticeId = Annotated[int, Path(ge=1, le=2_147_483_647, description="The notice's id")]
+LanguageQuery = Annotated[
+    str | None,
+    Query(description="Language to render in (default: the notice's); unknown ones: English"),
+]
 
-class NoticeOut(BaseModel):
-    id: int
-    person_id: str
-    language: str
-    change: str
-    subject: str
-    authority: str | None
-    rule_text: str | None
-    reason: str | None
-    effective_at: str
-    appeal_deadline: str
-    title: str
-    body: str
+
+def notice_out(notice: Notice, place: Facility) -> NoticeOut:
+    acknowledged = notice.acknowledged_at
+    acknowledged_at = None if acknowledged is None else local(acknowledged, place.zone)
+    return NoticeOut(
+        id=notice.id,
+        person_id=notice.person_id,
+        language=notice.language,
+        change=notice.change,
+        subject=notice.subject,
+        authority=notice.authority,
+        rule_text=notice.rule_text,
+        reason=notice.reason,
+        effective_at=local(notice.effective_at, place.zone).isoformat(),
+        appeal_deadline=notice.appeal_deadline.isoformat(),
+        title=notice.title,
+        body=notice.body,
+        created_at=local(notice.created_at, place.zone).isoformat(),
+        acknowledged=acknowledged is not None,
+        acknowledged_at=None if acknowledged_at is None else acknowledged_at.isoformat(),
+        acknowledged_by=notice.acknowledged_by,
+    )
 
 
 @router.get("/notices", response_model=list[NoticeOut])
 def notices(
     db: DbDep, place: FacilityDep, _who: Reader, person_id: str | None = None
 ) -> list[NoticeOut]:
-    return [
-        NoticeOut(
-            id=n.id,
-            person_id=n.person_id,
-            language=n.language,
-            change=n.change,
-            subject=n.subject,
-            authority=n.authority,
-            rule_text=n.rule_text,
-            reason=n.reason,
-            effective_at=local(n.effective_at, place.zone).isoformat(),
-            appeal_deadline=n.appeal_deadline.isoformat(),
-            title=n.title,
-            body=n.body,
-        )
-        for n in list_notices(db, place.id, person_id)
-    ]
+    """Every notice of the facility, or of one person, oldest first."""
+    return [notice_out(n, place) for n in list_notices(db, place.id, person_id)]
+
+
+@router.get("/notices/overdue", response_model=list[NoticeOut])
+def overdue(
+    db: DbDep,
+    place: FacilityDep,
+    _who: Staff,
+    days: Annotated[int, Query(ge=0, le=3650, description="Older than this many days")] = 7,
+    at: Annotated[str | None, Query(description="Local wall time to count from; now")] = None,
+) -> list[NoticeOut]:
+    """Notices nobody has acknowledged, written more than ``days`` days ago: staff
+    should put them in the person's hands."""
+    found = overdue_notices(db, place.id, days=days, now=moment(at, place))
+    return [notice_out(n, place) for n in found]
+
+
+@router.get("/notices/{notice_id}", response_model=NoticeOut)
+def notice(notice_id: NoticeId, db: DbDep, place: FacilityDep, _who: Reader) -> NoticeOut:
+    return notice_out(get_notice(db, place.id, notice_id), place)
+
+
+@router.get(
+    "/notices/{notice_id}/pdf",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}, "description": "The notice as a PDF"}},
+)
+def notice_pdf(
+    notice_id: NoticeId, db: DbDep, place: FacilityDep, _who: Reader, language: LanguageQuery = None
+) -> Response:
+    """The notice as a printable letter, in its language or ``language``."""
+    document = get_notice_document(db, place.id, notice_id, language=_language(language))
+    return Response(
+        render_pdf([document]),
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="notice-{notice_id}.pdf"'},
+    )
+
+
+@router.get("/notices/{notice_id}/html", response_class=HTMLResponse)
+def notice_html(
+    notice_id: NoticeId, db: DbDep, place: FacilityDep, _who: Reader, language: LanguageQuery = None
+) -> HTMLResponse:
+    """The notice as a page, in its language or ``language``."""
+    document = get_notice_document(db, place.id, notice_id, language=_language(language))
+    return HTMLResponse(render_html(document))
+
+
+@router.post("/notices/{notice_id}/acknowledge", response_model=NoticeOut)
+def acknowledge(
+    notice_id: NoticeId, body: AcknowledgeIn, db: DbDep, place: FacilityDep, who: Reader
+) -> NoticeOut:
+    """Record that the notice was read (at the kiosk: the read scope suffices).
+
+    Idempotent: acknowledging again returns the first acknowledgement."""
+    found = acknowledge_notice(
+        db, place.id, notice_id, by=body.by, at=datetime.now(UTC), actor=f"token:{who.name}"
+    )
+    return notice_out(found, place)
+
+
+def _language(code: str | None) -> str | None:
+    return None if code is None else check_language(code)

@@ -61,3 +61,29 @@ def count_by_person(session: Session, facility_id: str) -> dict[str, int]:
         .group_by(NoticeRow.person_id)
     )
     return {person_id: int(count) for person_id, count in rows}
+
+
+def get_notice(
+    session: Session, facility_id: str, notice_id: int, *, lock: bool = False
+) -> NoticeRow | None:
+    """One notice; with ``lock``, its row is locked until the transaction ends."""
+    query = select(NoticeRow).where(NoticeRow.facility_id == facility_id, NoticeRow.id == notice_id)
+    if lock:
+        query = query.with_for_update()
+    return session.scalars(query).one_or_none()
+
+
+def list_unacknowledged(
+    session: Session, facility_id: str, *, created_before: datetime
+) -> list[NoticeRow]:
+    """Notices written before ``created_before`` that nobody has acknowledged, oldest first."""
+    query = (
+        select(NoticeRow)
+        .where(
+            NoticeRow.facility_id == facility_id,
+            NoticeRow.acknowledged_at.is_(None),
+            NoticeRow.created_at < created_before,
+        )
+        .order_by(NoticeRow.created_at, NoticeRow.id)
+    )
+    return list(session.scalars(query))

@@ -8,17 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
 from kinline.audit.service import person_chain, record_event
 from kinline.db.engine import Database
-from kinline.errors import NotFound
+from kinline.db.tables import NoticeRow
+from kinline.delivery.outbox import enqueue_deliveries
+from kinline.errors import InvalidInput, NotFound
 from kinline.notices import repository
+from kinline.notices.document import NoticeDocument
 from kinline.notices.model import Addressee, ChangeFacts, compose_notice
 from kinline.people import repository as people_repository
 from kinline.people.model import Facility, Person
+from kinline.policy import repository as policy_repository
 from kinline.rules.periods import local
 
 
@@ -38,6 +42,8 @@ class Notice:
     title: str
     body: str
     created_at: datetime
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
 
 
 def write_notices(
@@ -95,6 +101,7 @@ def write_notices(
             },
             at=at,
         )
+        enqueue_deliveries(session, facility, person, row.id, at)
         ids.append(row.id)
     return ids
 
@@ -122,6 +129,8 @@ def list_notices(db: Database, facility_id: str, person_id: str | None = None) -
                 title=row.title,
                 body=row.body,
                 created_at=row.created_at,
+                acknowledged_at=row.acknowledged_at,
+                acknowledged_by=row.acknowledged_by,
             )
             for row in repository.list_notices(session, facility_id, person_id)
         ]
@@ -130,3 +139,168 @@ def list_notices(db: Database, facility_id: str, person_id: str | None = None) -
 def notice_counts(db: Database, facility_id: str) -> dict[str, int]:
     with db.transaction() as session:
         return repository.count_by_person(session, facility_id)
+
+
+# --- Notices as documents, acknowledged, and overdue -------------------------
+
+ACKNOWLEDGER_MAX = 200  # notices.acknowledged_by
+
+
+def notice_document(
+    session: Session, facility_id: str, notice_id: int, *, language: str | None = None
+) -> NoticeDocument:
+    """The notice as a document, inside the caller's transaction; in ``language``,
+    else the language it was written in. Facts the notice row does not keep
+    (the rule's channel, kind and case number; the contact's name) are read
+    from the rule or contact it names."""
+    row = repository.get_notice(session, facility_id, notice_id)
+    if row is None:
+        raise NotFound(f"no notice {notice_id} in {facility_id!r}", field="notice_id")
+    return _document(session, row, language)
+
+
+def get_notice_document(
+    db: Database, facility_id: str, notice_id: int, *, language: str | None = None
+) -> NoticeDocument:
+    with db.transaction() as session:
+        return notice_document(session, facility_id, notice_id, language=language)
+
+
+def get_notice(db: Database, facility_id: str, notice_id: int) -> Notice:
+    with db.transaction() as session:
+        row = repository.get_notice(session, facility_id, notice_id)
+        if row is None:
+            raise NotFound(f"no notice {notice_id} in {facility_id!r}", field="notice_id")
+        return _notice(row)
+
+
+def acknowledge_notice(
+    db: Database,
+    facility_id: str,
+    notice_id: int,
+    *,
+    by: str,
+    at: datetime,
+    actor: str | None = None,
+) -> Notice:
+    """Record that the person (or someone for them) has read the notice.
+
+    Idempotent: a notice already acknowledged is returned as it is, with its
+    first acknowledgement and no second audit event. The row is locked so two
+    kiosks acknowledging at once write one event. ``actor`` (default ``by``) is
+    who recorded it: the kiosk's token, a staff member.
+    """
+    who = _acknowledger(by)
+    with db.transaction() as session:
+        row = repository.get_notice(session, facility_id, notice_id, lock=True)
+        if row is None:
+            raise NotFound(f"no notice {notice_id} in {facility_id!r}", field="notice_id")
+        if row.acknowledged_at is None:
+            row.acknowledged_at = at
+            row.acknowledged_by = who
+            record_event(
+                session,
+                facility_id=facility_id,
+                chain=person_chain(facility_id, row.person_id),
+                actor=actor or who,
+                tag="notices:notice:acknowledged",
+                payload={"notice_id": row.id, "person_id": row.person_id, "by": who},
+                at=at,
+            )
+            session.flush()
+        return _notice(row)
+
+
+def overdue_notices(db: Database, facility_id: str, *, days: int, now: datetime) -> list[Notice]:
+    """Notices written more than ``days`` days before ``now`` and still not
+    acknowledged, oldest first: the ones staff should follow up in person."""
+    if days < 0:
+        raise InvalidInput("days must be zero or more", field="days")
+    with db.transaction() as session:
+        if people_repository.get_facility(session, facility_id) is None:
+            raise NotFound(f"no facility {facility_id!r}", field="facility_id")
+        rows = repository.list_unacknowledged(
+            session, facility_id, created_before=now - timedelta(days=days)
+        )
+        return [_notice(row) for row in rows]
+
+
+def _acknowledger(by: str) -> str:
+    who = by.strip()
+    if not who:
+        raise InvalidInput("say who acknowledges the notice", field="by")
+    if len(who) > ACKNOWLEDGER_MAX:
+        raise InvalidInput(f"at most {ACKNOWLEDGER_MAX} characters", field="by")
+    if "\x00" in who:
+        raise InvalidInput("must not contain a NUL character", field="by")
+    return who
+
+
+def _notice(row: NoticeRow) -> Notice:
+    return Notice(
+        id=row.id,
+        facility_id=row.facility_id,
+        person_id=row.person_id,
+        language=row.language,
+        change=row.change,
+        subject=row.subject,
+        authority=row.authority,
+        rule_text=row.rule_text,
+        reason=row.reason,
+        effective_at=row.effective_at,
+        appeal_deadline=row.appeal_deadline,
+        title=row.title,
+        body=row.body,
+        created_at=row.created_at,
+        acknowledged_at=row.acknowledged_at,
+        acknowledged_by=row.acknowledged_by,
+    )
+
+
+def _document(session: Session, row: NoticeRow, language: str | None) -> NoticeDocument:
+    facility = people_repository.get_facility(session, row.facility_id)
+    if facility is None:
+        raise NotFound(f"no facility {row.facility_id!r}", field="facility_id")
+    person = people_repository.get_person(session, row.facility_id, row.person_id)
+    channel: str | None = None
+    rule_kind: str | None = None
+    case_number: str | None = None
+    contact_name: str | None = None
+    if row.authority is not None:
+        rule_row = policy_repository.get_rule_row(session, row.facility_id, row.subject)
+        if rule_row is not None:
+            rule = policy_repository.rule_from_row(rule_row)
+            channel, rule_kind, case_number = str(rule.channel), str(rule.kind), rule.case_number
+    else:
+        contact_id, _, channel_name = row.subject.rpartition(":")
+        channel = channel_name or None
+        name = people_repository.contact_name(session, row.facility_id, contact_id)
+        contact_name = name or contact_id or None
+    zone = facility.zone
+    effective = row.effective_at.astimezone(zone)
+    return NoticeDocument(
+        notice_id=row.id,
+        language=language or row.language,
+        facility_id=facility.id,
+        facility_name=facility.name,
+        timezone=facility.timezone,
+        person_id=row.person_id,
+        person_name=person.name if person is not None else row.person_id,
+        change=row.change,
+        subject=row.subject,
+        effective_at=effective,
+        appeal_deadline=row.appeal_deadline,
+        # As the notice was written, even if the facility's setting changed since.
+        appeal_days=(row.appeal_deadline - effective.date()).days,
+        channel=channel,
+        authority=row.authority,
+        rule_kind=rule_kind,
+        rule_text=row.rule_text,
+        case_number=case_number,
+        contact_name=contact_name,
+        reason=row.reason,
+        acknowledged_at=(
+            None if row.acknowledged_at is None else row.acknowledged_at.astimezone(zone)
+        ),
+        acknowledged_by=row.acknowledged_by,
+    )

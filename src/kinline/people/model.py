@@ -51,6 +51,29 @@ class Person:
     language: str
 
 
+_EMAIL = re.compile(r"[^@\s<>(),;:\"\[\]\\]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
+_HOUSING_UNIT = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._/-]{0,63}")
+
+
+def check_email(address: str | None, field: str = "email") -> str | None:
+    """A plain ``name@example.org`` (no display name: nothing that could carry a
+    second header line into a message), or None."""
+    if address is None:
+        return None
+    if len(address) > 254 or not _EMAIL.fullmatch(address):
+        raise InvalidInput(f"{address!r} is not an email address", field=field)
+    return address
+
+
+def check_housing_unit(unit: str | None, field: str = "housing_unit") -> str | None:
+    """Letters, digits, spaces and ``._/-``, up to 64; None for no unit."""
+    if unit is None:
+        return None
+    if not _HOUSING_UNIT.fullmatch(unit) or unit != unit.strip():
+        raise InvalidInput(f"{unit!r} is not a housing unit such as `B-2`", field=field)
+    return unit
+
+
 def check_timezone(name: str, field: str = "timezone") -> str:
     try:
         ZoneInfo(name)

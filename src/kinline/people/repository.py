@@ -91,13 +91,14 @@ def list_people(session: Session, facility_id: str) -> list[Person]:
     return [Person(row.facility_id, row.id, row.name, row.language) for row in rows]
 
 
-def add_person(session: Session, person: Person) -> None:
+def add_person(session: Session, person: Person, *, housing_unit: str | None = None) -> None:
     session.add(
         PersonRow(
             facility_id=person.facility_id,
             id=person.id,
             name=person.name,
             language=person.language,
+            housing_unit=housing_unit,
         )
     )
     session.flush()
@@ -114,6 +115,9 @@ def add_contact(
     name: str,
     phones: Sequence[str],
     at: datetime,
+    *,
+    email: str | None = None,
+    notify_by_email: bool = False,
 ) -> None:
     session.add(
         ContactRow(
@@ -123,6 +127,8 @@ def add_contact(
             name=name,
             relationship=contact.relationship,
             privileged=contact.privileged,
+            email=email,
+            notify_by_email=notify_by_email,
         )
     )
     session.flush()

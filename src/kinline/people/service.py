@@ -22,6 +22,8 @@ from kinline.people import repository
 from kinline.people.model import (
     Facility,
     Person,
+    check_email,
+    check_housing_unit,
     check_language,
     check_timezone,
     normalize_phone,
@@ -109,14 +111,18 @@ def register_facility(db: Database, facility: Facility, *, at: datetime, actor: 
     return facility
 
 
-def admit_person(db: Database, person: Person, *, at: datetime, actor: str) -> Person:
+def admit_person(
+    db: Database, person: Person, *, at: datetime, actor: str, housing_unit: str | None = None
+) -> Person:
+    """``housing_unit`` is where the person's printed notices go."""
     _checked_id(person.id, "person.id")
     check_language(person.language, "person.language")
+    housing_unit = check_housing_unit(housing_unit, "person.housing_unit")
     with db.transaction() as session:
         require_facility(session, person.facility_id)
         if repository.get_person(session, person.facility_id, person.id) is not None:
             raise Conflict(f"person {person.id!r} already exists", field="person.id")
-        repository.add_person(session, person)
+        repository.add_person(session, person, housing_unit=housing_unit)
         record_event(
             session,
             facility_id=person.facility_id,
@@ -138,8 +144,16 @@ def add_contact(
     phones: Sequence[str],
     at: datetime,
     actor: str,
+    email: str | None = None,
+    notify_by_email: bool = False,
 ) -> ContactView:
-    """A contact and its approvals as first listed (a setup step: no notice)."""
+    """A contact and its approvals as first listed (a setup step: no notice).
+
+    Counsel with an ``email`` are sent every notice; other contacts with one
+    when ``notify_by_email``."""
+    email = check_email(email, "contact.email")
+    if notify_by_email and email is None:
+        raise InvalidInput("notify_by_email needs an email address", field="contact.email")
     _checked_id(contact.id, "contact.id")
     if contact.relationship not in RELATIONSHIPS:
         raise InvalidInput(
@@ -155,7 +169,16 @@ def add_contact(
             normalize_phone(text, facility.country, f"contact.phones[{index}]")
             for index, text in enumerate(phones)
         ]
-        repository.add_contact(session, facility_id, contact, name, numbers, at)
+        repository.add_contact(
+            session,
+            facility_id,
+            contact,
+            name,
+            numbers,
+            at,
+            email=email,
+            notify_by_email=notify_by_email,
+        )
         record_event(
             session,
             facility_id=facility_id,

@@ -1,0 +1,1 @@
+"""Appeals against notices and decisions: filings, levels and deadlines."""

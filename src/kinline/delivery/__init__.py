@@ -1,0 +1,1 @@
+"""Getting notices to people: the kiosk inbox, email and printed batches (an outbox)."""
