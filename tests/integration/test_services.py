@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from kinline.calls.service import attempt_session, decide_contact
 from kinline.db.engine import Database
-from kinline.db.tables import AuditEventRow, NoticeRow, RuleRow
+from kinline.db.tables import ApprovalRow, AuditEventRow, NoticeDeliveryRow, NoticeRow, RuleRow
 from kinline.errors import Conflict, InvalidInput
 from kinline.notices.service import list_notices
 from kinline.people.model import Facility, Person
@@ -150,6 +150,65 @@ def test_a_failure_while_writing_the_notice_leaves_no_change(
     monkeypatch.undo()
     assert counts(facility) == before
     assert decide_contact(facility, "wcf", "okafor", "mother", at=T1).decision.allowed
+
+
+def full_counts(db: Database) -> tuple[object, ...]:
+    """Everything a change to what a person may do writes, row by row."""
+    with db.transaction() as session:
+        return (
+            *counts(db),
+            session.scalar(select(func.count()).select_from(NoticeDeliveryRow)),
+            session.scalar(select(RuleRow.lifted_at).where(RuleRow.id == "sanction-1")),
+            sorted(
+                (row.contact_id, row.channel, row.revoked_at)
+                for row in session.scalars(select(ApprovalRow))
+            ),
+        )
+
+
+CHANGES = {
+    "impose": lambda db: impose_rule(
+        db, "wcf", SANCTION | {"id": "sanction-2"}, at=T1, actor=ACTOR
+    ),
+    "lift": lambda db: lift_rule(db, "wcf", "sanction-1", reason="Served.", at=T1, actor=ACTOR),
+    "approve": lambda db: approve_contact(db, "wcf", "mother", "video", at=T1, actor=ACTOR),
+    "revoke": lambda db: revoke_contact(
+        db, "wcf", "mother", "phone", reason="x", at=T1, actor=ACTOR
+    ),
+}
+
+
+@pytest.mark.parametrize("change", list(CHANGES))
+@pytest.mark.parametrize(
+    "target",
+    [
+        # After the notice row, before its audit event.
+        "kinline.notices.service.record_event",
+        # After the notice and its event, before its deliveries are queued.
+        "kinline.notices.service.enqueue_deliveries",
+    ],
+)
+def test_every_change_commits_with_its_notice_or_not_at_all(
+    facility: Database, monkeypatch: pytest.MonkeyPatch, target: str, change: str
+) -> None:
+    """Invariant 1, for each service that changes what a person may do: a failure
+    between the change and its notice's last write leaves nothing behind."""
+    impose_rule(facility, "wcf", SANCTION, at=T0, actor=ACTOR)
+    before = full_counts(facility)
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("the disk is full")
+
+    monkeypatch.setattr(target, broken)
+    with pytest.raises(RuntimeError, match="the disk is full"):
+        CHANGES[change](facility)
+    monkeypatch.undo()
+    assert full_counts(facility) == before
+    # The same change then goes through whole: the failure was the only obstacle.
+    CHANGES[change](facility)
+    after = full_counts(facility)
+    assert after != before
+    assert after[1] == before[1] + 1  # one notice
 
 
 def test_a_rule_for_everyone_gives_every_person_one_notice(facility: Database) -> None:
