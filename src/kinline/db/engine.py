@@ -29,6 +29,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         _make_sqlite_transactional(engine)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
+    # As many connections as the server runs requests at once (its thread pool
+    # holds 40), so a busy process reuses connections instead of opening new ones.
+    kwargs.setdefault("pool_size", int(os.environ.get("KINLINE_DB_POOL_SIZE", "20")))
+    kwargs.setdefault("max_overflow", 20)
     return create_engine(url, **kwargs)
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kinline.db.tables import SessionRow
+from kinline.db.tables import PersonRow, SessionRow
 
 OPEN = ("held", "connected")
 
@@ -31,6 +31,27 @@ def by_hold_id(session: Session, facility_id: str, hold_id: str) -> SessionRow |
         select(SessionRow).where(
             SessionRow.facility_id == facility_id, SessionRow.hold_id == hold_id
         )
+    ).one_or_none()
+
+
+def lock_by_hold_id(session: Session, facility_id: str, hold_id: str) -> SessionRow | None:
+    """The call set-up, with its person's ledger and its own row locked until the
+    transaction ends, in one statement.
+
+    On PostgreSQL, a statement that waited for the locks returns the rows as
+    the transaction that held them committed them (READ COMMITTED re-reads
+    locked rows); SQLite's write lock is already held (BEGIN IMMEDIATE).
+    """
+    return session.scalars(
+        select(SessionRow)
+        .join(
+            PersonRow,
+            (PersonRow.facility_id == SessionRow.facility_id)
+            & (PersonRow.id == SessionRow.person_id),
+        )
+        .where(SessionRow.facility_id == facility_id, SessionRow.hold_id == hold_id)
+        .with_for_update(of=[PersonRow, SessionRow])
+        .execution_options(populate_existing=True)
     ).one_or_none()
 
 

@@ -350,12 +350,10 @@ def get_call(db: Database, facility_id: str, hold_id: str) -> Call:
 
 
 def _locked(session: Session, facility_id: str, hold_id: str) -> SessionRow:
-    """The held session, re-read after its person's ledger is locked."""
-    row = repository.by_hold_id(session, facility_id, hold_id)
+    """The call set-up, with its person's ledger locked."""
+    row = repository.lock_by_hold_id(session, facility_id, hold_id)
     if row is None:
         raise NotFound(f"no call set-up {hold_id!r}", field="hold_id")
-    require_person(session, facility_id, row.person_id, lock=True)
-    session.refresh(row)
     return row
 
 
