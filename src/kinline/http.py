@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from cachetools import TTLCache
 from fastapi import Depends, FastAPI, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -83,7 +84,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem(500, "internal error", "an unexpected error; it has been logged")
 
 
-def get_db(request: Request) -> Database:
+async def get_db(request: Request) -> Database:
     db = request.app.state.db
     assert isinstance(db, Database)
     return db
@@ -108,27 +109,28 @@ class Memo:
             maxsize=1, ttl=self.FACILITY_SECONDS
         )
 
-    def caller(self, db: Database, secret: str) -> Caller | None:
+    async def caller(self, db: Database, secret: str) -> Caller | None:
+        """Only a token not seen lately costs a query, in a worker thread."""
         with self._lock:
             found = self._callers.get(secret)
         if found is None:
-            found = authenticate(db, secret)
+            found = await run_in_threadpool(authenticate, db, secret)
             if found is not None:
                 with self._lock:
                     self._callers[secret] = found
         return found
 
-    def facilities(self, db: Database) -> tuple[Facility, ...]:
+    async def facilities(self, db: Database) -> tuple[Facility, ...]:
         with self._lock:
             known = self._facilities.get("all")
         if known is None:
-            known = tuple(list_facilities(db))
+            known = tuple(await run_in_threadpool(list_facilities, db))
             with self._lock:
                 self._facilities["all"] = known
         return known
 
 
-def get_memo(request: Request) -> Memo:
+async def get_memo(request: Request) -> Memo:
     memo = getattr(request.app.state, "memo", None)
     if memo is None:
         memo = request.app.state.memo = Memo()
@@ -139,20 +141,20 @@ def get_memo(request: Request) -> Memo:
 MemoDep = Annotated[Memo, Depends(get_memo)]
 
 
-def caller(
+async def caller(
     db: DbDep,
     memo: MemoDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated("a bearer token is required")
-    found = memo.caller(db, credentials.credentials)
+    found = await memo.caller(db, credentials.credentials)
     if found is None:
         raise Unauthenticated("the bearer token is not valid")
     return found
 
 
-def admitted(request: Request, who: Annotated[Caller, Depends(caller)]) -> Caller:
+async def admitted(request: Request, who: Annotated[Caller, Depends(caller)]) -> Caller:
     """The caller, once no path or query parameter holds a NUL character: PostgreSQL
     can neither store nor compare text with one, so it would fail as a 500."""
     for name, value in (*request.path_params.items(), *request.query_params.multi_items()):
@@ -161,10 +163,10 @@ def admitted(request: Request, who: Annotated[Caller, Depends(caller)]) -> Calle
     return who
 
 
-def require(scope: Scope) -> Callable[[Caller], Caller]:
+def require(scope: Scope) -> Callable[[Caller], Awaitable[Caller]]:
     """A dependency that admits callers whose token's scope grants ``scope``."""
 
-    def check(who: Annotated[Caller, Depends(admitted)]) -> Caller:
+    async def check(who: Annotated[Caller, Depends(admitted)]) -> Caller:
         if scope not in IMPLIED[who.scope]:
             raise Forbidden(f"this needs the {scope} scope; the token has {who.scope}")
         return who
@@ -177,7 +179,7 @@ Staff = Annotated[Caller, Depends(require(Scope.STAFF))]
 Telephony = Annotated[Caller, Depends(require(Scope.TELEPHONY))]
 
 
-def facility(
+async def facility(
     db: DbDep,
     memo: MemoDep,
     _who: Annotated[Caller, Depends(admitted)],
@@ -185,10 +187,10 @@ def facility(
         str | None, Query(description="Facility id; may be left out when there is one.")
     ] = None,
 ) -> Facility:
-    facilities = memo.facilities(db)
+    facilities = await memo.facilities(db)
     if facility_id is not None:
         known = [place for place in facilities if place.id == facility_id]
-        return known[0] if known else get_facility(db, facility_id)
+        return known[0] if known else await run_in_threadpool(get_facility, db, facility_id)
     if len(facilities) != 1:
         raise InvalidInput("name the facility with facility_id", field="facility_id")
     return facilities[0]
