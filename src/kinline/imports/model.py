@@ -205,15 +205,27 @@ class ContactEntry:
     relationship: str
     privileged: bool
     approvals: list[Approval] = field(default_factory=list)
-    _seen: dict[frozenset[Channel], Contact] = field(default_factory=dict)
+    # The last answer of ``as_of`` and the instants [from, until) it holds for
+    # (None: unbounded); a person's calls come in time order, so it mostly does.
+    _current: Contact | None = None
+    _from: datetime | None = None
+    _until: datetime | None = None
 
     def as_of(self, at: datetime) -> Contact:
+        current = self._current
+        if (
+            current is not None
+            and (self._from is None or self._from <= at)
+            and (self._until is None or at < self._until)
+        ):
+            return current
         approved = frozenset(a.channel for a in self.approvals if a.holds_at(at))
-        contact = self._seen.get(approved)
-        if contact is None:
-            contact = Contact(self.id, self.person, self.relationship, self.privileged, approved)
-            self._seen[approved] = contact
-        return contact
+        changes = [a.approved_at for a in self.approvals]
+        changes += [a.revoked_at for a in self.approvals if a.revoked_at is not None]
+        self._from = max((t for t in changes if t <= at), default=None)
+        self._until = min((t for t in changes if t > at), default=None)
+        self._current = Contact(self.id, self.person, self.relationship, self.privileged, approved)
+        return self._current
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +271,7 @@ class BatchLedger:
         self._counters: dict[str, dict[tuple[str, str], Tally]] = defaultdict(dict)
         self._rolling: dict[str, dict[str, list[tuple[datetime, int]]]] = defaultdict(dict)
         self._gaps: dict[str, dict[str, datetime]] = defaultdict(dict)
+        self._snapshots: dict[str, UsageSnapshot] = {}
         self.added_counters: dict[CounterKey, Tally] = {}
         self.added_entries: list[EntryAdded] = []
         self.added_gaps: dict[GapKey, datetime] = {}
@@ -273,12 +286,17 @@ class BatchLedger:
         self._gaps[person][rule_id] = last_end
 
     def snapshot(self, person: str) -> UsageSnapshot:
-        return UsageSnapshot(
-            zone=self.zone,
-            counters=self._counters[person],
-            rolling=self._rolling[person],
-            gaps=self._gaps[person],
-        )
+        """The person's usage as the engine reads it; it follows every later
+        ``apply`` (it holds the ledger's own tables, never copies)."""
+        snapshot = self._snapshots.get(person)
+        if snapshot is None:
+            snapshot = self._snapshots[person] = UsageSnapshot(
+                zone=self.zone,
+                counters=self._counters[person],
+                rolling=self._rolling[person],
+                gaps=self._gaps[person],
+            )
+        return snapshot
 
     def apply(self, person: str, change: UsageChange) -> None:
         counters = self._counters[person]
