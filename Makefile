@@ -47,6 +47,8 @@ test: lint typecheck migrations-check  ## Every check and the whole test suite.
 
 bench: setup  ## Benchmarks against their named baselines.
 	$(BIN)/python bench/decide.py
+	$(BIN)/python bench/authorize.py
+	$(BIN)/python bench/import_calls.py
 
 clean:  ## Remove the virtual environment and local databases.
 	rm -rf $(VENV) kinline.db kinline.db-wal kinline.db-shm
