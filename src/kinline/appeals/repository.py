@@ -17,20 +17,7 @@ from kinline.db.tables import (
     SessionRow,
 )
 
-
-def stored(word: str) -> str:
-    """A status or outcome as the column holds it: as the domain names it."""
-    return word
-
-
-def unstored(code: str) -> str:
-    """A status or outcome as the domain names it."""
-    return code
-
-
-OPEN_STATUSES = tuple(
-    stored(s) for s in ("pending", "denied", "partially_granted", "denied_by_silence")
-)
+OPEN_STATUSES = tuple(s for s in ("pending", "denied", "partially_granted", "denied_by_silence"))
 
 
 def stored_levels(session: Session, facility_id: str) -> list[dict[str, object]] | None:
@@ -117,7 +104,7 @@ def list_appeals(
         query = query.where(AppealRow.person_id == person_id)
     if overdue_at is not None:
         query = query.where(
-            AppealRow.status.in_((stored("pending"), stored("denied_by_silence"))),
+            AppealRow.status.in_(("pending", "denied_by_silence")),
             AppealRow.answer_due <= overdue_at,
         )
     return list(session.scalars(query.order_by(AppealRow.id)))

@@ -117,7 +117,7 @@ def _stage(row: AppealRow) -> Stage:
     return Stage(
         level=row.level,
         level_name=row.level_name,
-        status=Status(repository.unstored(row.status)),
+        status=Status(row.status),
         answer_due=row.answer_due,
         file_next_by=row.file_next_by,
         extended=row.extended,
@@ -127,7 +127,7 @@ def _stage(row: AppealRow) -> Stage:
 def _apply(row: AppealRow, stage: Stage) -> None:
     row.level = stage.level
     row.level_name = stage.level_name
-    row.status = repository.stored(str(stage.status))
+    row.status = str(stage.status)
     row.answer_due = stage.answer_due
     row.file_next_by = stage.file_next_by
     row.extended = stage.extended
@@ -146,7 +146,7 @@ def _view(row: AppealRow, at: datetime, steps: list[AppealStepRow] | None = None
         route=row.route,
         level=row.level,
         level_name=row.level_name,
-        status=repository.unstored(row.status),
+        status=row.status,
         event_at=row.event_at,
         filed_at=row.filed_at,
         answer_due=row.answer_due,
@@ -159,7 +159,7 @@ def _view(row: AppealRow, at: datetime, steps: list[AppealStepRow] | None = None
                 s.kind,
                 s.at,
                 s.actor,
-                None if s.outcome is None else repository.unstored(s.outcome),
+                None if s.outcome is None else s.outcome,
                 s.text,
                 s.due,
             )
@@ -191,7 +191,7 @@ def _step(
             kind=kind,
             at=at,
             actor=actor,
-            outcome=None if outcome is None else repository.stored(outcome),
+            outcome=outcome,
             text=text,
             due=due,
         ),
@@ -206,7 +206,7 @@ def _step(
             "appeal_id": row.id,
             "level": row.level,
             "level_name": row.level_name,
-            "status": repository.unstored(row.status),
+            "status": row.status,
             "at": at,
             "outcome": outcome,
             "text": text,
@@ -361,7 +361,7 @@ def file_appeal(
                 route=str(way),
                 level=stage.level,
                 level_name=stage.level_name,
-                status=repository.stored(str(stage.status)),
+                status=str(stage.status),
                 event_at=event_at,
                 filed_at=at,
                 answer_due=stage.answer_due,
