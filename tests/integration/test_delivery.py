@@ -49,6 +49,7 @@ from kinline.delivery.service import (
     list_print_batches,
     make_print_batches,
     print_batch_pdf,
+    retry_failed,
 )
 from kinline.delivery.smtp import Mailer, SmtpSettings, smtp_mailer
 from kinline.errors import InvalidInput, NotFound
@@ -363,6 +364,33 @@ def test_after_max_attempts_a_delivery_is_failed_and_kept(
     assert failed.status == "failed"
     assert len(failed.history) == 3
     assert audit_tags(loaded)["delivery:email:failed"] == 1
+
+
+def test_staff_put_failed_deliveries_back_and_they_go_out_once(
+    loaded: Database, smtp: SmtpServer
+) -> None:
+    impose_rule(loaded, FACILITY, rule("r1", "ben"), at=T0, actor="staff")
+    [notice] = list_notices(loaded, FACILITY, "ben")
+    smtp.stop()
+    now = T0
+    for _ in range(3):
+        send(loaded, smtp, now, max_attempts=3)
+        now += timedelta(hours=2)
+    assert deliveries(loaded, notice.id)["email", "pd@defender.example"].status == "failed"
+    smtp.start()
+    assert retry_failed(loaded, FACILITY, notice.id, actor="staff", at=now) == 1
+    assert retry_failed(loaded, FACILITY, notice.id, actor="staff", at=now) == 0  # none left
+    assert send(loaded, smtp, now).claimed == 1
+    assert len(smtp.inbox.messages) == 1
+    again = deliveries(loaded, notice.id)["email", "pd@defender.example"]
+    assert again.status == "sent"
+    # The failed attempts are kept beside the one that went through.
+    assert [a.outcome for a in again.history] == ["error"] * 3 + ["sent"]
+    assert audit_tags(loaded)["delivery:email:requeued"] == 1
+    with pytest.raises(NotFound) as missing:
+        retry_failed(loaded, FACILITY, 10_000, actor="staff", at=now)
+    assert missing.value.field == "notice_id"
+    assert verify_log(loaded).problem is None
 
 
 def test_the_backoff_is_capped_at_an_hour() -> None:

@@ -33,6 +33,7 @@ from kinline.delivery.service import (
     list_print_batches,
     make_print_batches,
     print_batch_pdf,
+    retry_failed,
 )
 from kinline.delivery.smtp import SmtpSettings
 from kinline.delivery.worker import PassResult, WorkerSettings, run_worker
@@ -227,6 +228,14 @@ def batches_get(
 @friendly
 def deliveries_command(
     notice_id: Annotated[int, typer.Argument(help="Notice id.")],
+    retry: Annotated[
+        bool,
+        typer.Option(
+            "--retry",
+            help="First put the notice's failed deliveries back in the outbox, due now.",
+        ),
+    ] = False,
+    actor: Annotated[str, typer.Option(help="Who retries (for the audit log).")] = "cli",
     facility: FacilityOption = None,
     as_json: JsonOption = False,
     database_url: DatabaseOption = None,
@@ -234,6 +243,9 @@ def deliveries_command(
     """Show how a notice was delivered: inbox, each email, print; with each attempt."""
     with _database(database_url) as db:
         place = resolve_facility(db, facility)
+        if retry:
+            count = retry_failed(db, place.id, notice_id, actor=actor, at=datetime.now(UTC))
+            errors.print(f"{count} failed deliveries back in the outbox")
         deliveries = list_deliveries(db, place.id, notice_id)
         if as_json:
             print_json(

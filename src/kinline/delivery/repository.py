@@ -170,6 +170,32 @@ def notice_person(session: Session, facility_id: str, notice_id: int) -> str | N
     ).one_or_none()
 
 
+def requeue_failed(
+    session: Session, facility_id: str, notice_id: int, at: datetime
+) -> list[NoticeDeliveryRow]:
+    """The notice's failed deliveries, back in the outbox and due at ``at``, with a
+    fresh count of attempts (those made stay in delivery_attempts)."""
+    rows = list(
+        session.scalars(
+            select(NoticeDeliveryRow)
+            .where(
+                NoticeDeliveryRow.facility_id == facility_id,
+                NoticeDeliveryRow.notice_id == notice_id,
+                NoticeDeliveryRow.status == "failed",
+            )
+            .order_by(NoticeDeliveryRow.id)
+            .with_for_update()
+        )
+    )
+    for row in rows:
+        row.status = "pending"
+        row.attempts = 0
+        row.next_attempt_at = at
+        row.claimed_until = None
+    session.flush()
+    return rows
+
+
 def notice_exists(session: Session, facility_id: str, notice_id: int) -> bool:
     return (
         session.scalars(

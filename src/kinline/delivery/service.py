@@ -396,6 +396,29 @@ def list_deliveries(db: Database, facility_id: str, notice_id: int) -> list[Deli
         return repository.list_deliveries(session, facility_id, notice_id)
 
 
+def retry_failed(
+    db: Database, facility_id: str, notice_id: int, *, actor: str, at: datetime
+) -> int:
+    """Staff put a notice's failed deliveries back in the outbox, due at once (say,
+    after fixing counsel's address); returns how many. Each is an audit event."""
+    with db.transaction() as session:
+        if not repository.notice_exists(session, facility_id, notice_id):
+            raise NotFound(f"no notice {notice_id} in {facility_id!r}", field="notice_id")
+        rows = repository.requeue_failed(session, facility_id, notice_id, at)
+        person_id = repository.notice_person(session, facility_id, notice_id)
+        if rows and person_id is not None:
+            record_event(
+                session,
+                facility_id=facility_id,
+                chain=person_chain(facility_id, person_id),
+                actor=actor,
+                tag="delivery:email:requeued",
+                payload={"notice_id": notice_id, "deliveries": [row.id for row in rows]},
+                at=at,
+            )
+        return len(rows)
+
+
 def list_print_batches(db: Database, facility_id: str) -> list[PrintBatch]:
     with db.transaction() as session:
         require_facility(session, facility_id)
