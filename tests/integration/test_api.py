@@ -448,11 +448,6 @@ def test_decisions_count_the_calls_the_timeline_recorded(api: Api, role: str) ->
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG calls/repository.py load_usage: the gap is measured from the last call "
-    "recorded, even one after `at` (SPEC 3.1 says the previous session)",
-)
 def test_a_later_call_does_not_make_an_earlier_one_too_soon(api: Api) -> None:
     # The last call before 2024-03-27 ended on 2024-03-25; one was recorded on 2024-05-06.
     decision = api.ok(

@@ -252,6 +252,35 @@ def test_connected_calls_cannot_be_released_and_held_ones_connect_once(
         release(db, FACILITY, call.hold_id, actor="test", at=T0 + timedelta(minutes=1))
 
 
+def test_a_past_moment_measures_the_gap_from_the_session_before_it(
+    minutes_and_gap: Database,
+) -> None:
+    """SPEC 3.1: the gap runs from the end of the previous governed session; a
+    session recorded later does not make an earlier moment too soon."""
+    db = minutes_and_gap
+    first = take(db, "k1", T0)
+    connect(db, FACILITY, first.hold_id, actor="test", at=T0)
+    end(db, FACILITY, first.hold_id, 600, actor="test", at=T0 + timedelta(minutes=10))
+    next_day = T0 + timedelta(days=1)
+    second = take(db, "k2", next_day)
+    connect(db, FACILITY, second.hold_id, actor="test", at=next_day)
+    end(db, FACILITY, second.hold_id, 300, actor="test", at=next_day + timedelta(minutes=5))
+    held = take(db, "k3", next_day + timedelta(hours=3))  # still held: counts at max
+    assert held.allowed
+
+    def decided(at: datetime) -> tuple[bool, str | None]:
+        d = decide_contact(db, FACILITY, "ana", "mom", at=at).decision
+        return d.allowed, None if d.reason is None else str(d.reason)
+
+    assert decided(T0 + timedelta(minutes=30)) == (False, "too_soon")  # 20 min after the first
+    assert decided(T0 + timedelta(minutes=70)) == (True, None)  # 60 min after it ended
+    assert decided(next_day + timedelta(minutes=30)) == (False, "too_soon")
+    assert decided(next_day + timedelta(minutes=65)) == (True, None)
+    # The held call counts at its 20 held minutes until it is settled.
+    assert decided(next_day + timedelta(hours=3, minutes=79)) == (False, "too_soon")
+    assert decided(next_day + timedelta(hours=3, minutes=80)) == (True, None)
+
+
 # --- expiry and the sweep -----------------------------------------------------
 
 

@@ -64,7 +64,51 @@ def load_usage(
             )
         ):
             gaps[mark.rule_id] = mark.last_end
+        later = [rule_id for rule_id, last_end in gaps.items() if last_end > at]
+        if later:
+            # A session that started after ``at`` moved the mark: asked about a
+            # past moment, measure from the last governed session that had
+            # started by then, as SPEC 3.1 says, from the session log.
+            for rule_id in later:
+                del gaps[rule_id]
+            gaps.update(_gap_ends_at(session, facility_id, person_id, later, at))
     return UsageSnapshot(zone=zone, counters=counters, rolling=entries, gaps=gaps)
+
+
+COUNTED = ("completed", "held", "connected")
+OVERLAP = timedelta(days=2)
+
+
+def _gap_ends_at(
+    session: Session, facility_id: str, person_id: str, rule_ids: list[str], at: datetime
+) -> dict[str, datetime]:
+    """When the last session each gap limit governed, of those started by ``at``,
+    ended; read from the sessions themselves (the slow path, for past moments)."""
+    ends: dict[str, datetime] = {}
+    wanted = set(rule_ids)
+    done: set[str] = set()
+    for started_at, minutes, governed_by in session.execute(
+        select(SessionRow.started_at, SessionRow.minutes, SessionRow.governed_by)
+        .where(
+            SessionRow.facility_id == facility_id,
+            SessionRow.person_id == person_id,
+            SessionRow.status.in_(COUNTED),
+            SessionRow.started_at <= at,
+        )
+        .order_by(SessionRow.started_at.desc(), SessionRow.id.desc())
+    ):
+        # The mark is the latest end, as ``apply_usage`` keeps it; an earlier start
+        # can end later only while sessions overlap, so two days back suffices.
+        for rule_id, end in ends.items():
+            if started_at < end - OVERLAP:
+                done.add(rule_id)
+        wanted.difference_update(done)
+        if not wanted:
+            break
+        for rule_id in wanted.intersection(governed_by or ()):
+            end = started_at + timedelta(minutes=minutes)
+            ends[rule_id] = max(end, ends.get(rule_id, end))
+    return ends
 
 
 def apply_usage(
