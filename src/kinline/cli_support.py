@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import wraps
 from typing import Annotated, Any, ParamSpec, TypeVar
@@ -36,6 +37,16 @@ DatabaseOption = Annotated[
 
 def database(url: str | None = None) -> Database:
     return Database(url or configured_url())
+
+
+@contextmanager
+def opened(url: str | None = None) -> Iterator[Database]:
+    """The database for one command, its connections closed when the command ends."""
+    db = database(url)
+    try:
+        yield db
+    finally:
+        db.dispose()
 
 
 def friendly(command: Callable[P, R]) -> Callable[P, R]:

@@ -3,8 +3,6 @@ list them; show and set a facility's appeal levels."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,13 +18,12 @@ from kinline.cli_support import (
     FacilityOption,
     JsonOption,
     console,
-    database,
     friendly,
     moment,
+    opened,
     print_json,
     resolve_facility,
 )
-from kinline.db.engine import Database
 from kinline.errors import InvalidInput
 from kinline.people.model import Facility
 from kinline.rules.periods import local
@@ -52,16 +49,6 @@ LateOption = Annotated[
     typer.Option("--late-reason", help="Accept it after its window closed, and why (staff)."),
 ]
 DEFAULT_ACTOR = "kinline:cli"
-
-
-@contextmanager
-def opened(url: str | None) -> Iterator[Database]:
-    """The database for one command, its connections closed when the command ends."""
-    db = database(url)
-    try:
-        yield db
-    finally:
-        db.dispose()
 
 
 def _wall(value: Any, place: Facility) -> str | None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from datetime import time as time_of_day
 from pathlib import Path
@@ -23,10 +21,10 @@ from kinline.cli_support import (
     errors,
     friendly,
     moment,
+    opened,
     print_json,
     resolve_facility,
 )
-from kinline.db.engine import Database
 from kinline.delivery.model import MAX_ATTEMPTS
 from kinline.delivery.service import (
     list_deliveries,
@@ -38,16 +36,6 @@ from kinline.delivery.service import (
 from kinline.delivery.smtp import SmtpSettings
 from kinline.delivery.worker import PassResult, WorkerSettings, run_worker
 from kinline.errors import InvalidInput
-
-
-@contextmanager
-def _database(url: str | None) -> Iterator[Database]:
-    db = database(url)
-    try:
-        yield db
-    finally:
-        db.dispose()
-
 
 print_app = typer.Typer(no_args_is_help=True)
 batches_app = typer.Typer(no_args_is_help=True)
@@ -164,7 +152,7 @@ def batches_make(
     ] = False,
     database_url: DatabaseOption = None,
 ) -> None:
-    with _database(database_url) as db:
+    with opened(database_url) as db:
         place = resolve_facility(db, facility)
         when = moment(at, place) if at else datetime.now(UTC)
         made = make_print_batches(db, at=when, facility_id=place.id, once_a_day=not again)
@@ -183,7 +171,7 @@ def batches_list(
     as_json: JsonOption = False,
     database_url: DatabaseOption = None,
 ) -> None:
-    with _database(database_url) as db:
+    with opened(database_url) as db:
         place = resolve_facility(db, facility)
         batches = list_print_batches(db, place.id)
         if as_json:
@@ -218,7 +206,7 @@ def batches_get(
     facility: FacilityOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
-    with _database(database_url) as db:
+    with opened(database_url) as db:
         place = resolve_facility(db, facility)
         pdf = print_batch_pdf(db, place.id, batch_id)
         output.write_bytes(pdf)
@@ -241,7 +229,7 @@ def deliveries_command(
     database_url: DatabaseOption = None,
 ) -> None:
     """Show how a notice was delivered: inbox, each email, print; with each attempt."""
-    with _database(database_url) as db:
+    with opened(database_url) as db:
         place = resolve_facility(db, facility)
         if retry:
             count = retry_failed(db, place.id, notice_id, actor=actor, at=datetime.now(UTC))

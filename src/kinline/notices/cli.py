@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -16,12 +14,11 @@ from kinline.cli_support import (
     FacilityOption,
     JsonOption,
     console,
-    database,
     friendly,
+    opened,
     print_json,
     resolve_facility,
 )
-from kinline.db.engine import Database
 from kinline.errors import InvalidInput
 from kinline.notices.render import render_html, render_pdf
 from kinline.notices.service import (
@@ -45,7 +42,7 @@ def list_command(
     as_json: JsonOption = False,
     database_url: DatabaseOption = None,
 ) -> None:
-    with _database(database_url) as db:
+    with opened(database_url) as db:
         place = resolve_facility(db, facility)
         notices = list_notices(db, place.id, person)
     if as_json:
@@ -105,7 +102,7 @@ def pdf_command(
     facility: FacilityOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
-    with _database(database_url) as db:
+    with opened(database_url) as db:
         place = resolve_facility(db, facility)
         document = get_notice_document(db, place.id, notice_id, language=_language(language))
     _write(output, render_pdf([document]))
@@ -120,7 +117,7 @@ def html_command(
     facility: FacilityOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
-    with _database(database_url) as db:
+    with opened(database_url) as db:
         place = resolve_facility(db, facility)
         document = get_notice_document(db, place.id, notice_id, language=_language(language))
     _write(output, render_html(document).encode("utf-8"))
@@ -135,7 +132,7 @@ def acknowledge_command(
     as_json: JsonOption = False,
     database_url: DatabaseOption = None,
 ) -> None:
-    with _database(database_url) as db:
+    with opened(database_url) as db:
         place = resolve_facility(db, facility)
         notice = acknowledge_notice(db, place.id, notice_id, by=by, at=datetime.now(UTC))
     if as_json:
@@ -156,7 +153,7 @@ def overdue_command(
     as_json: JsonOption = False,
     database_url: DatabaseOption = None,
 ) -> None:
-    with _database(database_url) as db:
+    with opened(database_url) as db:
         place = resolve_facility(db, facility)
         notices = overdue_notices(db, place.id, days=days, now=datetime.now(UTC))
     if as_json:
@@ -174,16 +171,6 @@ def overdue_command(
         )
     console.print(table)
     console.print(f"{len(notices)} notices unacknowledged after {days} days")
-
-
-@contextmanager
-def _database(url: str | None) -> Iterator[Database]:
-    """The database for one command, its connections closed when the command ends."""
-    db = database(url)
-    try:
-        yield db
-    finally:
-        db.dispose()
 
 
 def _language(code: str | None) -> str | None:

@@ -113,27 +113,7 @@ def list_notices(db: Database, facility_id: str, person_id: str | None = None) -
             and people_repository.get_person(session, facility_id, person_id) is None
         ):
             raise NotFound(f"no person {person_id!r} in {facility_id!r}", field="person_id")
-        return [
-            Notice(
-                id=row.id,
-                facility_id=row.facility_id,
-                person_id=row.person_id,
-                language=row.language,
-                change=row.change,
-                subject=row.subject,
-                authority=row.authority,
-                rule_text=row.rule_text,
-                reason=row.reason,
-                effective_at=row.effective_at,
-                appeal_deadline=row.appeal_deadline,
-                title=row.title,
-                body=row.body,
-                created_at=row.created_at,
-                acknowledged_at=row.acknowledged_at,
-                acknowledged_by=row.acknowledged_by,
-            )
-            for row in repository.list_notices(session, facility_id, person_id)
-        ]
+        return [_notice(row) for row in repository.list_notices(session, facility_id, person_id)]
 
 
 def notice_counts(db: Database, facility_id: str) -> dict[str, int]:
