@@ -13,11 +13,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Executable, exists, insert, select, update
+from sqlalchemy import Executable, bindparam, exists, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from kinline.audit.chain import GENESIS, ChainLink
+from kinline.db.engine import core
 from kinline.db.tables import AuditEventRow, AuditHeadRow
 
 BATCH_SIZE = 2000
@@ -36,6 +37,35 @@ class StoredChain:
     chain: str
     head: tuple[int, str] | None
     events: list[StoredEvent]
+
+
+_HEADS = AuditHeadRow.__table__
+_EVENTS = AuditEventRow.__table__
+# Built once: the append path runs on every change, and building a statement
+# costs more than running it.
+_SELECT_HEAD = (
+    select(_HEADS.c.seq, _HEADS.c.hash)
+    .where(_HEADS.c.chain == bindparam("chain"))
+    .with_for_update()
+)
+_ADD_EVENT = insert(AuditEventRow).values(
+    facility_id=bindparam("e_facility_id"),
+    chain=bindparam("e_chain"),
+    seq=bindparam("e_seq"),
+    occurred_at=bindparam("e_occurred_at"),
+    actor=bindparam("e_actor"),
+    tag=bindparam("e_tag"),
+    payload=bindparam("e_payload"),
+    prev_hash=bindparam("e_prev_hash"),
+    hash=bindparam("e_hash"),
+)
+_ADVANCE_HEAD = (
+    update(AuditHeadRow)
+    .where(AuditHeadRow.chain == bindparam("e_chain"))
+    .values(seq=bindparam("e_seq"), hash=bindparam("e_hash"))
+)
+# PostgreSQL adds the event and advances the head in one statement.
+_APPEND_PG = _ADVANCE_HEAD.add_cte(_ADD_EVENT.cte("added"))
 
 
 def lock_head(session: Session, *, facility_id: str, chain: str) -> tuple[int, str]:
@@ -74,34 +104,29 @@ def _insert_head_unless_present(dialect: str, facility_id: str, chain: str) -> E
 
 
 def _select_head_for_update(session: Session, chain: str) -> tuple[int, str] | None:
-    row = session.execute(
-        select(AuditHeadRow.seq, AuditHeadRow.hash)
-        .where(AuditHeadRow.chain == chain)
-        .with_for_update()
-    ).one_or_none()
+    row = core(session).execute(_SELECT_HEAD, {"chain": chain}).one_or_none()
     return None if row is None else (row.seq, row.hash)
 
 
-def add_event(session: Session, facility_id: str, link: ChainLink, occurred_at: datetime) -> None:
-    session.execute(
-        insert(AuditEventRow).values(
-            facility_id=facility_id,
-            chain=link.chain,
-            seq=link.seq,
-            occurred_at=occurred_at,
-            actor=link.actor,
-            tag=link.tag,
-            payload=link.payload_json,
-            prev_hash=link.prev_hash,
-            hash=link.hash,
-        )
-    )
-
-
-def advance_head(session: Session, *, chain: str, seq: int, hash: str) -> None:
-    session.execute(
-        update(AuditHeadRow).where(AuditHeadRow.chain == chain).values(seq=seq, hash=hash)
-    )
+def append(session: Session, facility_id: str, link: ChainLink, occurred_at: datetime) -> None:
+    """Add the event and make it the chain's head (whose lock the caller holds)."""
+    params = {
+        "e_facility_id": facility_id,
+        "e_chain": link.chain,
+        "e_seq": link.seq,
+        "e_occurred_at": occurred_at,
+        "e_actor": link.actor,
+        "e_tag": link.tag,
+        "e_payload": link.payload_json,
+        "e_prev_hash": link.prev_hash,
+        "e_hash": link.hash,
+    }
+    connection = core(session)
+    if connection.dialect.name == "postgresql":
+        connection.execute(_APPEND_PG, params)
+    else:
+        connection.execute(_ADD_EVENT, params)
+        connection.execute(_ADVANCE_HEAD, params)
 
 
 def read_consistently(session: Session) -> None:

@@ -66,8 +66,7 @@ def record_event(
     seq = head_seq + 1
     digest = event_hash(head_hash, chain, seq, occurred_at_iso, actor, tag, payload_json)
     link = ChainLink(chain, seq, occurred_at_iso, actor, tag, payload_json, head_hash, digest, 0)
-    repository.add_event(session, facility_id, link, at)
-    repository.advance_head(session, chain=chain, seq=seq, hash=digest)
+    repository.append(session, facility_id, link, at)
 
 
 def verify_log(db: Database) -> VerifyReport:

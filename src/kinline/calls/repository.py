@@ -6,14 +6,62 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Executable, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from kinline.db.engine import core
 from kinline.db.tables import GapMarkRow, SessionRow, UsageCounterRow, UsageEntryRow
 from kinline.rules.model import DAY, MONTH, WEEK, Rule
 from kinline.rules.periods import period_key
 from kinline.rules.usage import Tally, UsageChange, UsageSnapshot
+
+_COUNTERS = UsageCounterRow.__table__
+# Statements every call set-up runs, built once.
+_READ_COUNTERS = select(
+    _COUNTERS.c.rule_id, _COUNTERS.c.period_key, _COUNTERS.c.sessions, _COUNTERS.c.minutes
+).where(
+    _COUNTERS.c.facility_id == bindparam("facility_id"),
+    _COUNTERS.c.person_id == bindparam("person_id"),
+    _COUNTERS.c.rule_id.in_(bindparam("rule_ids", expanding=True)),
+    _COUNTERS.c.period_key.in_(bindparam("keys", expanding=True)),
+)
+_COUNTER_KEY = ["facility_id", "person_id", "rule_id", "period_key"]
+
+
+def _upsert_counter(dialect: str) -> Executable:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(UsageCounterRow).values(
+        facility_id=bindparam("c_facility_id"),
+        person_id=bindparam("c_person_id"),
+        rule_id=bindparam("c_rule_id"),
+        period_key=bindparam("c_period_key"),
+        sessions=1,
+        minutes=bindparam("c_minutes"),
+    )
+    return statement.on_conflict_do_update(
+        index_elements=_COUNTER_KEY,
+        set_={
+            "sessions": UsageCounterRow.sessions + 1,
+            "minutes": UsageCounterRow.minutes + bindparam("c_minutes"),
+        },
+    )
+
+
+_UPSERT_COUNTER = {dialect: _upsert_counter(dialect) for dialect in ("postgresql", "sqlite")}
+_SETTLE_COUNTER = (
+    update(UsageCounterRow)
+    .where(
+        UsageCounterRow.facility_id == bindparam("c_facility_id"),
+        UsageCounterRow.person_id == bindparam("c_person_id"),
+        UsageCounterRow.rule_id == bindparam("c_rule_id"),
+        UsageCounterRow.period_key == bindparam("c_period_key"),
+    )
+    .values(
+        sessions=UsageCounterRow.sessions - bindparam("c_sessions"),
+        minutes=UsageCounterRow.minutes - bindparam("c_minutes"),
+    )
+)
 
 
 def load_usage(
@@ -32,15 +80,14 @@ def load_usage(
     counters: dict[tuple[str, str], Tally] = {}
     if calendar_ids:
         keys = {period_key(period, at, zone) for period in (DAY, WEEK, MONTH)}
-        for row in session.scalars(
-            select(UsageCounterRow).where(
-                UsageCounterRow.facility_id == facility_id,
-                UsageCounterRow.person_id == person_id,
-                UsageCounterRow.rule_id.in_(calendar_ids),
-                UsageCounterRow.period_key.in_(keys),
-            )
-        ):
-            counters[(row.rule_id, row.period_key)] = Tally(row.sessions, row.minutes)
+        params = {
+            "facility_id": facility_id,
+            "person_id": person_id,
+            "rule_ids": calendar_ids,
+            "keys": sorted(keys),
+        }
+        for rule_id, key, sessions, minutes in core(session).execute(_READ_COUNTERS, params):
+            counters[(rule_id, key)] = Tally(sessions, minutes)
     entries: dict[str, list[tuple[datetime, int]]] = {}
     if rolling:
         longest = max(rule.quota.per.days for rule in rolling if rule.quota is not None)
@@ -119,26 +166,18 @@ def apply_usage(
     Returns where it was added (counter keys, rolling entry ids, and each gap mark
     before and after), so a held session can later be settled by ``settle_usage``.
     """
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    connection = core(session)
+    upsert = _UPSERT_COUNTER[connection.dialect.name]
     counters: list[list[str]] = []
     for increment in change.counters:
-        counter = insert(UsageCounterRow).values(
-            facility_id=facility_id,
-            person_id=person_id,
-            rule_id=increment.rule_id,
-            period_key=increment.period_key,
-            sessions=1,
-            minutes=increment.minutes,
-        )
-        session.execute(
-            counter.on_conflict_do_update(
-                index_elements=["facility_id", "person_id", "rule_id", "period_key"],
-                set_={
-                    "sessions": UsageCounterRow.sessions + 1,
-                    "minutes": UsageCounterRow.minutes + increment.minutes,
-                },
-            )
-        )
+        params = {
+            "c_facility_id": facility_id,
+            "c_person_id": person_id,
+            "c_rule_id": increment.rule_id,
+            "c_period_key": increment.period_key,
+            "c_minutes": increment.minutes,
+        }
+        connection.execute(upsert, params)
         counters.append([increment.rule_id, increment.period_key])
     entry_rows = [
         UsageEntryRow(
@@ -194,20 +233,17 @@ def settle_usage(
     ]
     taken_back = minutes is None
     used = 0 if minutes is None else minutes
+    connection = core(session)
     for rule_id, key in counters:
-        session.execute(
-            update(UsageCounterRow)
-            .where(
-                UsageCounterRow.facility_id == facility_id,
-                UsageCounterRow.person_id == person_id,
-                UsageCounterRow.rule_id == rule_id,
-                UsageCounterRow.period_key == key,
-            )
-            .values(
-                sessions=UsageCounterRow.sessions - (1 if taken_back else 0),
-                minutes=UsageCounterRow.minutes - (held_minutes - used),
-            )
-        )
+        params = {
+            "c_facility_id": facility_id,
+            "c_person_id": person_id,
+            "c_rule_id": rule_id,
+            "c_period_key": key,
+            "c_sessions": 1 if taken_back else 0,
+            "c_minutes": held_minutes - used,
+        }
+        connection.execute(_SETTLE_COUNTER, params)
     if entry_ids:
         mine = (UsageEntryRow.facility_id == facility_id) & UsageEntryRow.id.in_(entry_ids)
         if taken_back:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 DEFAULT_URL = "sqlite:///kinline.db"
@@ -73,3 +73,11 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def core(session: Session) -> Connection:
+    """The session's connection, for statements built once and run without the
+    ORM (the hot paths), after the session's pending changes are flushed, as
+    an ORM query would autoflush them."""
+    session.flush()
+    return session.connection()

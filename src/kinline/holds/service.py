@@ -138,11 +138,10 @@ def authorize(
         raise InvalidInput("give either dialed or contact_id", field="dialed")
     try:
         with db.transaction() as session:
-            facility = require_facility(session, facility_id)
+            facility, used = _open_ledger(session, facility_id, person_id, key)
             e164 = None if dialed is None else normalize_phone(dialed, facility.country, "dialed")
-            require_person(session, facility_id, person_id, lock=True)
             fingerprint = _fingerprint(person_id, e164 or f"contact:{contact_id}", channel)
-            earlier = repository.by_idempotency_key(session, facility_id, key)
+            earlier = repository.by_idempotency_key(session, facility_id, key) if used else None
             if earlier is not None:
                 if earlier.request_hash != fingerprint:
                     raise Conflict(
@@ -187,6 +186,19 @@ def authorize(
             "this idempotency key was used for a different call set-up",
             field="idempotency_key",
         ) from None
+
+
+def _open_ledger(
+    session: Session, facility_id: str, person_id: str, key: str
+) -> tuple[Facility, bool]:
+    """The person's facility and whether ``key`` was used, with the person's
+    allowance ledger locked."""
+    found = repository.open_ledger(session, facility_id, person_id, key)
+    if found is None:
+        require_facility(session, facility_id)
+        require_person(session, facility_id, person_id)
+        raise AssertionError("unreachable: the facility and the person both exist")
+    return found
 
 
 def _refuse_unknown_number(
@@ -265,6 +277,7 @@ def connect(db: Database, facility_id: str, hold_id: str, *, actor: str, at: dat
             row.status = State.CONNECTED
             row.connected_at = at
             row.expires_at = at + timedelta(minutes=row.max_minutes) + end_grace()
+            repository.save(session, row)
             _event(session, row, "calls:call:connected", actor, at, {})
             return _call(row)
     raise _lapsed(hold_id)
@@ -405,6 +418,7 @@ def _settle(
     row.settled_by = settled_by
     row.ended_at = at
     row.expires_at = None
+    repository.save(session, row)
     tag = {
         State.COMPLETED: "calls:call:ended",
         State.RELEASED: "calls:call:released",

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
+from kinline.db.engine import core
 from kinline.db.tables import (
     ApprovalRow,
     ContactPhoneRow,
@@ -82,6 +83,49 @@ def lock_person(session: Session, facility_id: str, person_id: str) -> Person | 
     if row is None:
         return None
     return Person(row.facility_id, row.id, row.name, row.language)
+
+
+_CONTACTS = ContactRow.__table__
+_PHONES = ContactPhoneRow.__table__
+_APPROVALS = ApprovalRow.__table__
+# Statements on the call path, built once.
+_CONTACT = (
+    select(
+        _CONTACTS.c.id,
+        _CONTACTS.c.person_id,
+        _CONTACTS.c.relationship,
+        _CONTACTS.c.privileged,
+        _APPROVALS.c.channel,
+    )
+    .outerjoin(
+        _APPROVALS,
+        (_APPROVALS.c.facility_id == _CONTACTS.c.facility_id)
+        & (_APPROVALS.c.contact_id == _CONTACTS.c.id)
+        & (_APPROVALS.c.approved_at <= bindparam("at"))
+        & or_(_APPROVALS.c.revoked_at.is_(None), _APPROVALS.c.revoked_at > bindparam("at")),
+    )
+    .where(_CONTACTS.c.facility_id == bindparam("facility_id"), _CONTACTS.c.id == bindparam("id"))
+)
+_APPROVED = select(_APPROVALS.c.contact_id, _APPROVALS.c.channel).where(
+    _APPROVALS.c.facility_id == bindparam("facility_id"),
+    _APPROVALS.c.contact_id.in_(bindparam("ids", expanding=True)),
+    _APPROVALS.c.approved_at <= bindparam("at"),
+    or_(_APPROVALS.c.revoked_at.is_(None), _APPROVALS.c.revoked_at > bindparam("at")),
+)
+_BY_PHONE = (
+    select(_CONTACTS.c.id)
+    .join(
+        _PHONES,
+        (_PHONES.c.facility_id == _CONTACTS.c.facility_id)
+        & (_PHONES.c.contact_id == _CONTACTS.c.id),
+    )
+    .where(
+        _CONTACTS.c.facility_id == bindparam("facility_id"),
+        _CONTACTS.c.person_id == bindparam("person_id"),
+        _PHONES.c.e164 == bindparam("e164"),
+    )
+    .limit(1)
+)
 
 
 def list_people(session: Session, facility_id: str) -> list[Person]:
@@ -179,14 +223,8 @@ def end_approval(row: ApprovalRow, at: datetime, reason: str) -> None:
 def _approved_channels(
     session: Session, facility_id: str, contact_ids: Sequence[str], at: datetime
 ) -> dict[str, frozenset[Channel]]:
-    rows = session.execute(
-        select(ApprovalRow.contact_id, ApprovalRow.channel).where(
-            ApprovalRow.facility_id == facility_id,
-            ApprovalRow.contact_id.in_(contact_ids),
-            ApprovalRow.approved_at <= at,
-            or_(ApprovalRow.revoked_at.is_(None), ApprovalRow.revoked_at > at),
-        )
-    )
+    params = {"facility_id": facility_id, "ids": list(contact_ids), "at": at}
+    rows = core(session).execute(_APPROVED, params)
     approved: dict[str, set[Channel]] = {contact_id: set() for contact_id in contact_ids}
     for contact_id, channel in rows:
         approved[contact_id].add(Channel(channel))
@@ -206,12 +244,20 @@ def _contact(row: ContactRow, approved: frozenset[Channel]) -> Contact:
 def get_contact(
     session: Session, facility_id: str, contact_id: str, at: datetime
 ) -> Contact | None:
-    """The contact with the channels it is approved for at ``at``."""
-    row = session.get(ContactRow, (facility_id, contact_id))
-    if row is None:
+    """The contact with the channels it is approved for at ``at`` (one statement:
+    a row per approval in force, or one with no channel)."""
+    params = {"facility_id": facility_id, "id": contact_id, "at": at}
+    rows = core(session).execute(_CONTACT, params).all()
+    if not rows:
         return None
-    approved = _approved_channels(session, facility_id, [contact_id], at)
-    return _contact(row, approved[contact_id])
+    first = rows[0]
+    return Contact(
+        id=first.id,
+        person=first.person_id,
+        relationship=first.relationship,
+        privileged=first.privileged,
+        approved=frozenset(Channel(row.channel) for row in rows if row.channel is not None),
+    )
 
 
 def contact_name(session: Session, facility_id: str, contact_id: str) -> str:
@@ -245,17 +291,6 @@ def list_contacts(
 
 def contact_by_phone(session: Session, facility_id: str, person_id: str, e164: str) -> str | None:
     """The id of the person's contact with this number, if any."""
-    return session.scalars(
-        select(ContactRow.id)
-        .join(
-            ContactPhoneRow,
-            (ContactPhoneRow.facility_id == ContactRow.facility_id)
-            & (ContactPhoneRow.contact_id == ContactRow.id),
-        )
-        .where(
-            ContactRow.facility_id == facility_id,
-            ContactRow.person_id == person_id,
-            ContactPhoneRow.e164 == e164,
-        )
-        .limit(1)
-    ).one_or_none()
+    params = {"facility_id": facility_id, "person_id": person_id, "e164": e164}
+    found: str | None = core(session).execute(_BY_PHONE, params).scalar_one_or_none()
+    return found
