@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 KINLINE_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 export KINLINE_TEST_POSTGRES_URL
 
-.PHONY: help setup run test lint typecheck migrations-check unit integration scenarios bench clean
+.PHONY: help setup run test lint typecheck migrations-check unit integration scenarios bench bench-floor clean
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -49,6 +49,9 @@ bench: setup  ## Benchmarks against their named baselines.
 	$(BIN)/python bench/decide.py
 	$(BIN)/python bench/authorize.py
 	$(BIN)/python bench/import_calls.py
+
+bench-floor: setup  ## bench/authorize.py against a do-nothing batched ledger (bench/_floor.py).
+	$(BIN)/python bench/authorize.py --app _floor:create_app
 
 clean:  ## Remove the virtual environment and local databases.
 	rm -rf $(VENV) kinline.db kinline.db-wal kinline.db-shm

@@ -5,8 +5,9 @@ What is measured
     reload, no access log) on a scratch PostgreSQL database holding one
     facility, N people (10,000 by default) each with one contact approved for
     phone, and one facility-policy grant for everyone (100,000 calls a month,
-    30 minutes each), so every set-up is allowed. An asyncio client (httpx,
-    HTTP/1.1 keep-alive, on loopback) plays the telephony platform: for a
+    30 minutes each), so every set-up is allowed. An asyncio client (one
+    process, on uvloop when installed; a lean HTTP/1.1 keep-alive client of its
+    own, ``Line``, over loopback) plays the telephony platform: for a
     random person it asks ``POST /v1/calls/authorize`` with the number dialed,
     and, once answered, ``POST /v1/calls/{hold_id}/end`` with the seconds
     talked. Every authorize must answer ``allowed: true`` with a ``hold_id``
@@ -58,13 +59,36 @@ Why pgbench's conditional UPDATE is the floor
     pgbench has one, and the load generator is Python sharing the CPUs with
     the server where pgbench's client is lean C; the CPU figures show how much
     of the machine each side took.
+
+The load generator
+    It is kept lean because it shares the CPUs with the server: httpx, used
+    before, took about 2.5 ms of CPU per pair on a 2-CPU machine, which would
+    saturate it at the rates now measured. ``Line`` writes each request in one
+    piece with its fixed headers (host, ``authorization: Bearer``) encoded once
+    and reads the answer by ``content-length`` (or chunks); an answer with
+    ``connection: close``, a broken or refused connection, a timeout or a
+    malformed answer is counted as a ``transport`` error and the line opens a
+    new connection for its next request. Its CPU is still charged per pair
+    ("load generator").
+
+The floor, served over the same HTTP
+    ``--app _floor:create_app`` serves ``bench/_floor.py`` instead of kinline:
+    a raw ASGI app that answers the same requests doing nothing but the
+    durable, atomic ledger work, batched (one SQL statement and commit per
+    round per worker, for every request that arrived meanwhile), with no
+    rules, decisions or idempotency. What it reaches is about what any Python
+    HTTP service doing that much durable work reaches on this machine, with
+    this load generator; kinline's figure is best read against it as well as
+    against pgbench::
+
+        .venv/bin/python bench/authorize.py --app _floor:create_app
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
+import json
 import multiprocessing
 import os
 import random
@@ -72,15 +96,18 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Coroutine, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import chain
 from pathlib import Path
-
-import httpx
+from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 from _support import (
     CpuMeter,
@@ -105,14 +132,9 @@ from kinline.people.service import add_contact, admit_person, register_facility
 from kinline.policy.service import impose_rule
 from kinline.rules.model import Channel, Contact
 
-if importlib.util.find_spec("sniffio") is None:
-    # httpcore tries ``import sniffio`` on every request; when it is not installed
-    # (anyio no longer needs it) each failed import searches sys.path again, about
-    # 1 ms of the load generator's CPU per request here, CPU the server then lacks.
-    # A None entry makes the import fail at once, with the same outcome: asyncio.
-    sys.modules["sniffio"] = None  # type: ignore[assignment]
-
 VENV_BIN = Path(sys.executable).parent
+BENCH_DIR = Path(__file__).resolve().parent  # on the server's PYTHONPATH, for --app
+HOST = "127.0.0.1"
 FACILITY = Facility(id="bench", name="Benchmark facility", timezone="America/Denver")
 ACTOR = "bench"
 GRANT = {
@@ -134,6 +156,7 @@ BALANCE_ATTEMPTS = 20  # connections opened per one kept, at most, to spread the
 # not read: a pooled connection reports them late, up to 10 s after going idle.)
 DATABASE_COUNTERS = "SELECT sessions FROM pg_stat_database WHERE "
 Namespace = argparse.Namespace
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -229,6 +252,140 @@ class Phase:
         return percentile(self.authorize_ms, fraction)
 
 
+class TransportError(Exception):
+    """A request got no proper answer: the connection could not be opened, broke,
+    timed out or was closed by the server, or the answer was not HTTP/1.x."""
+
+
+class Line:
+    """One HTTP/1.1 keep-alive connection to the server, like one of the telephony
+    platform's lines to kinline: requests go one at a time, each answer read in
+    full before the next request is sent.
+
+    A lean client, so the load generator takes as little as it can of the CPUs it
+    shares with the server: the fixed headers are encoded once, a request is one
+    write, and an answer is read with two or three calls on an asyncio stream.
+    It understands ``content-length`` and ``transfer-encoding: chunked`` bodies.
+    Whenever the exchange fails (refused, reset, timed out, malformed) or the
+    server answers with ``connection: close``, the request raises
+    :class:`TransportError` and the connection is dropped; the next request opens
+    a new one. A connection the server closed while it was idle (its keep-alive
+    timeout) is opened again before the next request without an error, and
+    counted in ``reopened``.
+    """
+
+    def __init__(self, host: str, port: int, token: str, timeout: float) -> None:
+        self.host, self.port, self.timeout = host, port, timeout
+        self._fixed = f"host: {host}:{port}\r\nauthorization: Bearer {token}\r\n".encode()
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self.reopened = 0
+
+    async def request(
+        self, method: str, target: str, json_body: object = None
+    ) -> tuple[int, bytes]:
+        """Send ``method target`` (path and query), with ``json_body`` as JSON if
+        given; the answer's status and body."""
+        head = f"{method} {target} HTTP/1.1\r\n".encode() + self._fixed
+        if json_body is not None:
+            payload = json.dumps(json_body, separators=(",", ":")).encode()
+            message = b"%scontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (
+                head,
+                len(payload),
+                payload,
+            )
+        elif method in ("POST", "PUT", "PATCH"):
+            message = head + b"content-length: 0\r\n\r\n"
+        else:
+            message = head + b"\r\n"
+        try:
+            async with asyncio.timeout(self.timeout):
+                reader, writer = await self._ready()
+                writer.write(message)
+                status, body, close = await self._answer(reader, method)
+        except TransportError:
+            self._drop()
+            raise
+        except (OSError, EOFError, asyncio.LimitOverrunError, ValueError) as error:
+            # TimeoutError is an OSError; IncompleteReadError an EOFError.
+            self._drop()
+            kind = "timed out" if isinstance(error, TimeoutError) else type(error).__name__
+            raise TransportError(f"{kind}: {error}") from error
+        except BaseException:  # cancelled mid-exchange: the connection's state is unknown
+            self._drop()
+            raise
+        if close:
+            self._drop()
+            raise TransportError(
+                f"the server closed the connection after answering {status}: {body[:200]!r}"
+            )
+        return status, body
+
+    async def close(self) -> None:
+        writer, self._reader, self._writer = self._writer, None, None
+        if writer is not None:
+            writer.close()
+            with suppress(OSError):
+                await writer.wait_closed()
+
+    async def _ready(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self._reader is not None and self._writer is not None:
+            if not self._reader.at_eof():
+                return self._reader, self._writer
+            self._drop()  # closed by the server while idle
+            self.reopened += 1
+        self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        return self._reader, self._writer
+
+    def _drop(self) -> None:
+        writer, self._reader, self._writer = self._writer, None, None
+        if writer is not None:
+            writer.close()
+
+    @staticmethod
+    async def _answer(reader: asyncio.StreamReader, method: str) -> tuple[int, bytes, bool]:
+        """Status, body, and whether the server will close the connection."""
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.split(b"\r\n")  # ends with two empty items
+        version, _, rest = lines[0].partition(b" ")
+        if not version.startswith(b"HTTP/1."):
+            raise TransportError(f"not an HTTP/1.x answer: {lines[0][:100]!r}")
+        status = int(rest[:3])
+        if status < 200:
+            raise TransportError(f"unexpected interim answer: {lines[0][:100]!r}")
+        length, chunked, close = -1, False, version == b"HTTP/1.0"
+        for line in lines[1:-2]:
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"transfer-encoding":
+                chunked = b"chunked" in value.lower()
+            elif name == b"connection":
+                value = value.lower()
+                close = b"close" in value or (close and b"keep-alive" not in value)
+        if method == "HEAD" or status in (204, 304):
+            body = b""
+        elif chunked:
+            body = await Line._chunks(reader)
+        elif length >= 0:
+            body = await reader.readexactly(length)
+        else:  # delimited by the end of the connection
+            body, close = await reader.read(), True
+        return status, body, close
+
+    @staticmethod
+    async def _chunks(reader: asyncio.StreamReader) -> bytes:
+        parts: list[bytes] = []
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";", 1)[0].strip(), 16)
+            if size == 0:
+                while await reader.readuntil(b"\r\n") != b"\r\n":  # trailers
+                    pass
+                return b"".join(parts)
+            parts.append((await reader.readexactly(size + 2))[:-2])
+
+
 class Workload:
     """One unit of load: authorize then end a call (or, with ``read``, fetch a person)."""
 
@@ -236,14 +393,12 @@ class Workload:
         self.callers = callers
         self.kind = args.workload
         self.connect = args.connect
-        self.query = {"facility_id": FACILITY.id}
+        self.query = "?" + urlencode({"facility_id": FACILITY.id})
         self.random = random.Random(args.seed)
         self.run = f"{os.getpid()}-{time.time_ns()}"
         self.count = 0
 
-    async def pair(
-        self, line: httpx.AsyncClient, phase: Phase, started: float | None = None
-    ) -> None:
+    async def pair(self, line: Line, phase: Phase, started: float | None = None) -> None:
         """One pair on ``line``; the authorize latency is from ``started`` (default: now)."""
         caller = self.random.choice(self.callers)
         self.count += 1
@@ -253,24 +408,20 @@ class Workload:
                 await self._read(line, phase, caller, started)
             else:
                 await self._call(line, phase, caller, started)
-        except httpx.HTTPError as error:
-            phase.error("transport", f"{type(error).__name__}: {error}")
+        except TransportError as error:
+            phase.error("transport", str(error))
 
-    async def _read(
-        self, line: httpx.AsyncClient, phase: Phase, caller: Caller, started: float
-    ) -> None:
-        response = await line.get(f"/v1/people/{caller.person_id}", params=self.query)
+    async def _read(self, line: Line, phase: Phase, caller: Caller, started: float) -> None:
+        status, body = await line.request("GET", f"/v1/people/{caller.person_id}{self.query}")
         phase.authorize_ms.append((time.perf_counter() - started) * 1000)
-        if response.status_code != 200:
-            phase.error(f"read {response.status_code}", response.text)
+        if status != 200:
+            phase.error(f"read {status}", text(body))
 
-    async def _call(
-        self, line: httpx.AsyncClient, phase: Phase, caller: Caller, started: float
-    ) -> None:
-        response = await line.post(
-            "/v1/calls/authorize",
-            params=self.query,
-            json={
+    async def _call(self, line: Line, phase: Phase, caller: Caller, started: float) -> None:
+        status, body = await line.request(
+            "POST",
+            f"/v1/calls/authorize{self.query}",
+            {
                 "person_id": caller.person_id,
                 "dialed": caller.dialed,
                 "channel": "phone",
@@ -278,36 +429,50 @@ class Workload:
             },
         )
         phase.authorize_ms.append((time.perf_counter() - started) * 1000)
-        if response.status_code != 200:
-            phase.error(f"authorize {response.status_code}", response.text)
+        if status != 200:
+            phase.error(f"authorize {status}", text(body))
             return
-        answer = response.json()
+        answer = json_object(body)
         hold_id = answer.get("hold_id")
         if answer.get("allowed") is not True or not hold_id:
-            phase.error(f"authorize refused ({answer.get('reason')})", response.text)
+            phase.error(f"authorize refused ({answer.get('reason')})", text(body))
             return
         if self.connect:
-            connected = await line.post(f"/v1/calls/{hold_id}/connect", params=self.query)
-            if connected.status_code != 200:
-                phase.error(f"connect {connected.status_code}", connected.text)
+            status, body = await line.request("POST", f"/v1/calls/{hold_id}/connect{self.query}")
+            if status != 200:
+                phase.error(f"connect {status}", text(body))
                 return
-        ended = await line.post(
-            f"/v1/calls/{hold_id}/end",
-            params=self.query,
-            json={"seconds": self.random.randint(30, 1200)},
+        status, body = await line.request(
+            "POST",
+            f"/v1/calls/{hold_id}/end{self.query}",
+            {"seconds": self.random.randint(30, 1200)},
         )
-        if ended.status_code != 200:
-            phase.error(f"end {ended.status_code}", ended.text)
+        if status != 200:
+            phase.error(f"end {status}", text(body))
+
+
+def text(body: bytes) -> str:
+    return body.decode("utf-8", errors="replace")
+
+
+def json_object(body: bytes) -> dict[str, Any]:
+    """The answer's JSON object; an empty one when the body is not one (counted as
+    refused by the caller, with the body as the example)."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return {}
+    return answer if isinstance(answer, dict) else {}
 
 
 async def closed_loop(
-    work: Workload, lines: Sequence[httpx.AsyncClient], phase: Phase, pairs: int, seconds: float
+    work: Workload, lines: Sequence[Line], phase: Phase, pairs: int, seconds: float
 ) -> None:
     """One loop per line, each starting a pair when its last one is answered."""
     deadline = time.perf_counter() + seconds
     remaining = pairs
 
-    async def loop(line: httpx.AsyncClient) -> None:
+    async def loop(line: Line) -> None:
         nonlocal remaining
         while remaining > 0 and time.perf_counter() < deadline:
             remaining -= 1
@@ -321,7 +486,7 @@ async def closed_loop(
 
 async def open_loop(
     work: Workload,
-    lines: Sequence[httpx.AsyncClient],
+    lines: Sequence[Line],
     phase: Phase,
     rate: float,
     pairs: int,
@@ -331,7 +496,7 @@ async def open_loop(
     each takes the line idle longest, or waits for one (that wait counts as latency)."""
     count = max(1, min(pairs, int(rate * seconds)))
     interval = 1.0 / rate
-    idle: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
+    idle: asyncio.Queue[Line] = asyncio.Queue()
     for line in lines:
         idle.put_nowait(line)
     tasks: set[asyncio.Task[None]] = set()
@@ -401,19 +566,26 @@ async def measured(phase: Phase, load: Awaitable[None], meters: Meters) -> Phase
 
 @dataclass
 class Lines:
-    """The load generator's HTTP connections: one client with one keep-alive
-    connection each, like the telephony platform's lines to kinline."""
+    """The load generator's HTTP connections: one keep-alive connection per line,
+    like the telephony platform's lines to kinline."""
 
-    clients: list[httpx.AsyncClient]
+    clients: list[Line]
     by_worker: list[int]
     opened: int
 
     async def close(self) -> None:
-        for client in self.clients:
-            await client.aclose()
+        for line in self.clients:
+            await line.close()
 
 
-async def open_lines(base_url: str, secret: str, args: Namespace, meters: Meters) -> Lines:
+async def greet(line: Line) -> None:
+    """Open ``line``'s connection with one request, so the worker that accepted it holds it."""
+    status, body = await line.request("GET", "/v1/facilities")
+    if status != 200:
+        raise RuntimeError(f"GET /v1/facilities answered {status}: {text(body)[:300]}")
+
+
+async def open_lines(secret: str, args: Namespace, meters: Meters) -> Lines:
     """Open ``--clients`` connections, spread evenly over the workers.
 
     uvicorn's workers share one listening socket and asyncio accepts every
@@ -421,46 +593,46 @@ async def open_lines(base_url: str, secret: str, args: Namespace, meters: Meters
     on one worker and stay there (keep-alive), leaving the others idle; which
     worker accepts even a lone connection is up to the kernel. Unless
     ``--unbalanced``, connections are opened one at a time, and one that lands
-    on a worker already holding its share is closed and opened again.
+    on a worker already holding its share is closed and opened again. Where a
+    connection landed is read from ``/proc``: the worker holding a server-side
+    socket of the port that none held before the connection's first answer.
     """
     workers = meters.workers()
     wanted: int = args.clients
     base, extra = divmod(wanted, len(workers))  # `extra` workers hold one more
-    kept: list[httpx.AsyncClient] = []
+    kept: list[Line] = []
     holds: Counter[int] = Counter()
 
     def has_room(worker: int) -> bool:
         above = sum(1 for pid in workers if holds[pid] > base)
         return holds[worker] < base or (holds[worker] == base and above < extra)
 
-    def line() -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            base_url=base_url,
-            headers={"Authorization": f"Bearer {secret}"},
-            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-            timeout=args.timeout,
-        )
+    def line() -> Line:
+        return Line(HOST, meters.port, secret, args.timeout)
 
     if args.unbalanced:
-        clients = [line() for _ in range(args.clients)]
-        for answer in await asyncio.gather(*(client.get("/v1/facilities") for client in clients)):
-            answer.raise_for_status()
+        kept = [line() for _ in range(args.clients)]
+        await asyncio.gather(*(greet(client) for client in kept))
         held = connections_by_process(meters.port, workers)
-        return Lines(clients, [len(held[pid]) for pid in workers], len(clients))
+        return Lines(kept, [len(held[pid]) for pid in workers], len(kept))
     seen = set().union(*connections_by_process(meters.port, workers).values())
     opened = 0
-    while len(kept) < args.clients and opened < BALANCE_ATTEMPTS * args.clients:
-        client = line()
-        (await client.get("/v1/facilities")).raise_for_status()
-        opened += 1
-        now = connections_by_process(meters.port, workers)
-        landed = [pid for pid in workers if now[pid] - seen]
-        seen.update(*now.values())
-        if not landed or has_room(landed[0]):
-            kept.append(client)
-            holds.update(landed[:1])
-        else:
-            await client.aclose()
+    try:
+        while len(kept) < args.clients and opened < BALANCE_ATTEMPTS * args.clients:
+            client = line()
+            await greet(client)
+            opened += 1
+            now = connections_by_process(meters.port, workers)
+            landed = [pid for pid in workers if now[pid] - seen]
+            seen.update(*now.values())
+            if not landed or has_room(landed[0]):
+                kept.append(client)
+                holds.update(landed[:1])
+            else:
+                await client.close()
+    except BaseException:
+        await Lines(kept, [], opened).close()
+        raise
     held = connections_by_process(meters.port, workers)
     return Lines(kept, [len(held[pid]) for pid in workers], opened)
 
@@ -472,14 +644,14 @@ class Run:
     half: Phase
     lines: list[int]
     opened: int
+    reopened: int = 0
+    event_loop: str = ""
 
 
-async def drive(
-    base_url: str, secret: str, callers: Sequence[Caller], args: Namespace, meters: Meters
-) -> Run:
+async def drive(secret: str, callers: Sequence[Caller], args: Namespace, meters: Meters) -> Run:
     """Warm up, then the peak phase, then the open loop at half the peak rate."""
     run = Run(Phase("warm-up"), Phase("peak"), Phase("half peak"), [], 0)
-    lines = await open_lines(base_url, secret, args, meters)
+    lines = await open_lines(secret, args, meters)
     run.lines, run.opened = lines.by_worker, lines.opened
     work = Workload(callers, args)
     try:
@@ -494,8 +666,20 @@ async def drive(
         load = open_loop(work, lines.clients, run.half, rate, args.pairs, args.seconds)
         await measured(run.half, load, meters)
     finally:
+        run.reopened = sum(line.reopened for line in lines.clients)
         await lines.close()
     return run
+
+
+def run_load(main: Coroutine[Any, Any, T]) -> tuple[T, str]:
+    """Run the load generator's event loop: uvloop's when it is installed (it
+    takes less CPU per request than asyncio's), else asyncio's; and which."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main), "asyncio"
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main), "uvloop"
 
 
 def migrate(url: str) -> None:
@@ -514,7 +698,7 @@ def start_server(app: str, url: str, port: int, workers: int, log: Path) -> subp
         app,
         "--factory",
         "--host",
-        "127.0.0.1",
+        HOST,
         "--port",
         str(port),
         "--workers",
@@ -523,21 +707,22 @@ def start_server(app: str, url: str, port: int, workers: int, log: Path) -> subp
         "--log-level",
         "warning",
     ]
-    env = {**os.environ, "KINLINE_DATABASE_URL": url}
+    # bench/ goes on the path too, so ``--app _floor:create_app`` can be found.
+    path = os.pathsep.join(filter(None, (os.environ.get("PYTHONPATH"), str(BENCH_DIR))))
+    env = {**os.environ, "KINLINE_DATABASE_URL": url, "PYTHONPATH": path}
     with log.open("wb") as out:
         return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
 def server_ready(base_url: str, secret: str) -> bool:
+    ask = urllib.request.Request(  # noqa: S310 (our own http:// URL)
+        f"{base_url}/v1/facilities", headers={"Authorization": f"Bearer {secret}"}
+    )
     try:
-        response = httpx.get(
-            f"{base_url}/v1/facilities",
-            headers={"Authorization": f"Bearer {secret}"},
-            timeout=2,
-        )
-    except httpx.HTTPError:
+        with urllib.request.urlopen(ask, timeout=2) as answer:  # noqa: S310
+            return bool(answer.status == 200)
+    except (urllib.error.URLError, OSError):
         return False
-    return response.status_code == 200
 
 
 def stop_server(process: subprocess.Popen[bytes]) -> None:
@@ -626,8 +811,9 @@ def parse_args(argv: Sequence[str] | None) -> Namespace:
         "--app",
         default="kinline.api:create_app",
         help="the app factory uvicorn serves, as module:function (default"
-        " kinline.api:create_app); another one, on PYTHONPATH, can try a change without"
-        " editing kinline",
+        " kinline.api:create_app); another one, on PYTHONPATH or in bench/, can try a"
+        " change without editing kinline; _floor:create_app serves the floor (see"
+        " bench/_floor.py)",
     )
     parser.add_argument(
         "--pgbench-seconds",
@@ -695,6 +881,12 @@ def report(args: Namespace, run: Run, bench: PgbenchResult, rss_mb: float, serve
     unit = "pair" if args.workload == "calls" else "read"
     how = "opened together" if args.unbalanced else f"{run.opened} opened to spread them"
     print(f"HTTP connections per worker: {' + '.join(map(str, run.lines))} ({how})")
+    print(f"load generator: one process, {run.event_loop} event loop, lean HTTP/1.1 client")
+    if run.reopened:
+        print(
+            f"  connections the server closed while idle, opened again: {run.reopened}"
+            " (each landed on whichever worker accepted it)"
+        )
     if peak.pairs:
         print(
             f"peak: closed loop, {args.clients} clients: {peak.pairs} {unit}s"
@@ -776,7 +968,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         pg.psql(database, "CHECKPOINT")
 
         port = free_port()
-        base_url = f"http://127.0.0.1:{port}"
+        base_url = f"http://{HOST}:{port}"
         log = workdir / "server.log"
         server = start_server(args.app, url, port, args.workers, log)
         try:
@@ -785,7 +977,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 1
             meters = Meters(pg, database, server.pid, port)
             with RssSampler(server.pid) as rss:
-                run = asyncio.run(drive(base_url, secret, callers, args, meters))
+                run, event_loop = run_load(drive(secret, callers, args, meters))
+                run.event_loop = event_loop
         finally:
             stop_server(server)
         server_log = log.read_text()

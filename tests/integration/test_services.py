@@ -13,6 +13,7 @@ from kinline.db.tables import ApprovalRow, AuditEventRow, NoticeDeliveryRow, Not
 from kinline.errors import Conflict, InvalidInput
 from kinline.notices.service import list_notices
 from kinline.people.model import Facility, Person
+from kinline.people.repository import get_contact
 from kinline.people.service import (
     add_contact,
     admit_person,
@@ -21,8 +22,9 @@ from kinline.people.service import (
     register_facility,
     revoke_contact,
 )
+from kinline.policy.repository import rules_for
 from kinline.policy.service import impose_rule, lift_rule, rules_in_force
-from kinline.rules.model import Channel, Contact
+from kinline.rules.model import Channel, Contact, Rule
 
 T0 = datetime(2024, 3, 1, 12, tzinfo=UTC)
 T1 = datetime(2024, 3, 5, 15, tzinfo=UTC)
@@ -296,3 +298,38 @@ def test_sessions_count_against_the_weekly_quota_per_person(facility: Database) 
     assert refused.decision.decision.reason == "quota_exhausted"
     other = decide_contact(facility, "wcf", "reyes", "partner", at=T1.replace(day=9))
     assert other.decision.allowed
+
+
+def test_statements_built_once_see_what_the_transaction_has_not_flushed(
+    facility: Database,
+) -> None:
+    """The call path's prebuilt statements run on the session's connection; the
+    session's pending writes must reach the database first, as an ORM query's
+    autoflush would send them."""
+    with facility.transaction() as session:
+        session.add(
+            ApprovalRow(facility_id="wcf", contact_id="mother", channel="video", approved_at=T0)
+        )
+        contact = get_contact(session, "wcf", "mother", T1)
+    assert contact is not None
+    assert contact.approved == frozenset({Channel.PHONE, Channel.VIDEO})
+
+
+def test_a_lifted_rule_stops_deciding_at_once_though_parsed_rules_are_kept(
+    facility: Database,
+) -> None:
+    before = decide_contact(facility, "wcf", "okafor", "mother", at=T1)
+    assert before.decision.allowed
+    assert [rule.ends_at for rule in in_force_at(facility, T0)] == [None]
+    lift_rule(facility, "wcf", "phones", reason="closed for review", at=T1, actor=ACTOR)
+    after = decide_contact(facility, "wcf", "okafor", "mother", at=T1)
+    assert not after.decision.allowed
+    earlier = decide_contact(facility, "wcf", "okafor", "mother", at=T0)
+    assert earlier.decision.allowed  # the rule's past is unchanged
+    assert [rule.ends_at for rule in in_force_at(facility, T0)] == [T1]
+
+
+def in_force_at(db: Database, at: datetime) -> list[Rule]:
+    """The rules a decision for okafor's phone calls reads at ``at``."""
+    with db.transaction() as session:
+        return rules_for(session, "wcf", person_id="okafor", channel=Channel.PHONE, active_at=at)

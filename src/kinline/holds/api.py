@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path
 
 from kinline.holds.schemas import AuthorizeIn, AuthorizeOut, CallOut, EndIn
 from kinline.holds.service import Call, authorize, connect, end, get_call, release
-from kinline.http import DbDep, FacilityDep, Reader, Telephony
+from kinline.http import DbDep, FacilityDep, Reader, Telephony, in_thread
 
 router = APIRouter(prefix="/v1/calls", tags=["calls"])
 HoldId = Annotated[str, Path(max_length=40, description="From the authorize answer")]
@@ -42,13 +42,14 @@ def _call_out(call: Call) -> CallOut:
 
 
 @router.post("/authorize", response_model=AuthorizeOut)
-def authorize_call(
+async def authorize_call(
     body: AuthorizeIn, db: DbDep, place: FacilityDep, who: Telephony
 ) -> AuthorizeOut:
     """May this call connect, for how long, under what monitoring? When it may, its
     allowance is held at once; connect, end or release the hold. An unknown number
     is `allowed: false, reason: not_on_list`, not an error."""
-    call = authorize(
+    call = await in_thread(
+        authorize,
         db,
         place.id,
         body.person_id,
@@ -79,27 +80,30 @@ def authorize_call(
 
 
 @router.post("/{hold_id}/connect", response_model=CallOut)
-def connect_call(hold_id: HoldId, db: DbDep, place: FacilityDep, who: Telephony) -> CallOut:
+async def connect_call(hold_id: HoldId, db: DbDep, place: FacilityDep, who: Telephony) -> CallOut:
     """The call has connected; it must end within its max_minutes."""
-    return _call_out(connect(db, place.id, hold_id, actor=_actor(who), at=datetime.now(UTC)))
+    at = datetime.now(UTC)
+    return _call_out(await in_thread(connect, db, place.id, hold_id, actor=_actor(who), at=at))
 
 
 @router.post("/{hold_id}/end", response_model=CallOut)
-def end_call(
+async def end_call(
     hold_id: HoldId, body: EndIn, db: DbDep, place: FacilityDep, who: Telephony
 ) -> CallOut:
     """The call has ended: whole minutes are charged, rounded up, never above max_minutes."""
-    call = end(db, place.id, hold_id, body.seconds, actor=_actor(who), at=datetime.now(UTC))
+    at = datetime.now(UTC)
+    call = await in_thread(end, db, place.id, hold_id, body.seconds, actor=_actor(who), at=at)
     return _call_out(call)
 
 
 @router.post("/{hold_id}/release", response_model=CallOut)
-def release_call(hold_id: HoldId, db: DbDep, place: FacilityDep, who: Telephony) -> CallOut:
+async def release_call(hold_id: HoldId, db: DbDep, place: FacilityDep, who: Telephony) -> CallOut:
     """The call never connected: the hold is given back and nothing is charged."""
-    return _call_out(release(db, place.id, hold_id, actor=_actor(who), at=datetime.now(UTC)))
+    at = datetime.now(UTC)
+    return _call_out(await in_thread(release, db, place.id, hold_id, actor=_actor(who), at=at))
 
 
 @router.get("/{hold_id}", response_model=CallOut)
-def read_call(hold_id: HoldId, db: DbDep, place: FacilityDep, _who: Reader) -> CallOut:
+async def read_call(hold_id: HoldId, db: DbDep, place: FacilityDep, _who: Reader) -> CallOut:
     """Where a call set-up stands."""
-    return _call_out(get_call(db, place.id, hold_id))
+    return _call_out(await in_thread(get_call, db, place.id, hold_id))

@@ -136,19 +136,17 @@ def authorize(
     key = _checked_key(idempotency_key)
     if (dialed is None) == (contact_id is None):
         raise InvalidInput("give either dialed or contact_id", field="dialed")
+    fingerprints: list[str] = []
     try:
         with db.transaction() as session:
             facility, used = _open_ledger(session, facility_id, person_id, key)
             e164 = None if dialed is None else normalize_phone(dialed, facility.country, "dialed")
             fingerprint = _fingerprint(person_id, e164 or f"contact:{contact_id}", channel)
-            earlier = repository.by_idempotency_key(session, facility_id, key) if used else None
-            if earlier is not None:
-                if earlier.request_hash != fingerprint:
-                    raise Conflict(
-                        "this idempotency key was used for a different call set-up",
-                        field="idempotency_key",
-                    )
-                return _call(earlier, replayed=True)
+            fingerprints.append(fingerprint)
+            if used:
+                earlier = repository.by_idempotency_key(session, facility_id, key)
+                assert earlier is not None  # the ledger lock was taken with it seen
+                return _answered_before(earlier, fingerprint)
             if e164 is not None:
                 contact_id = people.contact_by_phone(session, facility_id, person_id, e164)
             if contact_id is None:
@@ -181,11 +179,27 @@ def authorize(
             )
             return _call(row)
     except IntegrityError:
-        # Another set-up for a different person committed the same key first.
+        # A set-up with the same key committed while this one decided: the
+        # statement that locked the ledger read the keys as they were before it
+        # waited for the lock. Answer as the key's first use was answered.
+        if not fingerprints:
+            raise
+        with db.transaction() as session:
+            earlier = repository.by_idempotency_key(session, facility_id, key)
+        if earlier is None:
+            raise
+        return _answered_before(earlier, fingerprints[0])
+
+
+def _answered_before(earlier: SessionRow, fingerprint: str) -> Call:
+    """The answer given to the first use of an idempotency key, if this is the
+    same request; a conflict if the key was used for another."""
+    if earlier.request_hash != fingerprint:
         raise Conflict(
             "this idempotency key was used for a different call set-up",
             field="idempotency_key",
-        ) from None
+        )
+    return _call(earlier, replayed=True)
 
 
 def _open_ledger(
