@@ -10,6 +10,7 @@ import os
 import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, ParamSpec, TypeVar
 
@@ -191,11 +192,15 @@ def require(scope: Scope) -> Callable[[Caller], Awaitable[Caller]]:
     """A dependency that admits callers whose token's scope grants ``scope``."""
 
     async def check(who: Annotated[Caller, Depends(admitted)]) -> Caller:
-        if scope not in IMPLIED[who.scope]:
-            raise Forbidden(f"this needs the {scope} scope; the token has {who.scope}")
-        return who
+        return permitted(who, scope)
 
     return check
+
+
+def permitted(who: Caller, scope: Scope) -> Caller:
+    if scope not in IMPLIED[who.scope]:
+        raise Forbidden(f"this needs the {scope} scope; the token has {who.scope}")
+    return who
 
 
 Reader = Annotated[Caller, Depends(require(Scope.READ))]
@@ -221,6 +226,38 @@ async def facility(
 
 
 FacilityDep = Annotated[Facility, Depends(facility)]
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """The database, the caller and the facility of a request, resolved together."""
+
+    db: Database
+    who: Caller
+    facility: Facility
+
+
+def place_for(scope: Scope) -> Callable[..., Awaitable[Place]]:
+    """One dependency doing what ``DbDep``, ``require(scope)`` and ``FacilityDep``
+    do, for the routes of the call path: FastAPI's cost is per dependency, and
+    there it is paid at every call set-up."""
+
+    async def resolve(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        facility_id: Annotated[
+            str | None, Query(description="Facility id; may be left out when there is one.")
+        ] = None,
+    ) -> Place:
+        db, memo = await get_db(request), await get_memo(request)
+        who = permitted(await admitted(request, await caller(db, memo, credentials)), scope)
+        return Place(db, who, await facility(db, memo, who, facility_id))
+
+    return resolve
+
+
+TelephonyPlace = Annotated[Place, Depends(place_for(Scope.TELEPHONY))]
+ReaderPlace = Annotated[Place, Depends(place_for(Scope.READ))]
 
 
 def moment(text: str | None, place: Facility, field: str = "at") -> datetime:

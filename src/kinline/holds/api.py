@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path
 
 from kinline.holds.schemas import AuthorizeIn, AuthorizeOut, CallOut, EndIn
 from kinline.holds.service import Call, authorize, connect, end, get_call, release
-from kinline.http import DbDep, FacilityDep, Reader, Telephony, in_thread
+from kinline.http import Place, ReaderPlace, TelephonyPlace, in_thread
 
 router = APIRouter(prefix="/v1/calls", tags=["calls"])
 HoldId = Annotated[str, Path(max_length=40, description="From the authorize answer")]
@@ -19,8 +19,8 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.astimezone(UTC).isoformat()
 
 
-def _actor(who: Telephony) -> str:
-    return f"token:{who.token_id}:{who.name}"
+def _actor(place: Place) -> str:
+    return f"token:{place.who.token_id}:{place.who.name}"
 
 
 def _call_out(call: Call) -> CallOut:
@@ -42,22 +42,20 @@ def _call_out(call: Call) -> CallOut:
 
 
 @router.post("/authorize", response_model=AuthorizeOut)
-async def authorize_call(
-    body: AuthorizeIn, db: DbDep, place: FacilityDep, who: Telephony
-) -> AuthorizeOut:
+async def authorize_call(body: AuthorizeIn, place: TelephonyPlace) -> AuthorizeOut:
     """May this call connect, for how long, under what monitoring? When it may, its
     allowance is held at once; connect, end or release the hold. An unknown number
     is `allowed: false, reason: not_on_list`, not an error."""
     call = await in_thread(
         authorize,
-        db,
-        place.id,
+        place.db,
+        place.facility.id,
         body.person_id,
         dialed=body.dialed,
         contact_id=body.contact_id,
         channel=body.channel,
         idempotency_key=body.idempotency_key,
-        actor=_actor(who),
+        actor=_actor(place),
         at=datetime.now(UTC),
     )
     d = call.decision
@@ -80,30 +78,32 @@ async def authorize_call(
 
 
 @router.post("/{hold_id}/connect", response_model=CallOut)
-async def connect_call(hold_id: HoldId, db: DbDep, place: FacilityDep, who: Telephony) -> CallOut:
+async def connect_call(hold_id: HoldId, place: TelephonyPlace) -> CallOut:
     """The call has connected; it must end within its max_minutes."""
-    at = datetime.now(UTC)
-    return _call_out(await in_thread(connect, db, place.id, hold_id, actor=_actor(who), at=at))
+    at, actor = datetime.now(UTC), _actor(place)
+    call = await in_thread(connect, place.db, place.facility.id, hold_id, actor=actor, at=at)
+    return _call_out(call)
 
 
 @router.post("/{hold_id}/end", response_model=CallOut)
-async def end_call(
-    hold_id: HoldId, body: EndIn, db: DbDep, place: FacilityDep, who: Telephony
-) -> CallOut:
+async def end_call(hold_id: HoldId, body: EndIn, place: TelephonyPlace) -> CallOut:
     """The call has ended: whole minutes are charged, rounded up, never above max_minutes."""
-    at = datetime.now(UTC)
-    call = await in_thread(end, db, place.id, hold_id, body.seconds, actor=_actor(who), at=at)
+    at, actor = datetime.now(UTC), _actor(place)
+    call = await in_thread(
+        end, place.db, place.facility.id, hold_id, body.seconds, actor=actor, at=at
+    )
     return _call_out(call)
 
 
 @router.post("/{hold_id}/release", response_model=CallOut)
-async def release_call(hold_id: HoldId, db: DbDep, place: FacilityDep, who: Telephony) -> CallOut:
+async def release_call(hold_id: HoldId, place: TelephonyPlace) -> CallOut:
     """The call never connected: the hold is given back and nothing is charged."""
-    at = datetime.now(UTC)
-    return _call_out(await in_thread(release, db, place.id, hold_id, actor=_actor(who), at=at))
+    at, actor = datetime.now(UTC), _actor(place)
+    call = await in_thread(release, place.db, place.facility.id, hold_id, actor=actor, at=at)
+    return _call_out(call)
 
 
 @router.get("/{hold_id}", response_model=CallOut)
-async def read_call(hold_id: HoldId, db: DbDep, place: FacilityDep, _who: Reader) -> CallOut:
+async def read_call(hold_id: HoldId, place: ReaderPlace) -> CallOut:
     """Where a call set-up stands."""
-    return _call_out(await in_thread(get_call, db, place.id, hold_id))
+    return _call_out(await in_thread(get_call, place.db, place.facility.id, hold_id))
