@@ -40,7 +40,6 @@ class StoredChain:
 
 
 _HEADS = AuditHeadRow.__table__
-_EVENTS = AuditEventRow.__table__
 # Built once: the append path runs on every change, and building a statement
 # costs more than running it.
 _SELECT_HEAD = (
