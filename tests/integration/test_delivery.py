@@ -14,6 +14,7 @@ import email.policy
 import io
 import os
 import signal
+import smtplib
 import subprocess
 import threading
 import time
@@ -51,7 +52,7 @@ from kinline.delivery.service import (
     print_batch_pdf,
     retry_failed,
 )
-from kinline.delivery.smtp import Mailer, SmtpSettings, smtp_mailer
+from kinline.delivery.smtp import Mailer, SmtpSettings, refused_for_good, smtp_mailer
 from kinline.errors import InvalidInput, NotFound
 from kinline.notices.service import list_notices
 from kinline.people.service import add_contact
@@ -113,7 +114,16 @@ class Inbox:
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
         self.delay = 0.0
+        self.refuse: dict[str, str] = {}  # recipient: the reply to its RCPT TO
         self._lock = threading.Lock()
+
+    async def handle_RCPT(  # noqa: N802
+        self, _server: Any, _session: Any, envelope: Any, address: str, _options: Any
+    ) -> str:
+        if address in self.refuse:
+            return self.refuse[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:  # noqa: N802
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
@@ -364,6 +374,58 @@ def test_after_max_attempts_a_delivery_is_failed_and_kept(
     assert failed.status == "failed"
     assert len(failed.history) == 3
     assert audit_tags(loaded)["delivery:email:failed"] == 1
+
+
+def test_a_recipient_refused_for_good_fails_at_once_and_a_busy_one_is_retried(
+    loaded: Database, smtp: SmtpServer
+) -> None:
+    impose_rule(loaded, FACILITY, rule("r1", "ben"), at=T0, actor="staff")
+    smtp.inbox.refuse["pd@defender.example"] = "550 5.1.1 No such mailbox"
+    run = send(loaded, smtp, T0)
+    assert (run.claimed, run.failed, run.retrying) == (1, 1, 0)
+    [row] = all_email_deliveries(loaded)
+    assert (row.status, row.attempts, row.next_attempt_at) == ("failed", 1, None)
+    assert "550" in (row.last_error or "")
+    assert audit_tags(loaded)["delivery:email:failed"] == 1
+    # Staff fix the address book, put it back, and a mailbox that is busy (4xx)
+    # is tried again later rather than given up on.
+    [notice] = list_notices(loaded, FACILITY, "ben")
+    assert retry_failed(loaded, FACILITY, notice.id, actor="staff", at=T0) == 1
+    smtp.inbox.refuse["pd@defender.example"] = "450 4.2.1 Mailbox busy, try later"
+    run = send(loaded, smtp, T0 + timedelta(minutes=1))
+    assert (run.failed, run.retrying) == (0, 1)
+    [row] = all_email_deliveries(loaded)
+    assert row.status == "pending"
+    assert row.next_attempt_at is not None
+    del smtp.inbox.refuse["pd@defender.example"]
+    assert send(loaded, smtp, T0 + timedelta(hours=2)).sent == 1
+    assert [m["To"] for m in smtp.inbox.messages] == ["pd@defender.example"]
+    assert verify_log(loaded).problem is None
+
+
+@pytest.mark.parametrize(
+    ("error", "for_good"),
+    [
+        (smtplib.SMTPRecipientsRefused({"a@x.example": (550, b"no such user")}), True),
+        (smtplib.SMTPRecipientsRefused({"a@x.example": (452, b"mailbox full")}), False),
+        (
+            smtplib.SMTPRecipientsRefused(
+                {"a@x.example": (550, b"no"), "b@x.example": (451, b"later")}
+            ),
+            False,
+        ),
+        (smtplib.SMTPDataError(554, b"message refused"), True),
+        (smtplib.SMTPDataError(451, b"local error"), False),
+        # The facility's own settings: every message waits for them to be fixed.
+        (smtplib.SMTPSenderRefused(550, b"sender refused", "kinline@x.example"), False),
+        (smtplib.SMTPAuthenticationError(535, b"bad password"), False),
+        (ConnectionRefusedError(), False),
+    ],
+)
+def test_only_a_refusal_of_the_recipient_or_message_is_for_good(
+    error: BaseException, for_good: bool
+) -> None:
+    assert refused_for_good(error) is for_good
 
 
 def test_staff_put_failed_deliveries_back_and_they_go_out_once(

@@ -13,7 +13,8 @@ Email, and why a notice is never lost and, but for one window, never sent twice:
 3. **Record** (a new transaction): the attempt, and on success
    ``status = sent`` with the lease cleared, in the same commit; on failure the
    error and ``next_attempt_at`` with exponential backoff and jitter, or
-   ``failed`` after ``max_attempts`` tries (kept for staff to see).
+   ``failed`` after ``max_attempts`` tries, or at once when the server refused
+   the recipient or the message for good (a 5xx reply; kept for staff to see).
 
 A worker that dies after 1 and before 3 leaves a lease that expires; the
 delivery is then claimed again and sent: nothing is lost. The one unavoidable
@@ -53,7 +54,7 @@ from kinline.delivery.model import (
     retry_delay,
     sender_domain,
 )
-from kinline.delivery.smtp import Mailer, compose_email
+from kinline.delivery.smtp import Mailer, compose_email, refused_for_good
 from kinline.errors import InvalidInput, NotFound
 from kinline.notices.render import render_pdf
 from kinline.notices.service import notice_document
@@ -226,7 +227,8 @@ def _record_failure(
         row.message_id = ident
         row.last_error = text
         row.claimed_until = None
-        if row.attempts >= max_attempts:
+        for_good = refused_for_good(error)
+        if for_good or row.attempts >= max_attempts:
             row.status = str(Status.FAILED)
             row.next_attempt_at = None
             _audit_email(
@@ -240,6 +242,7 @@ def _record_failure(
                     "recipient": row.recipient,
                     "attempts": row.attempts,
                     "error": text,
+                    "refused_for_good": for_good,
                 },
             )
             return EmailRun(failed=1)

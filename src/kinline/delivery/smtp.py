@@ -59,6 +59,22 @@ class SmtpSettings:
         )
 
 
+def refused_for_good(error: BaseException) -> bool:
+    """Did the server refuse this message for good (a 5xx reply to its recipient
+    or to its content)? Sending it again would be refused again, so it fails now.
+
+    A refusal of the sender, the login or the connection is not counted: those
+    are the facility's mail settings, and every message waits for them to be
+    fixed; nor is a 4xx reply, which asks to try later.
+    """
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _reply in error.recipients.values()]
+        return bool(codes) and all(500 <= code < 600 for code in codes)
+    if isinstance(error, smtplib.SMTPDataError):
+        return 500 <= error.smtp_code < 600
+    return False
+
+
 class Mailer(Protocol):
     def send(self, message: EmailMessage) -> None: ...
 
