@@ -20,7 +20,7 @@ from kinline.delivery.api import router as delivery_router
 from kinline.delivery.worker import start_worker_from_env
 from kinline.holds.api import router as calls_router
 from kinline.holds.service import sweep
-from kinline.http import install_problem_handlers
+from kinline.http import PROBLEM_RESPONSES, install_problem_handlers
 from kinline.notices.api import router as notices_router
 from kinline.people.api import router as people_router
 from kinline.policy.api import router as rules_router
@@ -71,6 +71,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app(db: Database | None = None) -> FastAPI:
     app = FastAPI(
         lifespan=lifespan,
+        responses=PROBLEM_RESPONSES,
         title="kinline",
         version="0.1.0",
         description=(

@@ -8,7 +8,7 @@ import functools
 import logging
 import os
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,7 +19,9 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from kinline.auth.model import IMPLIED, Scope
 from kinline.auth.service import Caller, authenticate
@@ -64,10 +66,58 @@ class Forbidden(KinlineError):
     status = 403
 
 
-def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+class ProblemIssue(BaseModel):
+    field: str = Field(description="The field at fault, dotted for nested ones")
+    message: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details: how every error is answered."""
+
+    type: str = Field(default="about:blank")
+    title: str
+    status: int
+    detail: str = Field(description="What was wrong, in a sentence")
+    code: str | None = Field(default=None, description="A stable name for the kind of error")
+    field: str | None = Field(default=None, description="The input field at fault, if one is")
+    errors: list[ProblemIssue] | None = Field(
+        default=None, description="Every field at fault (invalid input)"
+    )
+
+
+def _problem_response(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {PROBLEM: {"schema": Problem.model_json_schema()}},
+    }
+
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _problem_response("The body could not be read"),
+    401: _problem_response("No bearer token, or one that is not valid"),
+    403: _problem_response("The token's scope does not allow this"),
+    404: _problem_response("A facility, person, contact or record named is not there"),
+    409: _problem_response("The request conflicts with what is recorded"),
+    422: _problem_response("Invalid input; `field` names the field at fault"),
+}
+"""Declared for every route (``FastAPI(responses=...)``), so the OpenAPI document
+says how errors are answered."""
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    extra: Mapping[str, Any] | None = None,
+    *,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    body.update(extra or {})
+    sent = dict(headers or {})
+    if status == 401:
+        sent["WWW-Authenticate"] = "Bearer"
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=sent or None)
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -76,37 +126,62 @@ def install_problem_handlers(app: FastAPI) -> None:
         extra = {"code": error.code}
         if error.field:
             extra["field"] = error.field
-        return problem(error.status, error.code.replace("_", " "), error.message, **extra)
+        return problem(error.status, error.code.replace("_", " "), error.message, extra)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:
-        issues = [
-            {
-                "field": ".".join(
-                    str(part) for part in item["loc"] if part not in ("body", "query", "path")
-                ),
-                "message": item["msg"],
-            }
-            for item in error.errors()
-        ]
+        issues = [_issue(item) for item in error.errors()]
         first = issues[0] if issues else {"field": "", "message": "invalid request"}
         return problem(
             422,
             "invalid input",
             f"{first['field']}: {first['message']}",
-            code="invalid_input",
-            field=first["field"],
-            errors=issues,
+            {"code": "invalid_input", "field": first["field"], "errors": issues},
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
-        return problem(error.status_code, str(error.detail), str(error.detail))
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        detail = str(error.detail)
+        headers = dict(error.headers or {})
+        if error.status_code == 405:
+            # Every method the path has: the router names only its first route's.
+            headers["Allow"] = ", ".join(_methods_of(app, request.url.path))
+        return problem(error.status_code, detail, detail, headers=headers)
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, error: Exception) -> JSONResponse:
         log.exception("unexpected error", exc_info=error)
         return problem(500, "internal error", "an unexpected error; it has been logged")
+
+
+def _methods_of(app: FastAPI, path: str) -> list[str]:
+    """The methods the API documents for ``path`` (HEAD wherever GET is), from the
+    most specific paths that match it: ``/v1/calls/authorize`` is that route,
+    not a hold named ``authorize``."""
+    templates = getattr(app.state, "path_methods", None)
+    if templates is None:
+        templates = [
+            (compile_path(template)[0], template.count("{"), {m.upper() for m in operations})
+            for template, operations in app.openapi()["paths"].items()
+        ]
+        app.state.path_methods = templates
+    matching = [(params, methods) for pattern, params, methods in templates if pattern.match(path)]
+    fewest = min((params for params, _ in matching), default=0)
+    allowed = set().union(*(methods for params, methods in matching if params == fewest))
+    if "GET" in allowed:
+        allowed.add("HEAD")
+    return sorted(allowed)
+
+
+def _issue(item: Mapping[str, Any]) -> dict[str, str]:
+    """One validation error as ``field`` and ``message``; a body that is not JSON
+    at all is the fault of ``body``, not of the character where reading stopped."""
+    if item.get("type") == "json_invalid":
+        at = item["loc"][-1] if item.get("loc") else None
+        where = f" (at character {at})" if isinstance(at, int) else ""
+        return {"field": "body", "message": f"the body is not valid JSON{where}"}
+    parts = [str(part) for part in item["loc"] if part not in ("body", "query", "path")]
+    return {"field": ".".join(parts), "message": str(item["msg"])}
 
 
 async def get_db(request: Request) -> Database:

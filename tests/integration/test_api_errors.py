@@ -356,7 +356,38 @@ def test_an_unknown_person_in_a_decision_is_404(api: Api) -> None:
 
 
 def test_a_method_the_route_lacks_is_405(api: Api) -> None:
-    assert_problem(api.client.delete("/v1/rules", headers=api.headers), 405, None)
+    response = api.client.delete("/v1/rules", headers=api.headers)
+    assert_problem(response, 405, None)
+    assert response.headers["allow"] == "GET, HEAD, POST"
+    response = api.client.put("/v1/calls/h_1/end", headers=api.headers)
+    assert_problem(response, 405, None)
+    assert response.headers["allow"] == "POST"
+    # The route by that name, not a hold called "authorize".
+    response = api.client.delete("/v1/calls/authorize", headers=api.headers)
+    assert_problem(response, 405, None)
+    assert response.headers["allow"] == "POST"
+
+
+def test_a_body_that_is_not_json_is_the_fault_of_the_body(api: Api) -> None:
+    headers = {**api.headers, "content-type": "application/json"}
+    response = api.client.post("/v1/rules", content=b'{"rule": ', headers=headers)
+    problem = assert_problem(response, 422, "body")
+    assert problem["detail"] == "body: the body is not valid JSON (at character 9)"
+
+
+def test_the_openapi_document_says_how_errors_are_answered(api: Api) -> None:
+    document = api.client.get("/openapi.json").json()
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            for status in ("400", "401", "403", "404", "409", "422"):
+                content = responses[status]["content"]
+                assert list(content) == [PROBLEM], (method, path, status)
+                schema = content[PROBLEM]["schema"]
+                assert {"title", "status", "detail"} <= set(schema["required"])
+    # A call set-up names the contact one way: the number dialed or its id.
+    authorize = document["components"]["schemas"]["AuthorizeIn"]
+    assert [branch["required"] for branch in authorize["oneOf"]] == [["dialed"], ["contact_id"]]
 
 
 # --- never a 500 ----------------------------------------------------------------------------

@@ -386,6 +386,7 @@ def test_dialed_numbers_resolve_to_the_callers_own_contact(two_calls: Database) 
         ({"dialed": None}, "dialed"),
         ({"dialed": "+1 303 555 0100", "contact_id": "mom"}, "dialed"),
         ({"channel": "fax"}, "channel"),
+        ({"channel": "visit"}, "channel"),
         ({"idempotency_key": ""}, "idempotency_key"),
         ({"idempotency_key": "x" * 201}, "idempotency_key"),
         ({"idempotency_key": "a\nb"}, "idempotency_key"),

@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from kinline.people.schemas import plain_text
+from kinline.rules.model import Channel
 
 Text = Annotated[str, AfterValidator(plain_text)]
 
@@ -15,6 +16,11 @@ class AuthorizeIn(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
+            # Exactly one of the two names the contact called.
+            "oneOf": [
+                {"required": ["dialed"], "properties": {"dialed": {"type": "string"}}},
+                {"required": ["contact_id"], "properties": {"contact_id": {"type": "string"}}},
+            ],
             "examples": [
                 {
                     "person_id": "p-rivera",
@@ -22,7 +28,7 @@ class AuthorizeIn(BaseModel):
                     "channel": "phone",
                     "idempotency_key": "pbx-7f3a-000123",
                 }
-            ]
+            ],
         },
     )
 
@@ -36,7 +42,12 @@ class AuthorizeIn(BaseModel):
     contact_id: Text | None = Field(
         default=None, min_length=1, max_length=64, description="Instead of dialed"
     )
-    channel: Text = Field(default="phone", max_length=16, description="phone or video")
+    channel: Text = Field(
+        default="phone",
+        max_length=16,
+        description="phone or video",
+        json_schema_extra={"enum": [str(Channel.PHONE), str(Channel.VIDEO)]},
+    )
     idempotency_key: Text = Field(
         min_length=1,
         max_length=200,

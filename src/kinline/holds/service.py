@@ -38,6 +38,7 @@ from kinline.rules.model import Channel, Reason
 from kinline.rules.usage import usage_change
 
 MAX_KEY = 200
+CALLS = (Channel.PHONE, Channel.VIDEO)
 MAX_SECONDS = 24 * 3600
 
 
@@ -133,6 +134,8 @@ def authorize(
     An unknown number is refused as ``not_on_list``; it is not an error.
     """
     channel = parse_channel(channel)
+    if channel not in CALLS:
+        raise InvalidInput("a call is by phone or video; visits are booked", field="channel")
     key = _checked_key(idempotency_key)
     if (dialed is None) == (contact_id is None):
         raise InvalidInput("give either dialed or contact_id", field="dialed")
