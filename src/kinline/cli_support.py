@@ -40,11 +40,12 @@ def database(url: str | None = None) -> Database:
 
 
 @contextmanager
-def opened(url: str | None = None) -> Iterator[Database]:
-    """The database for one command, its connections closed when the command ends."""
+def opened(url: str | None, facility_id: str | None) -> Iterator[tuple[Database, Facility]]:
+    """The database for one command and the facility it acts in (``--facility``,
+    or the only one); the connections are closed when the command ends."""
     db = database(url)
     try:
-        yield db
+        yield db, resolve_facility(db, facility_id)
     finally:
         db.dispose()
 

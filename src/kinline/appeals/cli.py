@@ -22,7 +22,6 @@ from kinline.cli_support import (
     moment,
     opened,
     print_json,
-    resolve_facility,
 )
 from kinline.errors import InvalidInput
 from kinline.people.model import Facility
@@ -147,8 +146,7 @@ def list_command(
     as_json: JsonOption = False,
     database_url: DatabaseOption = None,
 ) -> None:
-    with opened(database_url) as db:
-        place = resolve_facility(db, facility)
+    with opened(database_url, facility) as (db, place):
         appeals = service.list_appeals(
             db, place.id, at=moment(at, place), person_id=person, overdue=overdue
         )
@@ -164,8 +162,7 @@ def show_command(
     as_json: JsonOption = False,
     database_url: DatabaseOption = None,
 ) -> None:
-    with opened(database_url) as db:
-        place = resolve_facility(db, facility)
+    with opened(database_url, facility) as (db, place):
         appeal = service.get_appeal(db, place.id, appeal_id, at=moment(at, place))
         if as_json:
             print_json(_as_dict(appeal, place))
@@ -210,8 +207,7 @@ def file_command(
     as_json: JsonOption = False,
     database_url: DatabaseOption = None,
 ) -> None:
-    with opened(database_url) as db:
-        place = resolve_facility(db, facility)
+    with opened(database_url, facility) as (db, place):
         appeal = service.file_appeal(
             db,
             place.id,
@@ -243,8 +239,7 @@ def answer_command(
     as_json: JsonOption = False,
     database_url: DatabaseOption = None,
 ) -> None:
-    with opened(database_url) as db:
-        place = resolve_facility(db, facility)
+    with opened(database_url, facility) as (db, place):
         appeal = service.answer_appeal(
             db, place.id, appeal_id, outcome=outcome, text=text, at=moment(at, place), actor=actor
         )
@@ -262,8 +257,7 @@ def extend_command(
     as_json: JsonOption = False,
     database_url: DatabaseOption = None,
 ) -> None:
-    with opened(database_url) as db:
-        place = resolve_facility(db, facility)
+    with opened(database_url, facility) as (db, place):
         appeal = service.extend_appeal(
             db, place.id, appeal_id, reason=reason, at=moment(at, place), actor=actor
         )
@@ -285,8 +279,7 @@ def escalate_command(
     as_json: JsonOption = False,
     database_url: DatabaseOption = None,
 ) -> None:
-    with opened(database_url) as db:
-        place = resolve_facility(db, facility)
+    with opened(database_url, facility) as (db, place):
         appeal = service.escalate_appeal(
             db,
             place.id,
@@ -310,8 +303,7 @@ def withdraw_command(
     as_json: JsonOption = False,
     database_url: DatabaseOption = None,
 ) -> None:
-    with opened(database_url) as db:
-        place = resolve_facility(db, facility)
+    with opened(database_url, facility) as (db, place):
         appeal = service.withdraw_appeal(
             db, place.id, appeal_id, reason=reason, at=moment(at, place), actor=actor
         )
@@ -331,8 +323,7 @@ def sweep_command(
     as_json: JsonOption = False,
     database_url: DatabaseOption = None,
 ) -> None:
-    with opened(database_url) as db:
-        place = resolve_facility(db, facility)
+    with opened(database_url, facility) as (db, place):
         swept = service.sweep_appeals(db, at=moment(at, place), actor=actor, facility_id=place.id)
         if as_json:
             print_json({"denied_by_silence": swept})
@@ -351,8 +342,7 @@ def levels_show(
     as_json: JsonOption = False,
     database_url: DatabaseOption = None,
 ) -> None:
-    with opened(database_url) as db:
-        place = resolve_facility(db, facility)
+    with opened(database_url, facility) as (db, place):
         config = service.appeal_levels(db, place.id)
         if as_json:
             print_json(_levels_dict(config))
@@ -398,8 +388,7 @@ def levels_set(
         data = yaml.safe_load(file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
         raise InvalidInput(f"cannot read {file}: {error}", field="--file") from None
-    with opened(database_url) as db:
-        place = resolve_facility(db, facility)
+    with opened(database_url, facility) as (db, place):
         config = service.configure_appeal_levels(
             db, place.id, data, actor=actor, at=moment(at, place)
         )

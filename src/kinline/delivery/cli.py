@@ -23,7 +23,6 @@ from kinline.cli_support import (
     moment,
     opened,
     print_json,
-    resolve_facility,
 )
 from kinline.delivery.model import MAX_ATTEMPTS
 from kinline.delivery.service import (
@@ -152,8 +151,7 @@ def batches_make(
     ] = False,
     database_url: DatabaseOption = None,
 ) -> None:
-    with opened(database_url) as db:
-        place = resolve_facility(db, facility)
+    with opened(database_url, facility) as (db, place):
         when = moment(at, place) if at else datetime.now(UTC)
         made = make_print_batches(db, at=when, facility_id=place.id, once_a_day=not again)
         for batch in made:
@@ -171,8 +169,7 @@ def batches_list(
     as_json: JsonOption = False,
     database_url: DatabaseOption = None,
 ) -> None:
-    with opened(database_url) as db:
-        place = resolve_facility(db, facility)
+    with opened(database_url, facility) as (db, place):
         batches = list_print_batches(db, place.id)
         if as_json:
             print_json(
@@ -206,8 +203,7 @@ def batches_get(
     facility: FacilityOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
-    with opened(database_url) as db:
-        place = resolve_facility(db, facility)
+    with opened(database_url, facility) as (db, place):
         pdf = print_batch_pdf(db, place.id, batch_id)
         output.write_bytes(pdf)
         console.print(f"wrote {len(pdf)} bytes to {output}")
@@ -229,8 +225,7 @@ def deliveries_command(
     database_url: DatabaseOption = None,
 ) -> None:
     """Show how a notice was delivered: inbox, each email, print; with each attempt."""
-    with opened(database_url) as db:
-        place = resolve_facility(db, facility)
+    with opened(database_url, facility) as (db, place):
         if retry:
             count = retry_failed(db, place.id, notice_id, actor=actor, at=datetime.now(UTC))
             errors.print(f"{count} failed deliveries back in the outbox")

@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session
 
 from kinline.audit.service import facility_chain, person_chain, record_event
 from kinline.db.engine import Database
+from kinline.db.tables import NoticeDeliveryRow
 from kinline.delivery import repository
 from kinline.delivery.model import (
     MAX_ATTEMPTS,
@@ -162,20 +163,29 @@ def _release(db: Database, claims: Sequence[ClaimedEmail]) -> None:
             repository.release_claims(session, ids, until)
 
 
-def _record_sent(db: Database, claim: ClaimedEmail, ident: str, *, now: datetime) -> EmailRun:
-    """The attempt and the sent status in one commit, which also ends the lease."""
-    with db.transaction() as session:
-        row = repository.lock_delivery(session, claim.id)
-        if row is None:  # pragma: no cover - deliveries are never deleted
-            return EmailRun()
+def _attempted(
+    session: Session, claim: ClaimedEmail, now: datetime, outcome: str, error: str | None
+) -> NoticeDeliveryRow | None:
+    """The claimed delivery, locked, with this attempt recorded against it."""
+    row = repository.lock_delivery(session, claim.id)
+    if row is not None:
         repository.add_attempt(
             session,
             facility_id=row.facility_id,
             delivery_id=row.id,
             at=now,
-            outcome="sent",
-            error=None,
+            outcome=outcome,
+            error=error,
         )
+    return row
+
+
+def _record_sent(db: Database, claim: ClaimedEmail, ident: str, *, now: datetime) -> EmailRun:
+    """The attempt and the sent status in one commit, which also ends the lease."""
+    with db.transaction() as session:
+        row = _attempted(session, claim, now, "sent", None)
+        if row is None:  # pragma: no cover - deliveries are never deleted
+            return EmailRun()
         if row.status != str(Status.SENT):
             row.status = str(Status.SENT)
             row.sent_at = now
@@ -210,17 +220,9 @@ def _record_failure(
 ) -> EmailRun:
     text = f"{type(error).__name__}: {error}"[:2000]
     with db.transaction() as session:
-        row = repository.lock_delivery(session, claim.id)
+        row = _attempted(session, claim, now, "error", text)
         if row is None:  # pragma: no cover - deliveries are never deleted
             return EmailRun()
-        repository.add_attempt(
-            session,
-            facility_id=row.facility_id,
-            delivery_id=row.id,
-            at=now,
-            outcome="error",
-            error=text,
-        )
         if row.status != str(Status.PENDING) or row.claimed_until != claim.claimed_until:
             # Another worker has it now (our lease ran out): its outcome stands.
             return EmailRun(retrying=1)

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from kinline.db.engine import core
 from kinline.db.tables import FacilityRow, PersonRow, SessionRow
 from kinline.people.model import Facility
+from kinline.people.repository import facility_from_row
 
 OPEN = ("held", "connected")
 _SESSIONS = SessionRow.__table__
@@ -63,6 +64,7 @@ _LOCK_BY_HOLD = (
 
 _OPEN_LEDGER = (
     select(
+        _FACILITIES.c.id,
         _FACILITIES.c.name,
         _FACILITIES.c.timezone,
         _FACILITIES.c.country,
@@ -95,15 +97,7 @@ def open_ledger(
     row = core(session).execute(_OPEN_LEDGER, params).one_or_none()
     if row is None:
         return None
-    facility = Facility(
-        id=facility_id,
-        name=row.name,
-        timezone=row.timezone,
-        country=row.country,
-        appeal_days=row.appeal_days,
-        retaliation_window_days=row.retaliation_window_days,
-    )
-    return facility, row.earlier is not None
+    return facility_from_row(row), row.earlier is not None
 
 
 def add(session: Session, row: SessionRow) -> SessionRow:

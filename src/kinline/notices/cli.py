@@ -17,7 +17,6 @@ from kinline.cli_support import (
     friendly,
     opened,
     print_json,
-    resolve_facility,
 )
 from kinline.errors import InvalidInput
 from kinline.notices.render import render_html, render_pdf
@@ -42,8 +41,7 @@ def list_command(
     as_json: JsonOption = False,
     database_url: DatabaseOption = None,
 ) -> None:
-    with opened(database_url) as db:
-        place = resolve_facility(db, facility)
+    with opened(database_url, facility) as (db, place):
         notices = list_notices(db, place.id, person)
     if as_json:
         print_json(
@@ -102,8 +100,7 @@ def pdf_command(
     facility: FacilityOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
-    with opened(database_url) as db:
-        place = resolve_facility(db, facility)
+    with opened(database_url, facility) as (db, place):
         document = get_notice_document(db, place.id, notice_id, language=_language(language))
     _write(output, render_pdf([document]))
 
@@ -117,8 +114,7 @@ def html_command(
     facility: FacilityOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
-    with opened(database_url) as db:
-        place = resolve_facility(db, facility)
+    with opened(database_url, facility) as (db, place):
         document = get_notice_document(db, place.id, notice_id, language=_language(language))
     _write(output, render_html(document).encode("utf-8"))
 
@@ -132,8 +128,7 @@ def acknowledge_command(
     as_json: JsonOption = False,
     database_url: DatabaseOption = None,
 ) -> None:
-    with opened(database_url) as db:
-        place = resolve_facility(db, facility)
+    with opened(database_url, facility) as (db, place):
         notice = acknowledge_notice(db, place.id, notice_id, by=by, at=datetime.now(UTC))
     if as_json:
         print_json(_notice_json(notice, place))
@@ -153,8 +148,7 @@ def overdue_command(
     as_json: JsonOption = False,
     database_url: DatabaseOption = None,
 ) -> None:
-    with opened(database_url) as db:
-        place = resolve_facility(db, facility)
+    with opened(database_url, facility) as (db, place):
         notices = overdue_notices(db, place.id, days=days, now=datetime.now(UTC))
     if as_json:
         print_json([_notice_json(n, place) for n in notices])

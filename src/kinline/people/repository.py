@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
@@ -20,7 +21,18 @@ from kinline.people.model import Facility, Person
 from kinline.rules.model import Channel, Contact
 
 
-def facility_from_row(row: FacilityRow) -> Facility:
+class FacilityFields(Protocol):
+    """What a facility is read from: its row, or a row of a query selecting its columns."""
+
+    id: str
+    name: str
+    timezone: str
+    country: str
+    appeal_days: int
+    retaliation_window_days: int
+
+
+def facility_from_row(row: FacilityFields) -> Facility:
     return Facility(
         id=row.id,
         name=row.name,
