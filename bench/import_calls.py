@@ -10,7 +10,7 @@ What is measured
     start, over ``--days`` days from a fixed seed: mostly phone calls in the
     day, some at night (outside telephone hours), some video calls and visits.
 
-    * ours: ``kinline.imports.service.import_calls`` on that file, as the
+    * ours: ``kinline.calls.importer.import_calls`` on that file, as the
       ``kinline import calls`` command runs it (less the progress bar): every
       row validated, every call decided by the engine against its person's
       usage and recorded with its decision, the usage counters, rolling
@@ -52,9 +52,9 @@ import psycopg
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from kinline.calls.importer import import_calls
 from kinline.db.engine import Database
 from kinline.db.migrate import upgrade
-from kinline.imports.service import import_calls
 from kinline.people.model import Person
 from kinline.people.service import add_contact, admit_person, list_facilities
 from kinline.policy.service import impose_rule

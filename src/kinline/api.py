@@ -14,12 +14,11 @@ from fastapi import FastAPI
 
 from kinline.appeals.api import router as appeals_router
 from kinline.appeals.service import sweep_appeals
-from kinline.calls.api import router as decisions_router
+from kinline.calls.api import calls_router, decisions_router
+from kinline.calls.path import sweep
 from kinline.db.engine import Database
 from kinline.delivery.api import router as delivery_router
 from kinline.delivery.worker import start_worker_from_env
-from kinline.holds.api import router as calls_router
-from kinline.holds.service import sweep
 from kinline.http import PROBLEM_RESPONSES, install_problem_handlers
 from kinline.notices.api import router as notices_router
 from kinline.people.api import router as people_router

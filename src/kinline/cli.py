@@ -10,14 +10,12 @@ import typer
 from kinline.appeals.cli import app as appeals_app
 from kinline.audit.cli import app as audit_app
 from kinline.auth.cli import app as token_app
-from kinline.calls.cli import decide_command
+from kinline.calls.cli import decide_command, holds_app, import_app
 from kinline.cli_support import DatabaseOption, console, database, errors, friendly
 from kinline.courts.cli import app as report_app
 from kinline.db.engine import configured_url
 from kinline.db.migrate import upgrade
 from kinline.delivery.cli import deliveries_command, print_app, worker_command
-from kinline.holds.cli import app as holds_app
-from kinline.imports.cli import app as import_app
 from kinline.notices.cli import app as notices_app
 from kinline.scenario import FreshDatabases, check_file, load_into
 from kinline.scenariofile import ScenarioFormatError

@@ -26,6 +26,7 @@ from kinline.people.model import (
     check_housing_unit,
     check_language,
     check_timezone,
+    normalize_phone,
 )
 from kinline.rules.model import RELATIONSHIPS, Channel, Contact
 from kinline.rules.parse import RuleError, parse_enum, parse_id, parse_instant, parse_rule
@@ -236,7 +237,9 @@ class _Reader:
         )
         person_ids = {person.id for person in people}
         contacts = self.contacts(
-            self.sequence(top.get("contacts"), top.line_of("contacts"), "contacts"), person_ids
+            self.sequence(top.get("contacts"), top.line_of("contacts"), "contacts"),
+            person_ids,
+            facility.country,
         )
         contact_owner = {entry.contact.id: entry.contact.person for entry in contacts}
         zone = facility.zone
@@ -327,7 +330,7 @@ class _Reader:
             people.append(Person(facility.id, person_id, name, language))
         return people
 
-    def contacts(self, items: LineList, person_ids: set[str]) -> list[ContactEntry]:
+    def contacts(self, items: LineList, person_ids: set[str], country: str) -> list[ContactEntry]:
         entries = []
         for index, item in enumerate(items):
             data = self.mapping(item, items.line_of(index), "a contact")
@@ -350,8 +353,16 @@ class _Reader:
                 )
             phones = self.sequence(data.get("phones"), data.line_of("phones"), "contact: phones")
             for phone_index, phone in enumerate(phones):
+                line = phones.line_of(phone_index)
+                where = f"contacts[{index}].phones[{phone_index}]"
                 if not isinstance(phone, str | int) or isinstance(phone, bool):
-                    raise self.fail(phones.line_of(phone_index), "contact: a phone must be text")
+                    raise self.fail(line, f"{where}: a phone must be text")
+                # Checked here, not only when the contact is stored, so that the
+                # error names the line of the number.
+                try:
+                    normalize_phone(str(phone), country, where)
+                except InvalidInput as error:
+                    raise self.fail(line, f"{where}: {error.message}") from None
             approved = self.sequence(
                 data.get("approved"), data.line_of("approved"), "contact: approved"
             )

@@ -22,12 +22,8 @@ from sqlalchemy import func, select
 from kinline.api import create_app
 from kinline.audit.service import verify_log
 from kinline.auth.service import create_token
-from kinline.calls.service import decide_contact
-from kinline.db.engine import Database
-from kinline.db.tables import AuditEventRow, GapMarkRow, SessionRow, UsageCounterRow
-from kinline.errors import Conflict, InvalidInput, NotFound
-from kinline.holds.service import (
-    State,
+from kinline.calls.path import (
+    Status,
     authorize,
     connect,
     end,
@@ -37,6 +33,10 @@ from kinline.holds.service import (
     release,
     sweep,
 )
+from kinline.calls.service import decide_contact
+from kinline.db.engine import Database
+from kinline.db.tables import AuditEventRow, GapMarkRow, SessionRow, UsageCounterRow
+from kinline.errors import Conflict, InvalidInput, NotFound
 from kinline.scenario import load_into
 
 with warnings.catch_warnings():
@@ -130,21 +130,21 @@ def assert_log_verifies(db: Database) -> None:
 def test_an_allowed_setup_holds_the_allowance_until_it_ends(two_calls: Database) -> None:
     db = two_calls
     first = take(db, "k1", T0)
-    assert first.allowed and first.state == State.HELD
+    assert first.allowed and first.state == Status.HELD
     assert first.hold_id.startswith("h_")
-    assert first.decision["charged_to"] == "g-phone"
-    assert first.decision["max_minutes"] == 15
+    assert first.decision.charged_to == "g-phone"
+    assert first.decision.max_minutes == 15
     assert first.expires_at == T0 + hold_timeout()
     # The hold counts: a second set-up sees one call left, a third none.
     second = take(db, "k2", T0 + timedelta(seconds=5))
     assert second.allowed
     third = take(db, "k3", T0 + timedelta(seconds=10))
     assert not third.allowed
-    assert third.decision["reason"] == "quota_exhausted"
+    assert third.decision.reason == "quota_exhausted"
     assert third.hold_id is None
     # Releasing the second gives its call back.
     released = release(db, FACILITY, second.hold_id, actor="test", at=T0 + timedelta(seconds=20))
-    assert released.state == State.RELEASED and released.minutes == 0
+    assert released.state == Status.RELEASED and released.minutes == 0
     assert take(db, "k4", T0 + timedelta(seconds=30)).allowed
     assert_log_verifies(db)
 
@@ -152,11 +152,11 @@ def test_an_allowed_setup_holds_the_allowance_until_it_ends(two_calls: Database)
 def test_end_charges_whole_minutes_rounded_up_never_above_max(minutes_and_gap: Database) -> None:
     db = minutes_and_gap
     call = take(db, "k1", T0)
-    assert call.decision["max_minutes"] == 20
+    assert call.decision.max_minutes == 20
     assert counters(db)[("g-phone", "2025-03")] == (1, 20)  # held at its maximum
     connect(db, FACILITY, call.hold_id, actor="test", at=T0 + timedelta(seconds=10))
     ended = end(db, FACILITY, call.hold_id, 61, actor="test", at=T0 + timedelta(minutes=2))
-    assert ended.state == State.COMPLETED and ended.minutes == 2
+    assert ended.state == Status.COMPLETED and ended.minutes == 2
     assert counters(db)[("g-phone", "2025-03")] == (1, 2)
     assert counters(db)[("l-gap", "2025-W10")] == (1, 2)
     # The gap runs from the end of what was charged: start + 2 minutes.
@@ -174,7 +174,7 @@ def test_end_charges_whole_minutes_rounded_up_never_above_max(minutes_and_gap: D
     assert counters(db)[("g-phone", "2025-03")] == (2, 22)
     # 18 minutes left of 40: the next call may last 18.
     nxt = take(db, "k4", later + timedelta(hours=4))
-    assert nxt.allowed and nxt.decision["max_minutes"] == 18
+    assert nxt.allowed and nxt.decision.max_minutes == 18
     assert_log_verifies(db)
 
 
@@ -211,7 +211,7 @@ def test_release_gives_back_the_gap_mark_and_the_counters(minutes_and_gap: Datab
         assert mark.last_end == T0 + timedelta(minutes=10)
     # Releasing again is the same answer; ending a released call is a conflict.
     again = release(db, FACILITY, held.hold_id, actor="test", at=later + timedelta(minutes=1))
-    assert again.state == State.RELEASED and again.replayed
+    assert again.state == Status.RELEASED and again.replayed
     with pytest.raises(Conflict, match="it is released"):
         end(db, FACILITY, held.hold_id, 60, actor="test", at=later + timedelta(minutes=2))
     assert_log_verifies(db)
@@ -235,7 +235,7 @@ def test_an_end_without_a_connect_connects_and_ends(two_calls: Database) -> None
     call = take(db, "k1", T0)
     at = T0 + timedelta(seconds=100)
     ended = end(db, FACILITY, call.hold_id, 95, actor="test", at=at)
-    assert ended.state == State.COMPLETED and ended.minutes == 2
+    assert ended.state == Status.COMPLETED and ended.minutes == 2
     assert ended.connected_at == at - timedelta(seconds=95)
 
 
@@ -298,7 +298,7 @@ def test_the_sweep_expires_unconnected_holds_and_settles_unended_calls(
     assert (report.expired, report.settled) == (0, 0)
     report = sweep(db, at=later + timedelta(minutes=1))
     assert (report.expired, report.settled) == (1, 0)
-    assert get_call(db, FACILITY, lapsed.hold_id).state == State.EXPIRED
+    assert get_call(db, FACILITY, lapsed.hold_id).state == Status.EXPIRED
     assert counters(db)[("g-phone", "2025-03")] == (1, 20)
     # The connected call never reports its end: settled at its max when time is up.
     due = later + timedelta(seconds=20, minutes=20) + end_grace()
@@ -306,7 +306,7 @@ def test_the_sweep_expires_unconnected_holds_and_settles_unended_calls(
     report = sweep(db, at=due)
     assert (report.expired, report.settled) == (0, 1)
     settled = get_call(db, FACILITY, talking.hold_id)
-    assert settled.state == State.COMPLETED
+    assert settled.state == Status.COMPLETED
     assert (settled.minutes, settled.settled_by) == (20, "timeout")
     assert counters(db)[("g-phone", "2025-03")] == (1, 20)
     # A sweep later finds nothing more.
@@ -330,7 +330,7 @@ def test_a_late_report_on_an_expired_hold_is_a_conflict_and_gives_the_call_back(
     action = connect if report == "connect" else partial(end, seconds=30)
     with pytest.raises(Conflict, match="expired before the call connected"):
         action(db, FACILITY, held.hold_id, actor="test", at=late)
-    assert get_call(db, FACILITY, held.hold_id).state == State.EXPIRED
+    assert get_call(db, FACILITY, held.hold_id).state == Status.EXPIRED
     assert take(db, "k4", late).allowed
     assert_log_verifies(db)
 
@@ -347,7 +347,7 @@ def test_the_same_key_gives_the_same_answer_and_never_a_second_hold(
     assert again.replayed and not first.replayed
     assert (again.hold_id, again.decision) == (first.hold_id, first.decision)
     refused = [take(db, f"r{i}", T0, dialed="+1 303 555 0199", channel="video") for i in range(2)]
-    assert refused[0].decision["reason"] == "not_on_list"  # the lawyer: phone only
+    assert refused[0].decision.reason == "not_on_list"  # the lawyer: phone only
     assert take(db, "r0", T0, dialed="+1 303 555 0199", channel="video").replayed
     with pytest.raises(Conflict, match="different call set-up"):
         take(db, "k1", T0, dialed="+1 303 555 0101")
@@ -367,9 +367,9 @@ def test_dialed_numbers_resolve_to_the_callers_own_contact(two_calls: Database) 
     assert take(db, "b", T0, dialed="303-555-0100", person="ben").contact_id == "wife"
     unknown = take(db, "c", T0, dialed="+1 303 555 0177")
     assert not unknown.allowed
-    assert unknown.decision["reason"] == "not_on_list"
+    assert unknown.decision.reason == "not_on_list"
     assert unknown.contact_id is None
-    assert unknown.decision["dialed"] == "+13035550177"
+    assert unknown.dialed == "+13035550177"
     with db.transaction() as session:
         tags = list(session.scalars(select(AuditEventRow.tag).order_by(AuditEventRow.id)))
     assert tags[-3:] == [

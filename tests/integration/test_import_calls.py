@@ -21,6 +21,7 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
+from kinline.calls.importer import ImportSummary, import_calls
 from kinline.calls.service import attempt_session, decide_contact
 from kinline.cli import app
 from kinline.courts.service import compliance_report
@@ -32,7 +33,6 @@ from kinline.db.tables import (
     UsageCounterRow,
     UsageEntryRow,
 )
-from kinline.imports.service import ImportSummary, import_calls
 from kinline.people.model import Facility, Person
 from kinline.people.service import (
     add_contact,

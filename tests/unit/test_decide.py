@@ -440,6 +440,34 @@ def test_min_gap_zero_allows_back_to_back() -> None:
     assert facility.decide(WIFE, "2024-03-04T10:15").allowed
 
 
+def test_min_gap_zero_still_refuses_a_start_before_the_previous_end() -> None:
+    # SPEC 3.1: `0` still refuses a start before that end (a negative gap is < 0)
+    facility = Facility(rule("g", "grant"), rule("gap", "limit", min_gap_minutes=0))
+    assert facility.call(WIFE, "2024-03-04T10:00", 60).governed_by == ("gap",)
+    refused(facility.decide(WIFE, "2024-03-04T10:30"), Reason.TOO_SOON, ["gap"])
+    refused(facility.decide(WIFE, "2024-03-04T10:59:59"), Reason.TOO_SOON, ["gap"])
+    allowed = facility.decide(WIFE, "2024-03-04T11:00")
+    assert allowed.allowed
+    assert allowed.rules == ("g", "gap")
+
+
+def test_min_gap_zero_is_not_dropped_from_the_recorded_usage() -> None:
+    # a zero gap still leaves its mark: usage_change must not skip it as falsy
+    zero = rule("gap", "limit", min_gap_minutes=0)
+    change = usage_change(rule("g", "grant"), [zero], at("2024-03-04T10:00"), 60, ZONE)
+    assert [(mark.rule_id, mark.ends_at) for mark in change.gaps] == [
+        ("gap", at("2024-03-04T11:00"))
+    ]
+
+
+def test_min_gap_small_edge_is_inclusive() -> None:
+    facility = Facility(rule("g", "grant"), rule("gap", "limit", min_gap_minutes=5))
+    assert facility.call(WIFE, "2024-03-04T10:00", 15).allowed
+    refused(facility.decide(WIFE, "2024-03-04T10:19"), Reason.TOO_SOON, ["gap"])
+    refused(facility.decide(WIFE, "2024-03-04T10:19:59"), Reason.TOO_SOON, ["gap"])
+    assert facility.decide(WIFE, "2024-03-04T10:20").allowed
+
+
 # --- room for less than one minute / no more sessions ----------------------------------
 
 

@@ -546,6 +546,21 @@ def _to_close(rule: Rule, session: Session) -> int:
     return int((closes.astimezone(UTC) - session.at.astimezone(UTC)).total_seconds() // 60)
 
 
+def _gap_kept(limit: Rule, session: Session, log: Sequence[Logged]) -> bool:
+    """SPEC 3.1, literally: the gap runs from the END of the previous governed
+    session of this person (of the governed sessions recorded before this one,
+    which all started at or before this start, the one that ends latest) to this
+    start, in absolute time; it must be at least ``min_gap_minutes``, and a
+    negative gap (a start before that end) is less than 0, so ``0`` refuses it."""
+    if limit.min_gap_minutes is None:
+        return True
+    ends = [e.end for e in _counted(limit, session, log) if e.start <= session.at]
+    if not ends:
+        return True
+    gap_seconds = (session.at.astimezone(UTC) - max(ends).astimezone(UTC)).total_seconds()
+    return gap_seconds >= 60 * limit.min_gap_minutes
+
+
 def _stage(
     grant: Rule, limits: list[Rule], session: Session, log: Sequence[Logged]
 ) -> tuple[str, set[str]] | None:
@@ -560,12 +575,7 @@ def _stage(
     }
     if closed:
         return "outside_window", closed
-    soon = set()
-    for limit in limits:
-        ends = [e.end for e in _counted(limit, session, log)]
-        gap = limit.min_gap_minutes
-        if gap is not None and ends and session.at - max(ends) < timedelta(minutes=gap):
-            soon.add(limit.id)
+    soon = {limit.id for limit in limits if not _gap_kept(limit, session, log)}
     if soon:
         return "too_soon", soon
 
@@ -702,3 +712,122 @@ def test_generated_worlds_reach_every_reason() -> None:
 
     collect()
     assert seen == {None, *Reason}
+
+
+# --- zero and small gaps, over overlapping sessions -------------------------------------------
+#
+# SPEC 3.1: `min_gap_minutes: 0` is a limit like any other, and still refuses a start
+# before the end of the previous governed session. The worlds below give most limits a
+# gap of 0 to 10 minutes and space sessions by less than their length, so that starts
+# fall before, exactly at and just after the previous end, and on both sides of the
+# spring-forward and fall-back changes.
+
+GAP_BASES = [datetime(2024, 3, 4, 9), datetime(2024, 3, 10, 1), datetime(2024, 11, 3, 0, 30)]
+GAP_PROPERTY = settings(max_examples=60, deadline=None)
+
+
+@st.composite
+def gap_rule_data(draw: st.DrawFn, rule_id: str, kind: str, base: datetime) -> dict[str, Any]:
+    data = draw(rule_data(rule_id, kind, base))
+    if kind in ("grant", "limit") and draw(st.integers(0, 2)) > 0:
+        # mostly phone rules in force throughout, so that sessions are governed
+        data["channel"] = "phone"
+        data["person"] = draw(st.sampled_from(["p", "all"]))
+        data.pop("from", None)
+        data.pop("until", None)
+        if draw(st.booleans()):
+            data["contacts"] = "any"
+    if kind in ("grant", "limit") and draw(st.integers(0, 2)) > 0:
+        data.pop("quota", None)
+    if kind == "limit":
+        data.pop("window", None)  # a window mostly fails first and hides the gap stage
+        if draw(st.integers(0, 5)) > 0:
+            data["min_gap_minutes"] = draw(st.sampled_from([0, 0, 0, 1, 2, 5, 10]))
+    if rule_id in ("g0", "l1"):
+        # one grant and one gap limit that concern every phone call of everyone
+        data.update(channel="phone", person="all", contacts="any")
+        for key in ("from", "until", "quota", "overrides"):
+            data.pop(key, None)
+        if rule_id == "l1":
+            data["authority"] = "court_order"  # applies to every grant
+            data["min_gap_minutes"] = draw(st.sampled_from([0, 0, 1, 5, 10]))
+    return data
+
+
+def _gap_step(draw: st.DrawFn, length: int) -> timedelta:
+    """To the next start: inside the last session (an overlap), or its end (as asked;
+    the recorded end may be earlier) plus 0 to 11 minutes, or one second less."""
+    if draw(st.integers(0, 3)) == 0:
+        return timedelta(minutes=draw(st.integers(0, max(0, length - 1))))
+    after = timedelta(minutes=length + draw(st.sampled_from([0, 0, 1, 2, 5, 5, 10, 10, 11])))
+    return after - timedelta(seconds=draw(st.sampled_from([0, 0, 0, 1])))
+
+
+@st.composite
+def gap_worlds(draw: st.DrawFn, max_rules: int = 6, max_history: int = 10) -> World:
+    base = draw(st.sampled_from(GAP_BASES))
+    kind_choices = ["grant"] * 2 + ["limit"] * 6 + ["deny"]
+    more = draw(st.lists(st.sampled_from(kind_choices), min_size=1, max_size=max_rules - 1))
+    kinds = ["grant", "limit", *more]
+    rules = [
+        parse_rule(draw(gap_rule_data(f"{kind[0]}{index}", kind, base)), ZONE, index)
+        for index, kind in enumerate(kinds)
+    ]
+    at = wall_to_instant(base + timedelta(minutes=draw(st.integers(0, 90))), ZONE)
+    history: list[Session] = []
+    for _ in range(draw(st.integers(2, max_history))):
+        session = draw(sessions_from(at))
+        # mostly phone calls of a few minutes to half an hour: sessions overlap
+        minutes = draw(st.sampled_from([1, 2, 5, 10, 15, 30, session.minutes]))
+        history.append(Session(session.person, session.contact, PHONE, at, minutes))
+        at = at + _gap_step(draw, minutes)
+    final = draw(sessions_from(at))
+    return World(base, rules, history, Session(final.person, final.contact, PHONE, at, 5))
+
+
+def _compared(decision: dict[str, Any]) -> dict[str, Any]:
+    return {key: decision[key] for key in ("reason", "rules", "charged_to", "max_minutes")}
+
+
+@GAP_PROPERTY
+@given(world=gap_worlds())
+def test_zero_and_small_gaps_agree_with_the_spec(world: World) -> None:
+    replay = Replay(world.rules)
+    for step, session in enumerate([*world.history, world.final]):
+        decision = replay.decide(session)
+        expected = spec_decide(world.rules, session, replay.log)
+        assert _compared(_as_sets(decision)) == _compared(expected), step
+        replay.record(session, decision)
+
+
+def test_gap_worlds_reach_every_edge() -> None:
+    """The generator is not vacuous: a zero gap refuses an overlapping start, a zero gap
+    passes a start exactly at the previous end, and a small gap refuses and passes."""
+    seen: set[str] = set()
+
+    @settings(max_examples=40, deadline=None, database=None, derandomize=True)
+    @given(world=gap_worlds())
+    def collect(world: World) -> None:
+        replay = Replay(world.rules)
+        by_id = {rule.id: rule for rule in world.rules}
+        for session in [*world.history, world.final]:
+            decision = replay.decide(session)
+            if decision.reason is Reason.TOO_SOON:
+                gaps = {by_id[i].min_gap_minutes for i in decision.rules}
+                seen.update("zero-refused" if gap == 0 else "small-refused" for gap in gaps)
+            elif decision.allowed:
+                for limit_id in decision.governed_by:
+                    limit = by_id[limit_id]
+                    ends = [
+                        e.end
+                        for e in replay.log
+                        if e.person == session.person and limit_id in e.governed
+                    ]
+                    if limit.min_gap_minutes == 0 and session.at in ends:
+                        seen.add("zero-at-end")
+                    if limit.min_gap_minutes and ends:
+                        seen.add("small-passed")
+            replay.record(session, decision)
+
+    collect()
+    assert seen == {"zero-refused", "zero-at-end", "small-refused", "small-passed"}

@@ -1,16 +1,37 @@
-"""Routes for decisions."""
+"""Routes of decisions (scope ``read``) and of the call path, for the telephony
+platform (scope ``telephony``)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import UTC, datetime
+from typing import Annotated
 
-from kinline.calls.schemas import DecisionOut, RuleExplained
+from fastapi import APIRouter, Path
+
+from kinline.calls.path import Call, authorize, connect, end, get_call, release
+from kinline.calls.schemas import (
+    AuthorizeIn,
+    AuthorizeOut,
+    CallOut,
+    DecisionOut,
+    EndIn,
+    RuleExplained,
+)
 from kinline.calls.service import ExplainedDecision, decide_contact
-from kinline.http import DbDep, FacilityDep, Reader, moment
+from kinline.http import (
+    DbDep,
+    FacilityDep,
+    Place,
+    Reader,
+    ReaderPlace,
+    TelephonyPlace,
+    in_thread,
+    moment,
+)
 from kinline.people.model import Facility
 from kinline.rules.periods import local
 
-router = APIRouter(prefix="/v1", tags=["decisions"])
+decisions_router = APIRouter(prefix="/v1", tags=["decisions"])
 
 
 def decision_out(explained: ExplainedDecision, place: Facility) -> DecisionOut:
@@ -41,7 +62,7 @@ def decision_out(explained: ExplainedDecision, place: Facility) -> DecisionOut:
     )
 
 
-@router.get("/decisions", response_model=DecisionOut)
+@decisions_router.get("/decisions", response_model=DecisionOut)
 def decide(
     person_id: str,
     contact_id: str,
@@ -54,3 +75,97 @@ def decide(
     """Whether ``person_id`` may contact ``contact_id`` now (or at ``at``), and why."""
     explained = decide_contact(db, place.id, person_id, contact_id, channel, at=moment(at, place))
     return decision_out(explained, place)
+
+
+calls_router = APIRouter(prefix="/v1/calls", tags=["calls"])
+HoldId = Annotated[str, Path(max_length=40, description="From the authorize answer")]
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat()
+
+
+def _actor(place: Place) -> str:
+    return f"token:{place.who.token_id}:{place.who.name}"
+
+
+def _call_out(call: Call) -> CallOut:
+    assert call.hold_id is not None
+    return CallOut(
+        hold_id=call.hold_id,
+        state=str(call.state),
+        person_id=call.person_id,
+        contact_id=call.contact_id,
+        channel=call.channel,
+        max_minutes=call.decision.max_minutes,
+        minutes=call.minutes,
+        connected_at=_iso(call.connected_at),
+        ended_at=_iso(call.ended_at),
+        expires_at=_iso(call.expires_at),
+        settled_by=call.settled_by,
+    )
+
+
+@calls_router.post("/authorize", response_model=AuthorizeOut)
+async def authorize_call(body: AuthorizeIn, place: TelephonyPlace) -> AuthorizeOut:
+    """May this call connect, for how long, under what monitoring? When it may, its
+    allowance is held at once; connect, end or release the hold. An unknown number
+    is `allowed: false, reason: not_on_list`, not an error."""
+    call = await in_thread(
+        authorize,
+        place.db,
+        place.facility.id,
+        body.person_id,
+        dialed=body.dialed,
+        contact_id=body.contact_id,
+        channel=body.channel,
+        idempotency_key=body.idempotency_key,
+        actor=_actor(place),
+    )
+    d = call.decision
+    return AuthorizeOut(
+        allowed=d.allowed,
+        reason=None if d.reason is None else str(d.reason),
+        rules=list(d.rules),
+        hold_id=call.hold_id,
+        max_minutes=d.max_minutes,
+        monitoring=None if d.monitoring is None else str(d.monitoring),
+        interpreter=d.interpreter,
+        charged_to=d.charged_to,
+        conflicts=list(d.conflicts),
+        contact_id=call.contact_id,
+        expires_at=_iso(call.expires_at) if call.hold_id else None,
+        replayed=call.replayed,
+    )
+
+
+@calls_router.post("/{hold_id}/connect", response_model=CallOut)
+async def connect_call(hold_id: HoldId, place: TelephonyPlace) -> CallOut:
+    """The call has connected; it must end within its max_minutes."""
+    at, actor = datetime.now(UTC), _actor(place)
+    call = await in_thread(connect, place.db, place.facility.id, hold_id, actor=actor, at=at)
+    return _call_out(call)
+
+
+@calls_router.post("/{hold_id}/end", response_model=CallOut)
+async def end_call(hold_id: HoldId, body: EndIn, place: TelephonyPlace) -> CallOut:
+    """The call has ended: whole minutes are charged, rounded up, never above max_minutes."""
+    at, actor = datetime.now(UTC), _actor(place)
+    call = await in_thread(
+        end, place.db, place.facility.id, hold_id, body.seconds, actor=actor, at=at
+    )
+    return _call_out(call)
+
+
+@calls_router.post("/{hold_id}/release", response_model=CallOut)
+async def release_call(hold_id: HoldId, place: TelephonyPlace) -> CallOut:
+    """The call never connected: the hold is given back and nothing is charged."""
+    at, actor = datetime.now(UTC), _actor(place)
+    call = await in_thread(release, place.db, place.facility.id, hold_id, actor=actor, at=at)
+    return _call_out(call)
+
+
+@calls_router.get("/{hold_id}", response_model=CallOut)
+async def read_call(hold_id: HoldId, place: ReaderPlace) -> CallOut:
+    """Where a call set-up stands."""
+    return _call_out(await in_thread(get_call, place.db, place.facility.id, hold_id))

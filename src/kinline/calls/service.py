@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from kinline.audit.service import person_chain, record_event
-from kinline.calls import repository
+from kinline.calls import ledger, repository
 from kinline.db.engine import Database
 from kinline.db.tables import SessionRow
 from kinline.errors import InvalidInput
@@ -94,7 +94,14 @@ def attempt_session(
         facility = require_facility(session, facility_id)
         require_person(session, facility_id, person_id, lock=True)
         explained = decide_in(
-            session, facility, person_id, contact_id, channel, at, person_checked=True
+            session,
+            facility,
+            person_id,
+            contact_id,
+            channel,
+            at,
+            person_checked=True,
+            recording=True,
         )
         decision = explained.decision
         used = min(minutes, decision.max_minutes or 0) if decision.allowed else 0
@@ -118,7 +125,7 @@ def attempt_session(
         if decision.allowed and decision.charged_to is not None:
             charged = explained.rules[decision.charged_to]
             governing = [explained.rules[rule_id] for rule_id in decision.governed_by]
-            repository.apply_usage(
+            ledger.apply_usage(
                 session,
                 facility_id,
                 person_id,
@@ -153,16 +160,23 @@ def decide_in(
     at: datetime,
     *,
     person_checked: bool = False,
+    recording: bool = False,
 ) -> ExplainedDecision:
     """Decide inside the caller's transaction (which has locked the person's ledger
-    if it will record what it decides; then ``person_checked`` saves a query)."""
+    if it will record what it decides; then ``person_checked`` saves a query).
+
+    ``recording``: the session decided is about to be recorded, so it is decided
+    against the whole ledger (``ledger.load_usage``), not only what had started
+    by ``at``."""
     if not person_checked:
         require_person(session, facility.id, person_id)
     contact = require_contact(session, facility.id, contact_id, at, person_id)
     rules = policy_repository.rules_for(
         session, facility.id, person_id=person_id, channel=channel, active_at=at
     )
-    usage = repository.load_usage(session, facility.id, person_id, rules, at, facility.zone)
+    usage = ledger.load_usage(
+        session, facility.id, person_id, rules, at, facility.zone, recording=recording
+    )
     decision = decide(Request(person_id, contact, channel, at), rules, usage, facility.zone)
     return ExplainedDecision(
         facility_id=facility.id,

@@ -84,11 +84,47 @@ def check_timezone(name: str, field: str = "timezone") -> str:
 
 def normalize_phone(text: str, country: str, field: str = "phones") -> str:
     """Any format ``phonenumbers`` parses, as E.164; numbers without a country code
-    are read as ``country``'s."""
+    are read as ``country``'s. A number that is not one says why in plain words."""
     try:
-        number = phonenumbers.parse(text, country)
+        number = phonenumbers.parse(text, country, keep_raw_input=True)
     except phonenumbers.NumberParseException as error:
-        raise InvalidInput(f"{text!r} is not a phone number: {error}", field=field) from None
-    if not phonenumbers.is_possible_number(number):
-        raise InvalidInput(f"{text!r} is not a possible phone number", field=field)
+        raise InvalidInput(_unparsable(text, country, error), field=field) from None
+    reason = phonenumbers.is_possible_number_with_reason(number)
+    if reason not in (_REASON.IS_POSSIBLE, _REASON.IS_POSSIBLE_LOCAL_ONLY):
+        explained = _IMPOSSIBLE.get(reason, "it has the wrong number of digits")
+        if number.country_code_source in _WITH_COUNTRY_CODE:
+            raise InvalidInput(f"{text!r} is not a phone number: {explained}", field=field)
+        raise InvalidInput(f"{text!r} is not a valid number in {country}: {explained}", field=field)
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+_REASON = phonenumbers.ValidationResult
+_IMPOSSIBLE = {
+    _REASON.TOO_SHORT: "too short",
+    _REASON.TOO_LONG: "too long",
+    _REASON.INVALID_COUNTRY_CODE: "the country code is not known",
+    _REASON.INVALID_LENGTH: "it has the wrong number of digits",
+}
+_WITH_COUNTRY_CODE = frozenset(
+    {
+        phonenumbers.CountryCodeSource.FROM_NUMBER_WITH_PLUS_SIGN,
+        phonenumbers.CountryCodeSource.FROM_NUMBER_WITH_IDD,
+    }
+)
+
+
+def _unparsable(text: str, country: str, error: phonenumbers.NumberParseException) -> str:
+    kind = error.error_type
+    if kind == phonenumbers.NumberParseException.INVALID_COUNTRY_CODE:
+        written = text.lstrip().startswith(("+", "\uff0b"))
+        if not written and country.upper() not in phonenumbers.SUPPORTED_REGIONS:
+            return f"{text!r} is not a phone number: the country code is missing"
+        return f"{text!r} is not a phone number: the country code is not known"
+    if kind in (
+        phonenumbers.NumberParseException.TOO_SHORT_AFTER_IDD,
+        phonenumbers.NumberParseException.TOO_SHORT_NSN,
+    ):
+        return f"{text!r} is not a phone number: too short"
+    if kind == phonenumbers.NumberParseException.TOO_LONG:
+        return f"{text!r} is not a phone number: too long"
+    return f"{text!r} is not a phone number"

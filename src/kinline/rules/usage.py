@@ -89,21 +89,43 @@ class UsageSnapshot:
     counters: Mapping[tuple[str, str], Tally] = field(default_factory=dict)
     rolling: Mapping[str, Sequence[tuple[datetime, int]]] = field(default_factory=dict)
     gaps: Mapping[str, datetime] = field(default_factory=dict)
+    # A session about to be recorded at ``at`` must fit every rolling window that
+    # will hold it, not only the one ending at ``at``: with ``ahead``, a rolling
+    # tally is the fullest of the windows (t - N, t] for t in [at, at + N), each
+    # of sessions and of minutes. With no session after ``at`` that is the
+    # window ending at ``at``, so for a ledger written in time order it changes
+    # nothing; it keeps a session recorded before later ones from overfilling
+    # a window that closes after it.
+    ahead: bool = False
 
     def tally(self, rule_id: str, period: Period, at: datetime) -> Tally:
         if period.is_rolling:
-            after = rolling_start(period, at)
-            upto = at.astimezone(UTC)
-            sessions = minutes = 0
-            for started, used in self.rolling.get(rule_id, ()):
-                if after < started <= upto:
-                    sessions += 1
-                    minutes += used
-            return Tally(sessions, minutes)
+            entries = self.rolling.get(rule_id, ())
+            used = _window(entries, rolling_start(period, at), at.astimezone(UTC))
+            if self.ahead:
+                upto = at.astimezone(UTC)
+                span = upto - rolling_start(period, at)
+                for started, _minutes in entries:
+                    if upto < started < upto + span:
+                        later = _window(entries, started - span, started)
+                        used = Tally(
+                            max(used.sessions, later.sessions), max(used.minutes, later.minutes)
+                        )
+            return used
         return self.counters.get((rule_id, period_key(period, at, self.zone)), ZERO)
 
     def last_end(self, rule_id: str) -> datetime | None:
         return self.gaps.get(rule_id)
+
+
+def _window(entries: Iterable[tuple[datetime, int]], after: datetime, upto: datetime) -> Tally:
+    """The sessions and minutes of the entries started in (after, upto]."""
+    sessions = minutes = 0
+    for started, used in entries:
+        if after < started <= upto:
+            sessions += 1
+            minutes += used
+    return Tally(sessions, minutes)
 
 
 class UsageLedger:

@@ -75,10 +75,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from kinline.audit.service import facility_chain, record_event
-from kinline.db.engine import Database
-from kinline.errors import InvalidInput
-from kinline.imports import repository
-from kinline.imports.model import (
+from kinline.calls import ledger, repository
+from kinline.calls.rows import (
     BatchLedger,
     Call,
     ContactEntry,
@@ -88,6 +86,9 @@ from kinline.imports.model import (
     read_header,
     read_row,
 )
+from kinline.db.bulk import plan_with_values
+from kinline.db.engine import Database
+from kinline.errors import InvalidInput
 from kinline.people.model import Facility
 from kinline.people.service import require_facility
 from kinline.rules.decide import Decision, Request, decide
@@ -337,7 +338,7 @@ def _import_batch(
 ) -> _BatchResult:
     people = sorted({row.person for row in fields if row.person})
     with db.transaction() as session:
-        repository.plan_with_values(session)
+        plan_with_values(session)
         known = repository.known_people(session, facility.id, people, lock=not dry_run)
         dialed = {(row.person, row.dialed) for row in fields if row.person in known and row.dialed}
         book = repository.phone_book(session, facility.id, dialed)
@@ -399,7 +400,7 @@ def _record(session: Session, facility: Facility, calls: Sequence[Call], at: dat
         min(call.at for call in calls),
         max(call.at for call in calls),
     )
-    ledger = _seeded_ledger(session, facility, people, rules, calls)
+    batch = _seeded_ledger(session, facility, people, rules, calls)
     by_id = {rule.id: rule for rule in rules}
     relevant: dict[tuple[str, Channel], list[Rule]] = {}
     rows: list[tuple[int, dict[str, Any]]] = []
@@ -415,20 +416,20 @@ def _record(session: Session, facility: Facility, calls: Sequence[Call], at: dat
             relevant[key] = person_rules
         contact = call.contact.as_of(call.at)
         request = Request(call.person, contact, call.channel, call.at)
-        decision = decide(request, person_rules, ledger.snapshot(call.person), zone)
+        decision = decide(request, person_rules, batch.snapshot(call.person), zone)
         if decision.allowed and decision.charged_to is not None:
             charged = min(call.minutes, decision.max_minutes or 0)
             governing = [by_id[rule_id] for rule_id in decision.governed_by]
             change = usage_change(by_id[decision.charged_to], governing, call.at, charged, zone)
-            ledger.apply(call.person, change)
+            batch.apply(call.person, change)
         else:
             outside += 1
         rows.append((call.row, _session_row(facility.id, call, decision, at, shown)))
     rows.sort(key=lambda numbered: numbered[0])
     repository.add_sessions(session, [row for _, row in rows])
-    repository.add_counters(session, facility.id, ledger.added_counters)
-    repository.add_entries(session, facility.id, ledger.added_entries)
-    repository.raise_gap_marks(session, facility.id, ledger.added_gaps)
+    ledger.add_counters(session, facility.id, batch.added_counters)
+    ledger.add_entries(session, facility.id, batch.added_entries)
+    ledger.raise_gap_marks(session, facility.id, batch.added_gaps)
     return outside
 
 
@@ -452,17 +453,17 @@ def _seeded_ledger(
     since = (
         min(call.at for call in calls) - timedelta(days=max(rolling_days)) if rolling_days else None
     )
-    stored = repository.stored_usage(
+    stored = ledger.stored_usage(
         session, facility.id, people, period_keys=sorted(keys), rolling_since=since
     )
-    ledger = BatchLedger(zone)
+    batch = BatchLedger(zone)
     for person_id, rule_id, key, tally in stored.counters:
-        ledger.seed_counter(person_id, rule_id, key, tally)
+        batch.seed_counter(person_id, rule_id, key, tally)
     for person_id, rule_id, started_at, minutes in stored.entries:
-        ledger.seed_entry(person_id, rule_id, started_at, minutes)
+        batch.seed_entry(person_id, rule_id, started_at, minutes)
     for person_id, rule_id, last_end in stored.gaps:
-        ledger.seed_gap(person_id, rule_id, last_end)
-    return ledger
+        batch.seed_gap(person_id, rule_id, last_end)
+    return batch
 
 
 def _noons(calls: Sequence[Call], zone: ZoneInfo) -> list[datetime]:

@@ -295,6 +295,7 @@ class BatchLedger:
                 counters=self._counters[person],
                 rolling=self._rolling[person],
                 gaps=self._gaps[person],
+                ahead=True,
             )
         return snapshot
 

@@ -13,23 +13,22 @@ and never a second hold.
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from enum import StrEnum
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from kinline.audit.service import person_chain, record_event
-from kinline.calls import repository as usage
+from kinline.calls import ledger, model, repository
+from kinline.calls.model import CallState, SettledBy, Status, Step
 from kinline.calls.service import ExplainedDecision, decide_in, parse_channel
 from kinline.db.engine import Database
 from kinline.db.tables import SessionRow
 from kinline.errors import Conflict, InvalidInput, NotFound
-from kinline.holds import repository
 from kinline.people import repository as people
 from kinline.people.model import Facility, normalize_phone
 from kinline.people.service import require_facility, require_person
@@ -40,6 +39,10 @@ from kinline.rules.usage import usage_change
 MAX_KEY = 200
 CALLS = (Channel.PHONE, Channel.VIDEO)
 MAX_SECONDS = 24 * 3600
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 def hold_timeout() -> timedelta:
@@ -53,53 +56,62 @@ def end_grace() -> timedelta:
     return timedelta(seconds=int(os.environ.get("KINLINE_END_GRACE_SECONDS", "300")))
 
 
-class State(StrEnum):
-    DENIED = "denied"
-    HELD = "held"
-    CONNECTED = "connected"
-    COMPLETED = "completed"
-    RELEASED = "released"
-    EXPIRED = "expired"
-
-
 @dataclass(frozen=True, slots=True)
 class Call:
     """A call set-up as the telephony platform sees it."""
 
     hold_id: str | None
-    state: State
+    state: Status
     person_id: str
     contact_id: str | None
     channel: str
     authorized_at: datetime
-    decision: dict[str, object]
+    decision: Decision
     minutes: int
     expires_at: datetime | None
     connected_at: datetime | None
     ended_at: datetime | None
     settled_by: str | None
+    dialed: str | None = None
     replayed: bool = False
 
     @property
     def allowed(self) -> bool:
-        return bool(self.decision.get("allowed"))
+        return self.decision.allowed
 
 
 def _call(row: SessionRow, *, replayed: bool = False) -> Call:
+    dialed = row.decision.get("dialed")
     return Call(
         hold_id=row.hold_id,
-        state=State(row.status),
+        state=Status(row.status),
         person_id=row.person_id,
         contact_id=row.contact_id or None,
         channel=row.channel,
         authorized_at=row.started_at,
-        decision=dict(row.decision),
-        minutes=row.minutes if row.status != State.DENIED else 0,
+        decision=model.decision_from_json(row.decision, row.governed_by or ()),
+        minutes=row.minutes if row.status != Status.DENIED else 0,
         expires_at=row.expires_at,
         connected_at=row.connected_at,
         ended_at=row.ended_at,
         settled_by=row.settled_by,
+        dialed=None if dialed is None else str(dialed),
         replayed=replayed,
+    )
+
+
+def _state(row: SessionRow) -> CallState:
+    assert row.hold_id is not None and row.max_minutes is not None
+    return CallState(
+        hold_id=row.hold_id,
+        status=Status(row.status),
+        started_at=row.started_at,
+        minutes=row.minutes,
+        max_minutes=row.max_minutes,
+        expires_at=row.expires_at,
+        connected_at=row.connected_at,
+        ended_at=row.ended_at,
+        settled_by=None if row.settled_by is None else SettledBy(row.settled_by),
     )
 
 
@@ -127,11 +139,19 @@ def authorize(
     channel: Channel | str = Channel.PHONE,
     idempotency_key: str,
     actor: str,
-    at: datetime,
+    at: datetime | None = None,
 ) -> Call:
     """May ``person_id`` place this call now? If so, hold its allowance.
 
     An unknown number is refused as ``not_on_list``; it is not an error.
+
+    The set-up is decided at ``at``, or when None (a live set-up) at the
+    clock read once the person's ledger is locked: a set-up that waited for
+    the lock is decided after every hold taken before it, never at the
+    moment it arrived, so its windows hold every earlier hold. Whatever the
+    instant, the usage it is decided against is the whole ledger
+    (``recording``), so a set-up at an earlier instant than a hold already
+    taken still cannot overfill a window that holds both.
     """
     channel = parse_channel(channel)
     if channel not in CALLS:
@@ -143,6 +163,7 @@ def authorize(
     try:
         with db.transaction() as session:
             facility, used = _open_ledger(session, facility_id, person_id, key)
+            at = _now() if at is None else at
             e164 = None if dialed is None else normalize_phone(dialed, facility.country, "dialed")
             fingerprint = _fingerprint(person_id, e164 or f"contact:{contact_id}", channel)
             fingerprints.append(fingerprint)
@@ -156,7 +177,14 @@ def authorize(
                 row = _refuse_unknown_number(facility, person_id, channel, e164, at)
             else:
                 explained = decide_in(
-                    session, facility, person_id, contact_id, channel, at, person_checked=True
+                    session,
+                    facility,
+                    person_id,
+                    contact_id,
+                    channel,
+                    at,
+                    person_checked=True,
+                    recording=True,
                 )
                 row = _hold(session, facility, explained, at)
             row.idempotency_key = key
@@ -167,7 +195,7 @@ def authorize(
                 facility_id=facility_id,
                 chain=person_chain(facility_id, person_id),
                 actor=actor,
-                tag=f"calls:authorize:{'allowed' if row.status == State.HELD else 'refused'}",
+                tag=f"calls:authorize:{'allowed' if row.status == Status.HELD else 'refused'}",
                 payload={
                     "session_id": row.id,
                     "hold_id": row.hold_id,
@@ -225,8 +253,8 @@ def _refuse_unknown_number(
     e164: str | None,
     at: datetime,
 ) -> SessionRow:
-    decision = Decision(allowed=False, reason=Reason.NOT_ON_LIST, rules=()).as_dict()
-    decision["dialed"] = e164
+    refused = Decision(allowed=False, reason=Reason.NOT_ON_LIST, rules=())
+    decision = model.decision_json(refused, dialed=e164)
     return SessionRow(
         facility_id=facility.id,
         person_id=person_id,
@@ -234,7 +262,7 @@ def _refuse_unknown_number(
         channel=str(channel),
         started_at=at,
         minutes=0,
-        status=State.DENIED,
+        status=Status.DENIED,
         reason=str(Reason.NOT_ON_LIST),
         charged_to=None,
         governed_by=[],
@@ -249,55 +277,42 @@ def _hold(
 ) -> SessionRow:
     decision = explained.decision
     allowed = decision.allowed and decision.charged_to is not None
-    held = (decision.max_minutes or 0) if allowed else 0
+    held = None
     reserved = None
     if allowed and decision.charged_to is not None:
+        held = model.hold(f"h_{uuid.uuid4().hex}", at, decision.max_minutes or 0, hold_timeout())
         charged = explained.rules[decision.charged_to]
         governing = [explained.rules[rule_id] for rule_id in decision.governed_by]
-        reserved = usage.apply_usage(
+        reserved = ledger.apply_usage(
             session,
             facility.id,
             explained.person_id,
-            usage_change(charged, governing, at, held, facility.zone),
-        )
+            usage_change(charged, governing, at, held.minutes, facility.zone),
+        ).as_json()
     return SessionRow(
         facility_id=facility.id,
         person_id=explained.person_id,
         contact_id=explained.contact_id,
         channel=str(explained.channel),
         started_at=at,
-        minutes=held,
-        status=State.HELD if allowed else State.DENIED,
+        minutes=0 if held is None else held.minutes,
+        status=Status.DENIED if held is None else held.status,
         reason=None if decision.reason is None else str(decision.reason),
         charged_to=decision.charged_to,
         governed_by=list(decision.governed_by),
-        decision=decision.as_dict(),
+        decision=model.decision_json(decision),
         recorded_at=at,
         source="telephony",
-        hold_id=f"h_{uuid.uuid4().hex}" if allowed else None,
-        max_minutes=decision.max_minutes if allowed else None,
-        expires_at=at + hold_timeout() if allowed else None,
+        hold_id=None if held is None else held.hold_id,
+        max_minutes=None if held is None else held.max_minutes,
+        expires_at=None if held is None else held.expires_at,
         reserved=reserved,
     )
 
 
 def connect(db: Database, facility_id: str, hold_id: str, *, actor: str, at: datetime) -> Call:
     """The call has connected: its hold now lasts until its last allowed minute."""
-    with db.transaction() as session:
-        row = _locked(session, facility_id, hold_id)
-        if row.status == State.CONNECTED:
-            return _call(row, replayed=True)
-        lapsed = _expire_if_lapsed(session, row, actor, at)
-        if not lapsed:
-            _require_state(row, State.HELD, "connect")
-            assert row.max_minutes is not None
-            row.status = State.CONNECTED
-            row.connected_at = at
-            row.expires_at = at + timedelta(minutes=row.max_minutes) + end_grace()
-            repository.save(session, row)
-            _event(session, row, "calls:call:connected", actor, at, {})
-            return _call(row)
-    raise _lapsed(hold_id)
+    return _step(db, facility_id, hold_id, actor, at, lambda s: model.connect(s, at, end_grace()))
 
 
 def end(
@@ -309,40 +324,36 @@ def end(
         raise InvalidInput("must be a whole number of seconds, zero or more", field="seconds")
     if seconds > MAX_SECONDS:
         raise InvalidInput(f"at most {MAX_SECONDS} seconds", field="seconds")
-    with db.transaction() as session:
-        row = _locked(session, facility_id, hold_id)
-        minutes = min(math.ceil(seconds / 60), row.max_minutes or 0)
-        if row.status == State.COMPLETED and row.settled_by == "platform":
-            if row.minutes == minutes:
-                return _call(row, replayed=True)
-            raise Conflict(
-                f"call {hold_id!r} already ended with {row.minutes} minutes charged",
-                field="hold_id",
-            )
-        if row.status == State.COMPLETED and row.settled_by == "timeout":
-            # The end report came after the call was settled at its maximum.
-            _settle(session, row, minutes, State.COMPLETED, "platform", actor, at)
-            return _call(row)
-        lapsed = _expire_if_lapsed(session, row, actor, at)
-        if not lapsed:
-            if row.status == State.HELD:
-                row.connected_at = at - timedelta(seconds=seconds)
-            else:
-                _require_state(row, State.CONNECTED, "end")
-            _settle(session, row, minutes, State.COMPLETED, "platform", actor, at)
-            return _call(row)
-    raise _lapsed(hold_id)
+    return _step(db, facility_id, hold_id, actor, at, lambda s: model.end(s, seconds, at))
 
 
 def release(db: Database, facility_id: str, hold_id: str, *, actor: str, at: datetime) -> Call:
     """The call never connected: take its hold back, charging nothing."""
+    return _step(db, facility_id, hold_id, actor, at, lambda s: model.release(s, at))
+
+
+def _step(
+    db: Database,
+    facility_id: str,
+    hold_id: str,
+    actor: str,
+    at: datetime,
+    transition: Callable[[CallState], Step],
+) -> Call:
+    """One step of the call path: lock the ledger and the set-up, ask the model what
+    the step does, write it back. A hold found lapsed is expired (committed),
+    then answered with a conflict."""
     with db.transaction() as session:
         row = _locked(session, facility_id, hold_id)
-        if row.status in (State.RELEASED, State.EXPIRED):
+        if row.hold_id is None or row.max_minutes is None:
+            raise NotFound(f"no call set-up {hold_id!r}", field="hold_id")
+        step = transition(_state(row))
+        if step.replayed:
             return _call(row, replayed=True)
-        _require_state(row, State.HELD, "release")
-        _settle(session, row, None, State.RELEASED, "platform", actor, at)
-        return _call(row)
+        _apply(session, row, step, actor, at)
+        if not step.lapsed:
+            return _call(row)
+    raise Conflict(f"hold {hold_id!r} expired before the call connected", field="hold_id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,13 +371,15 @@ def sweep(db: Database, *, at: datetime, actor: str = "kinline:sweep") -> SweepR
     for facility_id, hold_id in due:
         with db.transaction() as session:
             row = _locked(session, facility_id, hold_id)
-            if not _expired(row, at):
+            if row.hold_id is None or row.max_minutes is None:
                 continue
-            if row.status == State.HELD:
-                _settle(session, row, None, State.EXPIRED, "timeout", actor, at)
+            step = model.sweep(_state(row), at)
+            if step.replayed:
+                continue
+            _apply(session, row, step, actor, at)
+            if step.state.status == Status.EXPIRED:
                 expired += 1
-            elif row.status == State.CONNECTED:
-                _settle(session, row, row.max_minutes or 0, State.COMPLETED, "timeout", actor, at)
+            else:
                 settled += 1
     return SweepReport(expired, settled)
 
@@ -387,61 +400,30 @@ def _locked(session: Session, facility_id: str, hold_id: str) -> SessionRow:
     return row
 
 
-def _expire_if_lapsed(session: Session, row: SessionRow, actor: str, at: datetime) -> bool:
-    """Expire a hold whose time to connect has passed (the sweep may not have
-    come by yet); the caller commits that, then answers with ``_lapsed``."""
-    if row.status == State.HELD and _expired(row, at):
-        _settle(session, row, None, State.EXPIRED, "timeout", actor, at)
-        return True
-    return False
-
-
-def _lapsed(hold_id: str) -> Conflict:
-    return Conflict(f"hold {hold_id!r} expired before the call connected", field="hold_id")
-
-
-def _expired(row: SessionRow, at: datetime) -> bool:
-    return row.expires_at is not None and row.expires_at <= at
-
-
-def _require_state(row: SessionRow, wanted: State, action: str) -> None:
-    if row.status != wanted:
-        raise Conflict(f"cannot {action} call {row.hold_id!r}: it is {row.status}", field="hold_id")
-
-
-def _settle(
-    session: Session,
-    row: SessionRow,
-    minutes: int | None,
-    state: State,
-    settled_by: str,
-    actor: str,
-    at: datetime,
-) -> None:
-    """Settle the hold's usage to ``minutes`` (None: take it all back)."""
-    assert row.reserved is not None
-    before = row.minutes
-    row.reserved = usage.settle_usage(
-        session,
-        row.facility_id,
-        row.person_id,
-        row.reserved,
-        started_at=row.started_at,
-        held_minutes=before,
-        minutes=minutes,
-    )
-    row.minutes = 0 if minutes is None else minutes
-    row.status = state
-    row.settled_by = settled_by
-    row.ended_at = at
-    row.expires_at = None
+def _apply(session: Session, row: SessionRow, step: Step, actor: str, at: datetime) -> None:
+    """Write a step back: settle the ledger if it settles, then the set-up and its event."""
+    state = step.state
+    extra: dict[str, object] = {}
+    if step.settles:
+        settled = model.settlement(
+            model.Reservation.from_json(row.reserved),
+            started_at=row.started_at,
+            held_minutes=row.minutes,
+            minutes=step.settle_to,
+        )
+        row.reserved = ledger.settle_usage(
+            session, row.facility_id, row.person_id, settled
+        ).as_json()
+        extra = {"minutes": state.minutes, "settled_by": str(state.settled_by)}
+    row.status = str(state.status)
+    row.minutes = state.minutes
+    row.expires_at = state.expires_at
+    row.connected_at = state.connected_at
+    row.ended_at = state.ended_at
+    row.settled_by = None if state.settled_by is None else str(state.settled_by)
     repository.save(session, row)
-    tag = {
-        State.COMPLETED: "calls:call:ended",
-        State.RELEASED: "calls:call:released",
-        State.EXPIRED: "calls:call:expired",
-    }[state]
-    _event(session, row, tag, actor, at, {"minutes": row.minutes, "settled_by": settled_by})
+    assert step.tag is not None
+    _event(session, row, step.tag, actor, at, extra)
 
 
 def _event(

@@ -1,0 +1,368 @@
+"""The usage ledger: the counters, rolling entries and gap marks decisions read,
+and the one place they are written, per call set-up and in bulk."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import cast
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Executable, Table, bindparam, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from kinline.calls.model import COUNTED, GapHeld, Reservation, Settlement
+from kinline.calls.rows import CounterKey, EntryAdded, GapKey
+from kinline.db.bulk import among, write_rows
+from kinline.db.engine import core
+from kinline.db.tables import GapMarkRow, SessionRow, UsageCounterRow, UsageEntryRow
+from kinline.rules.model import DAY, MONTH, WEEK, Rule
+from kinline.rules.periods import period_key
+from kinline.rules.usage import Tally, UsageChange, UsageSnapshot
+
+_COUNTERS = UsageCounterRow.__table__
+USAGE_ENTRIES = cast(Table, UsageEntryRow.__table__)
+COUNTERS = cast(Table, UsageCounterRow.__table__)
+GAP_MARKS = cast(Table, GapMarkRow.__table__)
+COUNTER_KEY = ("facility_id", "person_id", "rule_id", "period_key")
+GAP_KEY = ("facility_id", "person_id", "rule_id")
+# Statements every call set-up runs, built once.
+_READ_COUNTERS = select(
+    _COUNTERS.c.rule_id, _COUNTERS.c.period_key, _COUNTERS.c.sessions, _COUNTERS.c.minutes
+).where(
+    _COUNTERS.c.facility_id == bindparam("facility_id"),
+    _COUNTERS.c.person_id == bindparam("person_id"),
+    _COUNTERS.c.rule_id.in_(bindparam("rule_ids", expanding=True)),
+    _COUNTERS.c.period_key.in_(bindparam("keys", expanding=True)),
+)
+_COUNTER_KEY = ["facility_id", "person_id", "rule_id", "period_key"]
+
+
+def _upsert_counter(dialect: str) -> Executable:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(UsageCounterRow).values(
+        facility_id=bindparam("c_facility_id"),
+        person_id=bindparam("c_person_id"),
+        rule_id=bindparam("c_rule_id"),
+        period_key=bindparam("c_period_key"),
+        sessions=1,
+        minutes=bindparam("c_minutes"),
+    )
+    return statement.on_conflict_do_update(
+        index_elements=_COUNTER_KEY,
+        set_={
+            "sessions": UsageCounterRow.sessions + 1,
+            "minutes": UsageCounterRow.minutes + bindparam("c_minutes"),
+        },
+    )
+
+
+_UPSERT_COUNTER = {dialect: _upsert_counter(dialect) for dialect in ("postgresql", "sqlite")}
+_SETTLE_COUNTER = (
+    update(UsageCounterRow)
+    .where(
+        UsageCounterRow.facility_id == bindparam("c_facility_id"),
+        UsageCounterRow.person_id == bindparam("c_person_id"),
+        UsageCounterRow.rule_id == bindparam("c_rule_id"),
+        UsageCounterRow.period_key == bindparam("c_period_key"),
+    )
+    .values(
+        sessions=UsageCounterRow.sessions - bindparam("c_sessions"),
+        minutes=UsageCounterRow.minutes - bindparam("c_minutes"),
+    )
+)
+
+
+def load_usage(
+    session: Session,
+    facility_id: str,
+    person_id: str,
+    rules: Iterable[Rule],
+    at: datetime,
+    zone: ZoneInfo,
+    *,
+    recording: bool = False,
+) -> UsageSnapshot:
+    """The counters, rolling entries and gap marks that ``rules`` can read at ``at``.
+
+    A question about ``at`` (``recording`` False) sees what had started by then,
+    as SPEC 4 reads it. A session about to be recorded at ``at`` (a hold, a
+    scenario's call, an import) must also fit every later window that will
+    hold it, so it sees the ledger whole: rolling entries up to a window after
+    ``at`` (the snapshot then counts the fullest window that holds ``at``) and
+    each gap mark as it stands, the end of the latest governed session.
+    """
+    wanted = [rule for rule in rules if rule.quota is not None or rule.min_gap_minutes is not None]
+    calendar_ids = [r.id for r in wanted if r.quota is not None and not r.quota.per.is_rolling]
+    rolling = [r for r in wanted if r.quota is not None and r.quota.per.is_rolling]
+    gap_ids = [r.id for r in wanted if r.min_gap_minutes is not None]
+    counters: dict[tuple[str, str], Tally] = {}
+    if calendar_ids:
+        keys = {period_key(period, at, zone) for period in (DAY, WEEK, MONTH)}
+        params = {
+            "facility_id": facility_id,
+            "person_id": person_id,
+            "rule_ids": calendar_ids,
+            "keys": sorted(keys),
+        }
+        for rule_id, key, sessions, minutes in core(session).execute(_READ_COUNTERS, params):
+            counters[(rule_id, key)] = Tally(sessions, minutes)
+    entries: dict[str, list[tuple[datetime, int]]] = {}
+    if rolling:
+        longest = max(rule.quota.per.days for rule in rolling if rule.quota is not None)
+        for rule_id, started_at, minutes in session.execute(
+            select(UsageEntryRow.rule_id, UsageEntryRow.started_at, UsageEntryRow.minutes).where(
+                UsageEntryRow.facility_id == facility_id,
+                UsageEntryRow.person_id == person_id,
+                UsageEntryRow.rule_id.in_([rule.id for rule in rolling]),
+                UsageEntryRow.started_at > at - timedelta(days=longest),
+                UsageEntryRow.started_at < at + timedelta(days=longest)
+                if recording
+                else UsageEntryRow.started_at <= at,
+            )
+        ):
+            entries.setdefault(rule_id, []).append((started_at.astimezone(UTC), minutes))
+    gaps: dict[str, datetime] = {}
+    if gap_ids:
+        for mark in session.scalars(
+            select(GapMarkRow).where(
+                GapMarkRow.facility_id == facility_id,
+                GapMarkRow.person_id == person_id,
+                GapMarkRow.rule_id.in_(gap_ids),
+            )
+        ):
+            gaps[mark.rule_id] = mark.last_end
+        later = [rule_id for rule_id, last_end in gaps.items() if last_end > at]
+        if later and not recording:
+            # A session that started after ``at`` moved the mark: asked about a
+            # past moment, measure from the last governed session that had
+            # started by then, as SPEC 3.1 says, from the session log.
+            for rule_id in later:
+                del gaps[rule_id]
+            gaps.update(_gap_ends_at(session, facility_id, person_id, later, at))
+    return UsageSnapshot(zone=zone, counters=counters, rolling=entries, gaps=gaps, ahead=recording)
+
+
+OVERLAP = timedelta(days=2)
+
+
+def _gap_ends_at(
+    session: Session, facility_id: str, person_id: str, rule_ids: list[str], at: datetime
+) -> dict[str, datetime]:
+    """When the last session each gap limit governed, of those started by ``at``,
+    ended; read from the sessions themselves (the slow path, for past moments)."""
+    ends: dict[str, datetime] = {}
+    wanted = set(rule_ids)
+    done: set[str] = set()
+    for started_at, minutes, governed_by in session.execute(
+        select(SessionRow.started_at, SessionRow.minutes, SessionRow.governed_by)
+        .where(
+            SessionRow.facility_id == facility_id,
+            SessionRow.person_id == person_id,
+            SessionRow.status.in_(COUNTED),
+            SessionRow.started_at <= at,
+        )
+        .order_by(SessionRow.started_at.desc(), SessionRow.id.desc())
+    ):
+        # The mark is the latest end, as ``apply_usage`` keeps it; an earlier start
+        # can end later only while sessions overlap, so two days back suffices.
+        for rule_id, end in ends.items():
+            if started_at < end - OVERLAP:
+                done.add(rule_id)
+        wanted.difference_update(done)
+        if not wanted:
+            break
+        for rule_id in wanted.intersection(governed_by or ()):
+            end = started_at + timedelta(minutes=minutes)
+            ends[rule_id] = max(end, ends.get(rule_id, end))
+    return ends
+
+
+def apply_usage(
+    session: Session, facility_id: str, person_id: str, change: UsageChange
+) -> Reservation:
+    """Add one session to the ledger: an upsert per counter, an entry per rolling
+    quota, each gap mark raised to the session's end; safe beside concurrent
+    writers. Returns where it was added, so a hold can later be settled."""
+    connection = core(session)
+    upsert = _UPSERT_COUNTER[connection.dialect.name]
+    for increment in change.counters:
+        params = {
+            "c_facility_id": facility_id,
+            "c_person_id": person_id,
+            "c_rule_id": increment.rule_id,
+            "c_period_key": increment.period_key,
+            "c_minutes": increment.minutes,
+        }
+        connection.execute(upsert, params)
+    entry_rows = [
+        UsageEntryRow(
+            facility_id=facility_id,
+            person_id=person_id,
+            rule_id=entry.rule_id,
+            started_at=entry.started_at,
+            minutes=entry.minutes,
+        )
+        for entry in change.entries
+    ]
+    session.add_all(entry_rows)
+    gaps: list[GapHeld] = []
+    for mark in change.gaps:
+        mark_row = session.get(GapMarkRow, (facility_id, person_id, mark.rule_id))
+        prior = None if mark_row is None else _utc(mark_row.last_end)
+        if mark_row is None:
+            session.add(
+                GapMarkRow(
+                    facility_id=facility_id,
+                    person_id=person_id,
+                    rule_id=mark.rule_id,
+                    last_end=mark.ends_at,
+                )
+            )
+        elif mark.ends_at > mark_row.last_end:
+            mark_row.last_end = mark.ends_at
+        gaps.append(GapHeld(mark.rule_id, prior, _utc(max(mark.ends_at, prior or mark.ends_at))))
+    session.flush()
+    return Reservation(
+        counters=tuple((c.rule_id, c.period_key) for c in change.counters),
+        entries=tuple(row.id for row in entry_rows),
+        gaps=tuple(gaps),
+    )
+
+
+def settle_usage(
+    session: Session, facility_id: str, person_id: str, settled: Settlement
+) -> Reservation:
+    """Apply a hold's settlement (``calls.model.settlement``) to the ledger; the
+    reservation as it now stands."""
+    connection = core(session)
+    for rule_id, key in settled.counters:
+        params = {
+            "c_facility_id": facility_id,
+            "c_person_id": person_id,
+            "c_rule_id": rule_id,
+            "c_period_key": key,
+            "c_sessions": settled.sessions_back,
+            "c_minutes": settled.minutes_back,
+        }
+        connection.execute(_SETTLE_COUNTER, params)
+    if settled.entries:
+        mine = (UsageEntryRow.facility_id == facility_id) & UsageEntryRow.id.in_(settled.entries)
+        if settled.entry_minutes is None:
+            session.execute(delete(UsageEntryRow).where(mine))
+        else:
+            session.execute(update(UsageEntryRow).where(mine).values(minutes=settled.entry_minutes))
+    for move in settled.gaps:
+        mark_row = session.get(GapMarkRow, (facility_id, person_id, move.rule_id))
+        if mark_row is not None and _utc(mark_row.last_end) == move.expected:
+            if move.wanted is None:
+                session.delete(mark_row)
+            else:
+                mark_row.last_end = move.wanted
+    session.flush()
+    return settled.reservation
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+@dataclass
+class StoredUsage:
+    counters: list[tuple[str, str, str, Tally]] = field(default_factory=list)
+    entries: list[tuple[str, str, datetime, int]] = field(default_factory=list)
+    gaps: list[tuple[str, str, datetime]] = field(default_factory=list)
+
+
+def stored_usage(
+    session: Session,
+    facility_id: str,
+    person_ids: Iterable[str],
+    *,
+    period_keys: Iterable[str],
+    rolling_since: datetime | None,
+) -> StoredUsage:
+    """The counters of ``period_keys``, the rolling entries started after
+    ``rolling_since`` (none if None) and every gap mark of ``person_ids``."""
+    usage = StoredUsage()
+    people = sorted(person_ids)
+    keys = sorted(period_keys)
+    if keys:
+        for person_id, rule_id, period_key, sessions, minutes in session.execute(
+            select(
+                UsageCounterRow.person_id,
+                UsageCounterRow.rule_id,
+                UsageCounterRow.period_key,
+                UsageCounterRow.sessions,
+                UsageCounterRow.minutes,
+            ).where(
+                UsageCounterRow.facility_id == facility_id,
+                among(session, UsageCounterRow.person_id, people),
+                UsageCounterRow.period_key.in_(keys),
+            )
+        ).all():
+            usage.counters.append((person_id, rule_id, period_key, Tally(sessions, minutes)))
+    if rolling_since is not None:
+        for person_id, rule_id, started_at, minutes in session.execute(
+            select(
+                UsageEntryRow.person_id,
+                UsageEntryRow.rule_id,
+                UsageEntryRow.started_at,
+                UsageEntryRow.minutes,
+            ).where(
+                UsageEntryRow.facility_id == facility_id,
+                among(session, UsageEntryRow.person_id, people),
+                UsageEntryRow.started_at > rolling_since,
+            )
+        ).all():
+            usage.entries.append((person_id, rule_id, started_at, minutes))
+    for person_id, rule_id, last_end in session.execute(
+        select(GapMarkRow.person_id, GapMarkRow.rule_id, GapMarkRow.last_end).where(
+            GapMarkRow.facility_id == facility_id,
+            among(session, GapMarkRow.person_id, people),
+        )
+    ).all():
+        usage.gaps.append((person_id, rule_id, last_end))
+    return usage
+
+
+def add_counters(session: Session, facility_id: str, added: Mapping[CounterKey, Tally]) -> None:
+    """Add sessions and minutes to counters, creating those that do not exist;
+    safe beside the call path's own upserts."""
+    rows = [
+        {
+            "facility_id": facility_id,
+            "person_id": person_id,
+            "rule_id": rule_id,
+            "period_key": period_key,
+            "sessions": tally.sessions,
+            "minutes": tally.minutes,
+        }
+        for (person_id, rule_id, period_key), tally in sorted(added.items())
+    ]
+    write_rows(session, COUNTERS, rows, conflict=COUNTER_KEY, update=("sessions", "minutes"))
+
+
+def add_entries(session: Session, facility_id: str, entries: Sequence[EntryAdded]) -> None:
+    rows = [
+        {
+            "facility_id": facility_id,
+            "person_id": entry.person,
+            "rule_id": entry.rule_id,
+            "started_at": entry.started_at,
+            "minutes": entry.minutes,
+        }
+        for entry in entries
+    ]
+    write_rows(session, USAGE_ENTRIES, rows)
+
+
+def raise_gap_marks(session: Session, facility_id: str, marks: Mapping[GapKey, datetime]) -> None:
+    """Move each gap mark to the given end unless it is already later."""
+    rows = [
+        {"facility_id": facility_id, "person_id": person_id, "rule_id": rule_id, "last_end": end}
+        for (person_id, rule_id), end in sorted(marks.items())
+    ]
+    write_rows(session, GAP_MARKS, rows, conflict=GAP_KEY, latest=("last_end",))

@@ -1,1 +1,0 @@
-"""The call path: telephony call set-up with atomic holds on the allowance."""

@@ -1,1 +1,0 @@
-"""Records from other systems: completed calls from a calling vendor's export."""
