@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from kinline.db.tables import AdverseActionRow, ProtectedActivityRow
@@ -18,6 +18,11 @@ def activity_exists(session: Session, facility_id: str, activity_id: str) -> boo
 def add_activity(
     session: Session, facility_id: str, activity: ProtectedActivity, actor: str
 ) -> None:
+    last = session.scalar(
+        select(func.max(ProtectedActivityRow.seq)).where(
+            ProtectedActivityRow.facility_id == facility_id
+        )
+    )
     session.add(
         ProtectedActivityRow(
             facility_id=facility_id,
@@ -26,6 +31,7 @@ def add_activity(
             kind=activity.kind,
             occurred_at=activity.at,
             recorded_by=actor,
+            seq=(last or 0) + 1,
         )
     )
     session.flush()
@@ -46,7 +52,7 @@ def activities(session: Session, facility_id: str) -> list[ProtectedActivity]:
     rows = session.scalars(
         select(ProtectedActivityRow)
         .where(ProtectedActivityRow.facility_id == facility_id)
-        .order_by(ProtectedActivityRow.occurred_at)
+        .order_by(ProtectedActivityRow.occurred_at, ProtectedActivityRow.seq)
     )
     return [ProtectedActivity(row.id, row.person_id, row.kind, row.occurred_at) for row in rows]
 

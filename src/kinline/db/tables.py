@@ -238,6 +238,9 @@ class ProtectedActivityRow(Base):
     kind: Mapped[str] = mapped_column(String(32))
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
     recorded_by: Mapped[str] = mapped_column(String(200))
+    # The facility's activities numbered as recorded: of several at one instant,
+    # the retaliation report names the later-listed.
+    seq: Mapped[int] = mapped_column(Integer, server_default="0")
 
     __table_args__ = (Index("ix_protected_activities_person", "facility_id", "person_id"),)
 
