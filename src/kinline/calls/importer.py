@@ -33,9 +33,11 @@ Order
     (then of their row), so each sees the ones before it. Batches are taken
     in file order: an export sorted by start (as exports are) is decided in
     time order throughout. Calls should be later than the usage already
-    stored for their people: counters and rolling windows count exactly
-    whatever the order, but a gap mark holds only the end of the last
-    governed session, so a call before it is judged ``too_soon``.
+    stored for their people. Whatever the order nothing is overfilled:
+    counters count exactly; a call before stored ones must fit every rolling
+    window that holds it, those that close after it too (the ``BatchLedger``'s
+    snapshots look ahead); a gap mark holds only the end of the last governed
+    session, so a call before it is judged ``too_soon``.
 
 Batches
     ``batch_size`` rows (default 10,000) are one transaction. A batch with an
