@@ -43,7 +43,7 @@ scenarios: setup  ## The SPEC's example scenarios and ours.
 	$(BIN)/kinline scenario check ../shared/scenarios/*.yaml tests/scenarios/*.yaml
 
 test: lint typecheck migrations-check  ## Every check and the whole test suite.
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadgroup
 
 bench: setup  ## Benchmarks against their named baselines.
 	$(BIN)/python bench/decide.py

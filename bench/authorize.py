@@ -126,10 +126,10 @@ from _support import (
     wait_for,
 )
 from kinline.auth.service import create_token
+from kinline.changes.service import impose_rule
 from kinline.db.engine import Database
 from kinline.people.model import Facility, Person
 from kinline.people.service import add_contact, admit_person, register_facility
-from kinline.policy.service import impose_rule
 from kinline.rules.model import Channel, Contact
 
 VENV_BIN = Path(sys.executable).parent

@@ -53,11 +53,11 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from kinline.calls.importer import import_calls
+from kinline.changes.service import impose_rule
 from kinline.db.engine import Database
 from kinline.db.migrate import upgrade
 from kinline.people.model import Person
 from kinline.people.service import add_contact, admit_person, list_facilities
-from kinline.policy.service import impose_rule
 from kinline.rules.model import Channel, Contact
 from kinline.rules.periods import local, wall_to_instant
 from kinline.scenario import load_into

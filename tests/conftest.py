@@ -1,8 +1,21 @@
-"""Fixtures shared by every tier: fresh, migrated databases on SQLite and PostgreSQL.
+"""Fixtures shared by every tier: fresh databases on SQLite and PostgreSQL, each a
+copy of a template built once per run.
 
-Each test gets its own database, copied from a template migrated once per run
-(on PostgreSQL with CREATE DATABASE ... TEMPLATE), so tests never share state
-and every schema is the one the Alembic migrations build.
+Each test gets its own database, copied from a template (on SQLite a file copy,
+on PostgreSQL CREATE DATABASE ... TEMPLATE), so tests never share state and every
+schema is the one the Alembic migrations build. The templates are the migrated
+schema and, built on a copy of it, every loaded state a test starts from (a
+``DbTemplate``, tests/integration/_databases.py): a module whose tests all start
+from one state overrides the ``db_template`` fixture, and a fixture that needs
+another asks ``fresh_db``. Templates are built once per session, which under
+pytest-xdist is once per worker; database names carry a uuid, so workers and
+concurrent runs never meet.
+
+Markers put here by file name, in ``pytest_collection_modifyitems``: every test in
+a file named test_calls_race.py or test_ledger_race*.py is ``slow`` (real servers
+racing and killed; ``-m "not slow"`` leaves them out, ``make test`` runs them),
+and the tests of each such file share an xdist group, so one worker sets up the
+module's server and runs them all (``--dist loadgroup``).
 """
 
 from __future__ import annotations
@@ -10,9 +23,12 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from fnmatch import fnmatch
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -22,7 +38,20 @@ from kinline.db.engine import Database
 from kinline.db.migrate import upgrade
 
 POSTGRES_URL = os.environ.get("KINLINE_TEST_POSTGRES_URL")
+MIGRATED = "migrated"
+SLOW_FILES = ("test_calls_race.py", "test_ledger_race*.py")
 _counter = itertools.count()
+
+
+class Template(Protocol):
+    """A database state and how to build it on a migrated database (a
+    ``DbTemplate`` of tests/integration/_databases.py)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def build(self) -> Callable[[Database], object]: ...
 
 
 def _postgres_missing_reason() -> str:
@@ -30,6 +59,11 @@ def _postgres_missing_reason() -> str:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if any(fnmatch(item.path.name, pattern) for pattern in SLOW_FILES):
+            item.add_marker(pytest.mark.slow)
+            if config.pluginmanager.hasplugin("xdist"):
+                item.add_marker(pytest.mark.xdist_group(item.path.name))
     if POSTGRES_URL:
         return
     if os.environ.get("CI") == "true":
@@ -39,15 +73,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason=_postgres_missing_reason()))
 
 
+def _build(template: Template, url: str) -> None:
+    database = Database(url)
+    try:
+        template.build(database)
+    finally:
+        database.dispose()
+
+
 class PostgresTemplates:
-    """Creates and drops databases on the test server."""
+    """Creates and drops databases on the test server: a template database per
+    starting state, each built once, and fresh copies of them."""
 
     def __init__(self, url: str) -> None:
         self.url = make_url(url)
         self.admin = create_engine(self.url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-        self.template = f"kinline_tmpl_{uuid.uuid4().hex[:10]}"
-        self._create(self.template, None)
-        upgrade(self.url_for(self.template))
+        self.prefix = f"kinline_tmpl_{uuid.uuid4().hex[:10]}"
+        self._templates: dict[str, str] = {}
+        self.template = self.template_for(None)
 
     def url_for(self, name: str) -> str:
         return self.url.set(database=name).render_as_string(hide_password=False)
@@ -61,14 +104,68 @@ class PostgresTemplates:
         with self.admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
-    def fresh(self) -> str:
+    def template_for(self, template: Template | None) -> str:
+        """The template database of ``template`` (None: the migrated schema), built
+        the first time it is asked for."""
+        key = MIGRATED if template is None else template.name
+        if key not in self._templates:
+            name = f"{self.prefix}_{key}"
+            try:
+                if template is None:
+                    self._create(name, None)
+                    upgrade(self.url_for(name))
+                else:
+                    self._create(name, self.template_for(None))
+                    _build(template, self.url_for(name))
+            except BaseException:
+                self.drop(name)
+                raise
+            self._templates[key] = name
+        return self._templates[key]
+
+    def fresh(self, template: Template | None = None) -> str:
+        """A new database holding ``template``'s state (None: just migrated)."""
         name = f"kinline_t_{uuid.uuid4().hex[:12]}"
-        self._create(name, self.template)
+        self._create(name, self.template_for(template))
         return name
 
     def close(self) -> None:
-        self.drop(self.template)
+        for name in self._templates.values():
+            self.drop(name)
         self.admin.dispose()
+
+
+class SqliteTemplates:
+    """Template files, each built once, copied for every test that starts from one."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._paths: dict[str, Path] = {}
+
+    def template_for(self, template: Template | None) -> Path:
+        key = MIGRATED if template is None else template.name
+        if key not in self._paths:
+            path = self.folder / f"{key}.db"
+            if template is None:
+                upgrade(f"sqlite:///{path}")
+            else:
+                shutil.copyfile(self.template_for(None), path)
+                try:
+                    _build(template, f"sqlite:///{path}")
+                except BaseException:
+                    path.unlink(missing_ok=True)
+                    raise
+            # Everything in the main file, so a copy of the file alone is whole.
+            with sqlite3.connect(path) as connection:
+                connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            connection.close()
+            self._paths[key] = path
+        return self._paths[key]
+
+    def fresh(self, template: Template | None, folder: Path) -> str:
+        path = folder / f"kinline-{next(_counter)}.db"
+        shutil.copyfile(self.template_for(template), path)
+        return f"sqlite:///{path}"
 
 
 @pytest.fixture(scope="session")
@@ -81,24 +178,71 @@ def postgres_templates() -> Iterator[PostgresTemplates]:
 
 
 @pytest.fixture(scope="session")
-def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("template") / "template.db"
-    upgrade(f"sqlite:///{path}")
-    return path
+def sqlite_templates(tmp_path_factory: pytest.TempPathFactory) -> SqliteTemplates:
+    return SqliteTemplates(tmp_path_factory.mktemp("templates"))
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(sqlite_templates: SqliteTemplates) -> Path:
+    """The migrated SQLite file every fresh SQLite database is copied from."""
+    return sqlite_templates.template_for(None)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The URL of a fresh, migrated database: once on SQLite, once on PostgreSQL."""
-    if request.param == "sqlite":
-        path = tmp_path / f"kinline-{next(_counter)}.db"
-        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
-        yield f"sqlite:///{path}"
+def db_backend(request: pytest.FixtureRequest) -> str:
+    """Each database test runs once on SQLite and once on PostgreSQL."""
+    return str(request.param)
+
+
+@pytest.fixture
+def fresh_url(
+    db_backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Callable[[Template | None], str]]:
+    """Makes the URL of a new database on this test's backend holding a template's
+    state (None: just migrated); each is dropped when the test ends."""
+    if db_backend == "sqlite":
+        sqlite: SqliteTemplates = request.getfixturevalue("sqlite_templates")
+        yield lambda template=None: sqlite.fresh(template, tmp_path)
         return
-    templates: PostgresTemplates = request.getfixturevalue("postgres_templates")
-    name = templates.fresh()
-    yield templates.url_for(name)
-    templates.drop(name)
+    postgres: PostgresTemplates = request.getfixturevalue("postgres_templates")
+    made: list[str] = []
+
+    def fresh(template: Template | None = None) -> str:
+        made.append(postgres.fresh(template))
+        return postgres.url_for(made[-1])
+
+    yield fresh
+    for name in made:
+        postgres.drop(name)
+
+
+@pytest.fixture
+def fresh_db(fresh_url: Callable[[Template | None], str]) -> Iterator[Callable[..., Database]]:
+    """Makes a new database (as ``fresh_url``), disposed of when the test ends."""
+    opened: list[Database] = []
+
+    def fresh(template: Template | None = None) -> Database:
+        database = Database(fresh_url(template))
+        opened.append(database)
+        return database
+
+    yield fresh
+    for database in opened:
+        database.dispose()
+
+
+@pytest.fixture
+def db_template() -> Template | None:
+    """What a test's ``db`` holds when it starts: None, the migrated schema only.
+    A module whose tests all start from one loaded state overrides this fixture."""
+    return None
+
+
+@pytest.fixture
+def db_url(fresh_url: Callable[[Template | None], str], db_template: Template | None) -> str:
+    """The URL of a fresh database holding ``db_template``: once on SQLite, once on
+    PostgreSQL."""
+    return fresh_url(db_template)
 
 
 @pytest.fixture

@@ -16,11 +16,12 @@ from kinline.appeals.api import router as appeals_router
 from kinline.appeals.service import sweep_appeals
 from kinline.calls.api import calls_router, decisions_router
 from kinline.calls.path import sweep
+from kinline.changes.api import router as changes_router
 from kinline.db.engine import Database
-from kinline.delivery.api import router as delivery_router
-from kinline.delivery.worker import start_worker_from_env
 from kinline.http import PROBLEM_RESPONSES, install_problem_handlers
 from kinline.notices.api import router as notices_router
+from kinline.notices.delivery.api import router as delivery_router
+from kinline.notices.delivery.worker import start_worker_from_env
 from kinline.people.api import router as people_router
 from kinline.policy.api import router as rules_router
 
@@ -83,6 +84,7 @@ def create_app(db: Database | None = None) -> FastAPI:
     for router in (
         people_router,
         rules_router,
+        changes_router,
         decisions_router,
         calls_router,
         notices_router,

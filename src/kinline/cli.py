@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from kinline.appeals.cli import app as appeals_app
 from kinline.audit.cli import app as audit_app
@@ -15,8 +16,8 @@ from kinline.cli_support import DatabaseOption, console, database, errors, frien
 from kinline.courts.cli import app as report_app
 from kinline.db.engine import configured_url
 from kinline.db.migrate import upgrade
-from kinline.delivery.cli import deliveries_command, print_app, worker_command
 from kinline.notices.cli import app as notices_app
+from kinline.notices.delivery.cli import deliveries_command, print_app, worker_command
 from kinline.scenario import FreshDatabases, check_file, load_into
 from kinline.scenariofile import ScenarioFormatError
 
@@ -71,7 +72,8 @@ def scenario_check(
             try:
                 result = check_file(str(path), databases)
             except ScenarioFormatError as error:
-                errors.print(f"[red]malformed[/red] {error}")
+                # Each file is reported and the others still run.
+                errors.print(f"[red]malformed[/red] {escape(str(error))}")
                 malformed = True
                 continue
             for failure in result.failures:
@@ -82,7 +84,7 @@ def scenario_check(
         databases.close()
     console.print(f"{passed} passed, {failed} failed")
     if malformed:
-        raise typer.Exit(2)
+        raise typer.Exit(ScenarioFormatError.exit_code)
     if failed:
         raise typer.Exit(1)
 
@@ -97,9 +99,6 @@ def scenario_load(
     upgrade(db.url)
     try:
         scenario = load_into(str(file), db)
-    except ScenarioFormatError as error:
-        errors.print(f"[red]malformed[/red] {error}")
-        raise typer.Exit(2) from None
     finally:
         db.dispose()
     console.print(

@@ -26,7 +26,7 @@ from starlette.routing import compile_path
 from kinline.auth.model import IMPLIED, Scope
 from kinline.auth.service import Caller, authenticate
 from kinline.db.engine import Database
-from kinline.errors import InvalidInput, KinlineError
+from kinline.errors import Forbidden, InvalidInput, KinlineError, Unauthenticated
 from kinline.people.model import Facility
 from kinline.people.service import get_facility, list_facilities
 from kinline.rules.parse import RuleError, parse_instant
@@ -56,16 +56,6 @@ async def in_thread(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) ->
     return await loop.run_in_executor(_executor, functools.partial(fn, *args, **kwargs))
 
 
-class Unauthenticated(KinlineError):
-    code = "unauthenticated"
-    status = 401
-
-
-class Forbidden(KinlineError):
-    code = "forbidden"
-    status = 403
-
-
 class ProblemIssue(BaseModel):
     field: str = Field(description="The field at fault, dotted for nested ones")
     message: str
@@ -74,7 +64,13 @@ class ProblemIssue(BaseModel):
 class Problem(BaseModel):
     """RFC 9457 problem details: how every error is answered."""
 
-    type: str = Field(default="about:blank")
+    type: str = Field(
+        default="about:blank",
+        description=(
+            "The kind of error: https://kinline.dev/problems/ and its code with hyphens "
+            "(https://kinline.dev/problems/hold-expired); about:blank when the status says it all"
+        ),
+    )
     title: str
     status: int
     detail: str = Field(description="What was wrong, in a sentence")
@@ -110,9 +106,10 @@ def problem(
     detail: str,
     extra: Mapping[str, Any] | None = None,
     *,
+    type_: str = "about:blank",
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    body = {"type": type_, "title": title, "status": status, "detail": detail}
     body.update(extra or {})
     sent = dict(headers or {})
     if status == 401:
@@ -120,23 +117,33 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=sent or None)
 
 
+def domain_problem(error: KinlineError, extra: Mapping[str, Any] | None = None) -> JSONResponse:
+    """The one rendering of a domain error: its type, title, status, message
+    (``detail``), code and field."""
+    body: dict[str, Any] = {"code": error.code}
+    if error.field:
+        body["field"] = error.field
+    body.update(extra or {})
+    return problem(error.status, error.title, error.message, body, type_=error.type)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
+    """Every error becomes problem+json here and nowhere else: a domain error as
+    its class says, invalid input as ``InvalidInput`` with every field at fault,
+    an unknown path or method by its HTTP status, anything else as a logged 500."""
+
     @app.exception_handler(KinlineError)
     async def domain_error(_request: Request, error: KinlineError) -> JSONResponse:
-        extra = {"code": error.code}
-        if error.field:
-            extra["field"] = error.field
-        return problem(error.status, error.code.replace("_", " "), error.message, extra)
+        return domain_problem(error)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:
         issues = [_issue(item) for item in error.errors()]
         first = issues[0] if issues else {"field": "", "message": "invalid request"}
-        return problem(
-            422,
-            "invalid input",
-            f"{first['field']}: {first['message']}",
-            {"code": "invalid_input", "field": first["field"], "errors": issues},
+        return domain_problem(
+            InvalidInput(f"{first['field']}: {first['message']}", field=first["field"]),
+            # Even an empty field: the body as a whole is at fault.
+            {"field": first["field"], "errors": issues},
         )
 
     @app.exception_handler(StarletteHTTPException)

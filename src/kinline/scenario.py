@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from kinline.calls.service import attempt_session, decide_contact
+from kinline.changes.service import approve_contact, impose_rule, lift_rule
+from kinline.changes.service import revoke_contact as revoke
 from kinline.courts.service import (
     compliance_report,
     record_protected_activity,
@@ -26,9 +28,7 @@ from kinline.db.engine import Database
 from kinline.db.migrate import upgrade
 from kinline.errors import Conflict, KinlineError
 from kinline.notices.service import notice_counts
-from kinline.people.service import add_contact, admit_person, approve_contact, register_facility
-from kinline.people.service import revoke_contact as revoke
-from kinline.policy.service import impose_rule, lift_rule
+from kinline.people.service import add_contact, admit_person, register_facility
 from kinline.rules.decide import Decision
 from kinline.rules.retaliation import ProtectedActivity
 from kinline.scenariofile import LineMap, Scenario, ScenarioFormatError, Step, load_scenario

@@ -34,19 +34,22 @@ from kinline.rules.retaliation import PROTECTED_KINDS
 
 DECISION_KEYS = frozenset(
     {"allowed", "reason", "rules", "charged_to", "max_minutes", "monitoring"}
-    | {"interpreter", "conflicts"}
+    | {"interpreter", "setting", "conflicts"}
 )
 CONTACT_KEYS = ("id", "person", "name", "relationship", "phones", "approved", "privileged")
 ACTIONS = ("call", "check", "filing", "impose", "lift", "approve", "revoke")
 
 
-class ScenarioFormatError(Exception):
+class ScenarioFormatError(InvalidInput):
+    """A scenario file that is not well formed; the message names its path and line."""
+
+    code = "malformed_scenario"
+
     def __init__(self, path: str, line: int | None, message: str) -> None:
         where = f"{path}:{line}" if line is not None else path
         super().__init__(f"{where}: {message}")
         self.path = path
         self.line = line
-        self.message = message
 
 
 class LineMap(dict[str, Any]):

@@ -11,25 +11,21 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from _databases import SUPERMAX, DbTemplate
 
 from kinline.api import create_app
 from kinline.auth.service import create_token
 from kinline.db.engine import Database
-from kinline.scenario import load_into
 
 with warnings.catch_warnings():
     # starlette warns that it would rather use httpx2, which is not a dependency.
     warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
     from fastapi.testclient import TestClient
 
-SCENARIO = (
-    Path(__file__).resolve().parents[3] / "shared" / "scenarios" / "supermax-family-contact.yaml"
-)
 ROLES = ("read", "staff", "telephony")
 PROBLEM = "application/problem+json"
 
@@ -168,8 +164,12 @@ class Api:
 
 
 @pytest.fixture
+def db_template() -> DbTemplate:
+    return SUPERMAX
+
+
+@pytest.fixture
 def api(db: Database) -> Iterator[Api]:
-    load_into(str(SCENARIO), db)
     at = datetime(2024, 1, 1, tzinfo=UTC)
     tokens = {role: create_token(db, f"{role}-client", role, at=at)[1] for role in ROLES}
     with TestClient(create_app(db), raise_server_exceptions=False) as client:
@@ -384,6 +384,7 @@ def test_a_decision_explains_a_denial(api: Api, role: str) -> None:
         "max_minutes": None,
         "monitoring": None,
         "interpreter": None,
+        "setting": None,
         "conflicts": [],
         "explanation": [
             {

@@ -12,26 +12,22 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
+from _databases import SUPERMAX, DbTemplate
 
 from kinline.api import create_app
 from kinline.auth.service import create_token
 from kinline.db.engine import Database
-from kinline.scenario import load_into
 
 with warnings.catch_warnings():
     # starlette warns that it would rather use httpx2, which is not a dependency.
     warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
     from fastapi.testclient import TestClient
 
-SCENARIO = (
-    Path(__file__).resolve().parents[3] / "shared" / "scenarios" / "supermax-family-contact.yaml"
-)
 PROBLEM = "application/problem+json"
 OUT_OF_RANGE = "9999-12-31T23:59"  # a wall time whose instant overflows in UTC
 RULE = {
@@ -71,8 +67,12 @@ class Api:
 
 
 @pytest.fixture
+def db_template() -> DbTemplate:
+    return SUPERMAX
+
+
+@pytest.fixture
 def api(db: Database) -> Iterator[Api]:
-    load_into(str(SCENARIO), db)
     _, secret = create_token(db, "records-office", "staff", at=datetime(2024, 1, 1, tzinfo=UTC))
     with TestClient(create_app(db), raise_server_exceptions=False) as client:
         yield Api(client, {"Authorization": f"Bearer {secret}"})

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from _databases import SUPERMAX, DbTemplate
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -35,22 +36,18 @@ from kinline.appeals.service import (
 from kinline.audit.service import verify_log
 from kinline.auth.service import create_token
 from kinline.calls.service import attempt_session
+from kinline.changes.service import impose_rule
 from kinline.cli import app as cli
 from kinline.courts.service import retaliation_report
 from kinline.db.engine import Database
 from kinline.db.tables import AuditEventRow, ProtectedActivityRow
 from kinline.errors import Conflict, InvalidInput, KinlineError, NotFound
 from kinline.notices.service import list_notices
-from kinline.policy.service import impose_rule
-from kinline.scenario import load_into
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
     from fastapi.testclient import TestClient
 
-SCENARIO = (
-    Path(__file__).resolve().parents[3] / "shared" / "scenarios" / "supermax-family-contact.yaml"
-)
 FAC = "usp-red-mesa"
 DENVER = ZoneInfo("America/Denver")
 ACTOR = "test"
@@ -73,8 +70,13 @@ def notice_id(db: Database, subject: str) -> int:
 
 
 @pytest.fixture
+def db_template() -> DbTemplate:
+    return SUPERMAX
+
+
+@pytest.fixture
 def loaded(db: Database) -> Database:
-    load_into(str(SCENARIO), db)
+    """The supermax scenario after its whole timeline (``db_template``)."""
     return db
 
 

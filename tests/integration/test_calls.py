@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import textwrap
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import pytest
+from _databases import DbTemplate, scenario_template
 from sqlalchemy import func, select
 
 from kinline.api import create_app
@@ -37,7 +37,6 @@ from kinline.calls.service import decide_contact
 from kinline.db.engine import Database
 from kinline.db.tables import AuditEventRow, GapMarkRow, SessionRow, UsageCounterRow
 from kinline.errors import Conflict, InvalidInput, NotFound
-from kinline.scenario import load_into
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
@@ -47,9 +46,9 @@ FACILITY = "fci-test"
 T0 = datetime(2025, 3, 4, 17, 0, tzinfo=UTC)  # 10:00 in Denver
 
 
-def scenario(tmp_path: Path, rules: str) -> str:
-    path = tmp_path / "calls.yaml"
-    path.write_text(
+def scenario(rules: str) -> DbTemplate:
+    """Two people and their contacts in FCI Test, under ``rules``."""
+    return scenario_template(
         textwrap.dedent(
             """\
             scenario: calls
@@ -71,7 +70,6 @@ def scenario(tmp_path: Path, rules: str) -> str:
         )
         + textwrap.indent(textwrap.dedent(rules), "  ")
     )
-    return str(path)
 
 
 TWO_CALLS = """\
@@ -91,15 +89,13 @@ MINUTES_AND_GAP = """\
 
 
 @pytest.fixture
-def two_calls(db: Database, tmp_path: Path) -> Database:
-    load_into(scenario(tmp_path, TWO_CALLS), db)
-    return db
+def two_calls(fresh_db: Callable[[DbTemplate], Database]) -> Database:
+    return fresh_db(scenario(TWO_CALLS))
 
 
 @pytest.fixture
-def minutes_and_gap(db: Database, tmp_path: Path) -> Database:
-    load_into(scenario(tmp_path, MINUTES_AND_GAP), db)
-    return db
+def minutes_and_gap(fresh_db: Callable[[DbTemplate], Database]) -> Database:
+    return fresh_db(scenario(MINUTES_AND_GAP))
 
 
 def take(db: Database, key: str, at: datetime, dialed: str = "+1 303 555 0100", **kw: Any) -> Any:
@@ -438,8 +434,10 @@ NOW_RULES = """\
 
 
 @pytest.fixture
-def client(db: Database, tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str]]]:
-    load_into(scenario(tmp_path, NOW_RULES), db)
+def client(
+    fresh_db: Callable[[DbTemplate], Database],
+) -> Iterator[tuple[TestClient, dict[str, str]]]:
+    db = fresh_db(scenario(NOW_RULES))
     tokens = {
         role: create_token(db, f"{role}-client", role, at=datetime.now(UTC))[1]
         for role in ("read", "staff", "telephony")

@@ -29,21 +29,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _databases import DbTemplate, scenario_template
 from _server import KINLINE, free_port
 from aiosmtpd.controller import Controller
 from pypdf import PdfReader
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-import kinline.policy.service as policy_service
+import kinline.changes.service as changes_service
 from kinline.audit.service import verify_log
 from kinline.auth.service import create_token
+from kinline.changes.service import impose_rule
 from kinline.cli import app
 from kinline.db.engine import Database
 from kinline.db.tables import AuditEventRow, DeliveryAttemptRow, NoticeDeliveryRow, NoticeRow
-from kinline.delivery import repository as delivery_repository
-from kinline.delivery.model import MAX_ATTEMPTS, Delivery, retry_delay
-from kinline.delivery.service import (
+from kinline.errors import InvalidInput, NotFound
+from kinline.notices.delivery import repository as delivery_repository
+from kinline.notices.delivery.model import MAX_ATTEMPTS, Delivery, retry_delay
+from kinline.notices.delivery.service import (
     deliver_due_emails,
     deliver_emails,
     list_deliveries,
@@ -52,11 +55,9 @@ from kinline.delivery.service import (
     print_batch_pdf,
     retry_failed,
 )
-from kinline.delivery.smtp import Mailer, SmtpSettings, refused_for_good, smtp_mailer
-from kinline.errors import InvalidInput, NotFound
+from kinline.notices.delivery.smtp import Mailer, SmtpSettings, refused_for_good, smtp_mailer
 from kinline.notices.service import list_notices
 from kinline.people.service import add_contact
-from kinline.policy.service import impose_rule
 from kinline.rules.model import Contact
 from kinline.scenario import load_into
 from kinline.scenariofile import ScenarioFormatError, load_scenario
@@ -91,6 +92,7 @@ contacts:
      phones: ["+1 212 555 0100"], approved: [phone], privileged: true,
      email: pd@defender.example}
 """
+DELIVERY = scenario_template(SCENARIO)
 
 
 def rule(rule_id: str, person: str = "all") -> dict[str, Any]:
@@ -176,10 +178,13 @@ def smtp() -> Iterator[SmtpServer]:
 
 
 @pytest.fixture
-def loaded(db: Database, tmp_path: Path) -> Database:
-    path = tmp_path / "delivery.yaml"
-    path.write_text(SCENARIO)
-    load_into(str(path), db)
+def db_template() -> DbTemplate:
+    return DELIVERY
+
+
+@pytest.fixture
+def loaded(db: Database) -> Database:
+    """The delivery scenario loaded (``db_template``)."""
     return db
 
 
@@ -257,14 +262,14 @@ def test_a_failure_after_the_notices_leaves_no_notice_and_no_delivery(
         count(loaded, NoticeDeliveryRow),
         count(loaded, DeliveryAttemptRow),
     )
-    real = policy_service.write_notices
+    real = changes_service.write_notices
 
     def write_then_fail(*args: Any, **kwargs: Any) -> list[int]:
         ids = real(*args, **kwargs)
         assert ids  # the notices and their deliveries were written in the session...
         raise RuntimeError("the disk filled up before commit")
 
-    monkeypatch.setattr(policy_service, "write_notices", write_then_fail)
+    monkeypatch.setattr(changes_service, "write_notices", write_then_fail)
     with pytest.raises(RuntimeError, match="disk filled"):
         impose_rule(loaded, FACILITY, rule("r1"), at=T0, actor="staff")
     # ...and went with the rollback: nothing of the change is left.
@@ -540,12 +545,9 @@ def test_a_worker_gives_back_claims_it_has_no_time_left_for(
 
 
 @pytest.fixture
-def postgres_db(postgres_templates: Any, tmp_path: Path) -> Iterator[Database]:
-    name = postgres_templates.fresh()
+def postgres_db(postgres_templates: Any) -> Iterator[Database]:
+    name = postgres_templates.fresh(DELIVERY)
     db = Database(postgres_templates.url_for(name))
-    path = tmp_path / "delivery.yaml"
-    path.write_text(SCENARIO)
-    load_into(str(path), db)
     yield db
     db.dispose()
     postgres_templates.drop(name)
@@ -596,6 +598,7 @@ def test_the_server_runs_the_worker_when_asked(
 
 
 @pytest.mark.postgres
+@pytest.mark.slow
 def test_a_killed_worker_loses_nothing_and_resends_only_unrecorded(
     postgres_templates: Any, tmp_path: Path
 ) -> None:

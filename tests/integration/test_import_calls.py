@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 
 from kinline.calls.importer import ImportSummary, import_calls
 from kinline.calls.service import attempt_session, decide_contact
+from kinline.changes.service import approve_contact, impose_rule
 from kinline.cli import app
 from kinline.courts.service import compliance_report
 from kinline.db.engine import Database
@@ -37,11 +38,9 @@ from kinline.people.model import Facility, Person
 from kinline.people.service import (
     add_contact,
     admit_person,
-    approve_contact,
     register_facility,
     require_person,
 )
-from kinline.policy.service import impose_rule
 from kinline.rules.model import Channel, Contact
 
 ZONE = ZoneInfo("America/New_York")

@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
+from _databases import SUPERMAX, DbTemplate
 from pypdf import PdfReader
 from sqlalchemy import func, select
 from typer.testing import CliRunner
@@ -30,6 +31,7 @@ from typer.testing import CliRunner
 from kinline.api import create_app
 from kinline.audit.service import verify_log
 from kinline.auth.service import create_token
+from kinline.changes.service import impose_rule
 from kinline.cli import app as cli_app
 from kinline.db.engine import Database
 from kinline.db.tables import AuditEventRow
@@ -42,16 +44,11 @@ from kinline.notices.service import (
     overdue_notices,
 )
 from kinline.people.service import get_facility
-from kinline.policy.service import impose_rule
-from kinline.scenario import load_into
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
     from fastapi.testclient import TestClient
 
-SCENARIO = (
-    Path(__file__).resolve().parents[3] / "shared" / "scenarios" / "supermax-family-contact.yaml"
-)
 FACILITY = "usp-red-mesa"
 DENVER_OFFSET = timedelta(hours=6)  # MDT, all summer
 runner = CliRunner()
@@ -82,8 +79,13 @@ def acknowledgements(db: Database) -> int:
 
 
 @pytest.fixture
+def db_template() -> DbTemplate:
+    return SUPERMAX
+
+
+@pytest.fixture
 def loaded(db: Database) -> Database:
-    load_into(str(SCENARIO), db)
+    """The supermax scenario after its whole timeline (``db_template``)."""
     return db
 
 

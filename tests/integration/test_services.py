@@ -8,22 +8,16 @@ import pytest
 from sqlalchemy import func, select
 
 from kinline.calls.service import attempt_session, decide_contact
+from kinline.changes.service import approve_contact, impose_rule, lift_rule, revoke_contact
 from kinline.db.engine import Database
 from kinline.db.tables import ApprovalRow, AuditEventRow, NoticeDeliveryRow, NoticeRow, RuleRow
 from kinline.errors import Conflict, InvalidInput
 from kinline.notices.service import list_notices
 from kinline.people.model import Facility, Person
 from kinline.people.repository import get_contact
-from kinline.people.service import (
-    add_contact,
-    admit_person,
-    approve_contact,
-    list_contacts,
-    register_facility,
-    revoke_contact,
-)
+from kinline.people.service import add_contact, admit_person, list_contacts, register_facility
 from kinline.policy.repository import rules_for
-from kinline.policy.service import impose_rule, lift_rule, rules_in_force
+from kinline.policy.service import rules_in_force
 from kinline.rules.model import Channel, Contact, Rule
 
 T0 = datetime(2024, 3, 1, 12, tzinfo=UTC)

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from kinline.rules.decide import NO_BOUND_MINUTES, Decision, Request, decide, grant_order_key
-from kinline.rules.model import Channel, Contact, Monitoring, Reason, Rule
+from kinline.rules.model import Channel, Contact, Monitoring, Reason, Rule, Setting
 from kinline.rules.parse import parse_rule
 from kinline.rules.periods import wall_to_instant
 from kinline.rules.usage import UsageLedger, usage_change
@@ -813,3 +813,110 @@ def test_usage_change_adds_to_the_charged_grant_and_governing_limits_only() -> N
         ("month", start + timedelta(minutes=20))
     ]
     assert outranked.id not in {c.rule_id for c in change.counters}
+
+
+# --- step 6: visit settings -------------------------------------------------------------
+
+VISITS = frozenset({Channel.PHONE, Channel.VIDEO, Channel.VISIT})
+V_WIFE = Contact("wife", PERSON, "spouse", approved=VISITS)
+V_SON = Contact("son", PERSON, "child", approved=VISITS)
+V_COUNSEL = Contact("counsel", PERSON, "attorney", privileged=True, approved=VISITS)
+
+
+def visit_rule(rule_id: str, kind: str, order: int = 0, **fields: Any) -> Rule:
+    return rule(rule_id, kind, order, channel="visit", **fields)
+
+
+def test_a_visit_without_a_setting_rule_is_open() -> None:
+    facility = Facility(
+        visit_rule("g", "grant"),
+        visit_rule("r-live", "require", order=1, monitoring="live"),
+    )
+    decision = facility.decide(V_WIFE, "2024-03-04T10:00", Channel.VISIT)
+    assert decision.allowed
+    assert decision.setting is Setting.OPEN
+    assert decision.as_dict()["setting"] == "open"
+    assert decision.rules == ("g", "r-live")
+
+
+@pytest.mark.parametrize("order", [(1, 2), (2, 1)])
+def test_the_most_restrictive_setting_wins_in_any_listing(order: tuple[int, int]) -> None:
+    facility = Facility(
+        visit_rule("g", "grant"),
+        visit_rule("r-nc", "require", order=order[0], setting="non_contact"),
+        visit_rule("r-closed", "require", order=order[1], setting="closed"),
+    )
+    decision = facility.decide(V_WIFE, "2024-03-04T10:00", Channel.VISIT)
+    assert decision.setting is Setting.CLOSED
+    assert decision.as_dict()["setting"] == "closed"
+    assert set(decision.rules) == {"g", "r-nc", "r-closed"}
+
+
+def test_a_require_asking_for_open_never_lowers_the_setting() -> None:
+    facility = Facility(
+        visit_rule("g", "grant"),
+        visit_rule("r-nc", "require", order=1, setting="non_contact"),
+        visit_rule("r-open", "require", order=2, setting="open"),
+    )
+    decision = facility.decide(V_WIFE, "2024-03-04T10:00", Channel.VISIT)
+    assert decision.setting is Setting.NON_CONTACT
+
+
+def test_setting_requires_that_do_not_match_are_not_counted() -> None:
+    facility = Facility(
+        visit_rule("g", "grant", contacts={"ids": ["wife", "son", "counsel"]}),
+        visit_rule("r-son", "require", contacts={"ids": ["son"]}, setting="closed"),
+        visit_rule("r-any", "require", setting="closed"),  # `any`: never counsel
+        visit_rule("r-old", "require", until="2024-03-01", setting="closed"),
+        visit_rule("r-later", "require", from_="2024-03-05", setting="closed"),
+        visit_rule("r-other", "require", person="someone", setting="closed"),
+    )
+    decision = facility.decide(V_COUNSEL, "2024-03-04T10:00", Channel.VISIT)
+    assert decision.setting is Setting.OPEN
+    assert decision.rules == ("g",)
+    assert facility.decide(V_SON, "2024-03-04T10:00", Channel.VISIT).setting is Setting.CLOSED
+
+
+def test_a_setting_require_applies_even_to_a_court_order_grant() -> None:
+    facility = Facility(
+        visit_rule("order", "grant", authority="court_order"),
+        visit_rule("r", "require", setting="non_contact"),
+    )
+    decision = facility.decide(V_WIFE, "2024-03-04T10:00", Channel.VISIT)
+    assert (decision.charged_to, decision.setting) == ("order", Setting.NON_CONTACT)
+    assert decision.conflicts == ()
+
+
+@pytest.mark.parametrize("channel", [Channel.PHONE, Channel.VIDEO])
+def test_phone_and_video_have_no_setting(channel: Channel) -> None:
+    facility = Facility(
+        rule("g", "grant", channel=str(channel)),
+        rule("r", "require", channel=str(channel), monitoring="live"),
+        visit_rule("g-visit", "grant"),
+        visit_rule("r-visit", "require", setting="closed"),
+    )
+    decision = facility.decide(V_WIFE, "2024-03-04T10:00", channel)
+    assert decision.allowed
+    assert decision.setting is None
+    assert decision.as_dict()["setting"] is None
+    assert set(decision.rules) == {"g", "r"}
+
+
+def test_a_refused_visit_has_no_setting() -> None:
+    not_approved = Contact("friend", PERSON, "friend", approved=frozenset({Channel.PHONE}))
+    facility = Facility(
+        visit_rule("g", "grant", quota={"count": 1, "per": "day"}),
+        visit_rule("d-son", "deny", contacts={"ids": ["son"]}),
+        visit_rule("r", "require", setting="closed"),
+    )
+    assert facility.call(V_WIFE, "2024-03-04T10:00", 60, Channel.VISIT).setting is Setting.CLOSED
+    refusals = [
+        (facility.decide(not_approved, "2024-03-04T12:00", Channel.VISIT), Reason.NOT_ON_LIST),
+        (facility.decide(V_SON, "2024-03-05T12:00", Channel.VISIT), Reason.DENIED),
+        (facility.decide(V_WIFE, "2024-03-04T12:00", Channel.VISIT), Reason.QUOTA_EXHAUSTED),
+        (Facility().decide(V_WIFE, "2024-03-04T12:00", Channel.VISIT), Reason.NO_GRANT),
+    ]
+    for decision, reason in refusals:
+        assert decision.reason is reason
+        assert decision.setting is None
+        assert decision.as_dict()["setting"] is None

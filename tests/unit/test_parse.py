@@ -24,6 +24,7 @@ from kinline.rules.model import (
     Quota,
     Rule,
     Selector,
+    Setting,
     Window,
     rolling,
 )
@@ -402,3 +403,67 @@ def test_definition_with_local_times_parses_back(rule: Rule) -> None:
     if rule.ends_at is not None:
         data["until"] = local(rule.ends_at, ZONE).isoformat()
     assert parse_rule(data, ZONE, rule.order) == rule
+
+
+# --- visit settings (SPEC 3.1) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        pytest.param(base("require", setting="closed"), "visit", id="require-on-phone"),
+        pytest.param(
+            base("require", channel="video", setting="open"), "visit", id="require-on-video"
+        ),
+        pytest.param(base(channel="visit", setting="closed"), "grant", id="on-a-grant"),
+        pytest.param(base("limit", channel="visit", setting="closed"), "limit", id="on-a-limit"),
+        pytest.param(base("deny", channel="visit", setting="closed"), "deny", id="on-a-deny"),
+        pytest.param(
+            base("require", channel="visit", setting="behind-glass"), "non_contact", id="bad"
+        ),
+        pytest.param(base("require", channel="visit", setting="Closed"), "closed", id="case"),
+        pytest.param(base("require", channel="visit", setting=2), "open", id="number"),
+        pytest.param(base("require", channel="visit", setting=True), "open", id="bool"),
+        pytest.param(base("require", channel="visit", setting=["closed"]), "open", id="list"),
+    ],
+)
+def test_a_misplaced_or_bad_setting_names_the_field(data: dict[str, Any], message: str) -> None:
+    with pytest.raises(RuleError) as raised:
+        parse_rule(data, ZONE, 0, field="timeline[3].impose")
+    assert raised.value.field == "timeline[3].impose.setting"
+    assert str(raised.value).startswith("timeline[3].impose.setting: ")
+    assert message in raised.value.message
+
+
+@pytest.mark.parametrize("setting", list(Setting))
+def test_a_visit_require_carries_a_setting(setting: Setting) -> None:
+    rule = parse_rule(
+        base("require", channel="visit", setting=setting.value, monitoring="live"), ZONE, 0
+    )
+    assert rule.setting is setting
+    assert rule.monitoring is Monitoring.LIVE
+    definition = json.loads(json.dumps(rule_definition(rule)))
+    assert definition["setting"] == setting.value
+    again = rule_from_definition(definition, starts_at=None, ends_at=None, order=0)
+    assert again == rule
+    assert again.setting is setting
+
+
+def test_a_setting_alone_is_a_require_rule() -> None:
+    rule = parse_rule(base("require", channel="visit", setting="non_contact"), ZONE, 0)
+    assert (rule.setting, rule.monitoring, rule.interpreter) == (Setting.NON_CONTACT, None, None)
+
+
+def test_settings_are_ordered_open_non_contact_closed() -> None:
+    assert [s.value for s in sorted(Setting, key=lambda s: s.level)] == [
+        "open",
+        "non_contact",
+        "closed",
+    ]
+
+
+def test_rules_without_a_setting_store_none() -> None:
+    for data in (base(), base("require", monitoring="live"), base("require", channel="visit")):
+        rule = parse_rule(data, ZONE, 0)
+        assert rule.setting is None
+        assert "setting" not in rule_definition(rule)

@@ -32,6 +32,7 @@ from kinline.rules.model import (
     Reason,
     Rule,
     Selector,
+    Setting,
 )
 from kinline.rules.parse import parse_rule
 from kinline.rules.periods import wall_to_instant
@@ -135,7 +136,7 @@ def rule_data(draw: st.DrawFn, rule_id: str, kind: str, base: datetime) -> dict[
         "id": rule_id,
         "kind": kind,
         "authority": draw(st.sampled_from(list(Authority) + [Authority.FACILITY_POLICY] * 2)).value,
-        "channel": draw(st.sampled_from(["phone"] * 5 + ["video"])),
+        "channel": draw(st.sampled_from(["phone"] * 5 + ["video", "visit"])),
         "person": draw(st.sampled_from(["p", "p", "all", "all", "q"])),
         "contacts": draw(selectors()),
     }
@@ -168,6 +169,8 @@ def rule_data(draw: st.DrawFn, rule_id: str, kind: str, base: datetime) -> dict[
             data["monitoring"] = draw(st.sampled_from(list(Monitoring))).value
         if draw(st.booleans()):
             data["interpreter"] = draw(st.sampled_from(["es", "fr", "pt-BR"]))
+        if data["channel"] == "visit" and draw(st.booleans()):
+            data["setting"] = draw(st.sampled_from(list(Setting))).value
     return data
 
 
@@ -486,6 +489,7 @@ RANK = {
     "court_order": 5,
 }
 LEVEL = {"none": 0, "recorded": 1, "live": 2}
+SETTING_LEVEL = {"open": 0, "non_contact": 1, "closed": 2}
 
 
 def _matches(selector: Selector, contact: Contact) -> bool:
@@ -605,6 +609,7 @@ def spec_decide(rules: Sequence[Rule], session: Session, log: Sequence[Logged]) 
             "max_minutes": None,
             "monitoring": None,
             "interpreter": None,
+            "setting": None,
             "conflicts": set(),
         }
 
@@ -667,6 +672,11 @@ def spec_decide(rules: Sequence[Rule], session: Session, log: Sequence[Logged]) 
             ):
                 monitoring = require.monitoring.value
             interpreter = require.interpreter or interpreter
+        setting = "open" if session.channel is VISIT else None
+        for require in requires:
+            wanted = None if require.setting is None else require.setting.value
+            if setting is not None and wanted is not None:
+                setting = max(setting, wanted, key=SETTING_LEVEL.__getitem__)
         return {
             "allowed": True,
             "reason": None,
@@ -675,6 +685,7 @@ def spec_decide(rules: Sequence[Rule], session: Session, log: Sequence[Logged]) 
             "max_minutes": min(bounds) if bounds else 1440,
             "monitoring": monitoring,
             "interpreter": interpreter,
+            "setting": setting,
             "conflicts": {r.id for r in denies + limits if not _applies(r, grant)},
         }
     return refused(*failures[0])
@@ -831,3 +842,113 @@ def test_gap_worlds_reach_every_edge() -> None:
 
     collect()
     assert seen == {"zero-refused", "zero-at-end", "small-refused", "small-passed"}
+
+
+# --- visit settings (SPEC 3.1, 4.6) ----------------------------------------------------------
+#
+# The worlds above rarely allow a visit (few rules and contacts are on that channel). These
+# put most rules and sessions on it, approve every contact but one for it, and give most
+# visit requires a setting, so that every setting is reached, by one rule or by several.
+
+VISIT_CONTACTS: dict[str, list[Contact]] = {
+    person: [
+        contact
+        if contact.id == "kid"
+        else _contact(
+            contact.id,
+            person,
+            contact.relationship,
+            *contact.approved,
+            VISIT,
+            privileged=contact.privileged,
+        )
+        for contact in contacts
+    ]
+    for person, contacts in CONTACTS.items()
+}
+
+
+@st.composite
+def visit_sessions_from(draw: st.DrawFn, start: datetime) -> Session:
+    person = draw(st.sampled_from(["p"] * 5 + ["q"]))
+    return Session(
+        person=person,
+        contact=draw(st.sampled_from(VISIT_CONTACTS[person])),
+        channel=draw(st.sampled_from([VISIT] * 6 + [PHONE, VIDEO])),
+        at=start,
+        minutes=draw(st.integers(1, 90)),
+    )
+
+
+@st.composite
+def visit_worlds(draw: st.DrawFn, max_rules: int = 9, max_history: int = 10) -> World:
+    base = draw(st.sampled_from(BASES))
+    kind_choices = ["grant"] * 3 + ["limit"] * 2 + ["deny"] + ["require"] * 4
+    more = draw(st.lists(st.sampled_from(kind_choices), min_size=2, max_size=max_rules - 1))
+    rules = []
+    for index, kind in enumerate(["grant", *more]):
+        data = draw(rule_data(f"{kind[0]}{index}", kind, base))
+        if draw(st.integers(0, 3)) > 0:
+            data["channel"] = "visit"
+        if kind in ("grant", "require") and draw(st.booleans()):
+            data.update(person="all", contacts="any")
+        if kind == "require" and data["channel"] == "visit" and draw(st.integers(0, 3)) > 0:
+            data["setting"] = draw(st.sampled_from(list(Setting))).value
+        rules.append(parse_rule(data, ZONE, index))
+    at = wall_to_instant(base + timedelta(minutes=draw(st.integers(0, 24 * 60))), ZONE)
+    history: list[Session] = []
+    for _ in range(draw(st.integers(1, max_history))):
+        history.append(draw(visit_sessions_from(at)))
+        at = at + _step(draw)
+    return World(base, rules, history, draw(visit_sessions_from(at)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(world=visit_worlds())
+def test_visit_worlds_agree_with_the_spec(world: World) -> None:
+    replay = Replay(world.rules)
+    for step, session in enumerate([*world.history, world.final]):
+        decision = replay.decide(session)
+        assert _as_sets(decision) == spec_decide(world.rules, session, replay.log), step
+        replay.record(session, decision)
+
+
+@PROPERTY
+@given(world=visit_worlds())
+def test_only_allowed_visits_have_a_setting(world: World) -> None:
+    replay = Replay(world.rules)
+    by_id = {rule.id: rule for rule in world.rules}
+    for session in [*world.history, world.final]:
+        decision = replay.decide(session)
+        if decision.allowed and session.channel is VISIT:
+            assert decision.setting is not None
+            named = [by_id[i].setting for i in decision.rules]
+            levels = [0, *(setting.level for setting in named if setting is not None)]
+            assert decision.setting.level == max(levels)
+        else:
+            assert decision.setting is None
+        replay.record(session, decision)
+
+
+def test_visit_worlds_reach_every_setting() -> None:
+    """The generator is not vacuous: allowed visits in every setting, visits under both a
+    non_contact and a closed require, and refused visits."""
+    seen: set[object] = set()
+
+    @settings(max_examples=400, deadline=None, database=None, derandomize=True)
+    @given(world=visit_worlds())
+    def collect(world: World) -> None:
+        by_id = {rule.id: rule for rule in world.rules}
+        sessions = [*world.history, world.final]
+        for session, decision in zip(sessions, Replay(world.rules).run(sessions), strict=True):
+            if session.channel is not VISIT:
+                continue
+            if not decision.allowed:
+                seen.add("refused")
+                continue
+            seen.add(decision.setting)
+            if {Setting.NON_CONTACT, Setting.CLOSED} <= {by_id[i].setting for i in decision.rules}:
+                seen.add("non_contact+closed")
+
+    collect()
+    assert seen == {*Setting, "non_contact+closed", "refused"}

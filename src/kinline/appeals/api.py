@@ -22,7 +22,8 @@ from kinline.appeals.schemas import (
 )
 from kinline.auth.model import IMPLIED, Scope
 from kinline.auth.service import Caller
-from kinline.http import DbDep, FacilityDep, Forbidden, Reader, Staff, moment
+from kinline.errors import Forbidden
+from kinline.http import DbDep, FacilityDep, Reader, Staff, moment
 from kinline.people.model import Facility
 from kinline.rules.periods import local
 

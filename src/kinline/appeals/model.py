@@ -56,13 +56,17 @@ MAX_LEVELS = 10
 
 
 class AppealError(Exception):
-    """A request the appeal's rules refuse. ``conflict``: it contradicts the state."""
+    """A request the appeal's rules refuse. ``conflict``: the appeal's state does
+    not allow it; ``late``: its window has closed."""
 
-    def __init__(self, field: str, message: str, *, conflict: bool = False) -> None:
+    def __init__(
+        self, field: str, message: str, *, conflict: bool = False, late: bool = False
+    ) -> None:
         super().__init__(message)
         self.field = field
         self.message = message
         self.conflict = conflict
+        self.late = late
 
 
 class Route(StrEnum):
@@ -269,6 +273,7 @@ def _late(field: str, what: str, closes_at: datetime, zone: ZoneInfo) -> AppealE
         field,
         f"the time to {what} ended on {last_day(closes_at, zone).isoformat()}; "
         "staff may accept it late with a reason",
+        late=True,
     )
 
 

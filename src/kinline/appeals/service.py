@@ -43,7 +43,14 @@ from kinline.audit.service import facility_chain, person_chain, record_event
 from kinline.courts import repository as courts_repository
 from kinline.db.engine import Database
 from kinline.db.tables import AppealRow, AppealStepRow
-from kinline.errors import Conflict, InvalidInput, KinlineError, NotFound
+from kinline.errors import (
+    AlreadyExists,
+    InvalidInput,
+    KinlineError,
+    LateFiling,
+    NotFound,
+    WrongState,
+)
 from kinline.people.model import Facility
 from kinline.people.service import require_facility, require_person
 from kinline.rules.retaliation import ProtectedActivity
@@ -87,8 +94,10 @@ class Appeal:
 
 
 def _error(error: AppealError) -> KinlineError:
+    if error.late:
+        return LateFiling(error.message, field=error.field)
     if error.conflict:
-        return Conflict(error.message, field=error.field)
+        return WrongState(error.message, field=error.field)
     return InvalidInput(error.message, field=error.field)
 
 
@@ -335,7 +344,7 @@ def file_appeal(
             is not None
         ):
             field = "notice_id" if notice_id is not None else "session_id"
-            raise Conflict("an appeal against it is already open", field=field)
+            raise AlreadyExists("an appeal against it is already open", field=field)
         levels = _config(session, facility_id).levels(way)
         try:
             stage = filed(

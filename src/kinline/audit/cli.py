@@ -6,7 +6,7 @@ import typer
 from rich.markup import escape
 
 from kinline.audit.service import verify_log
-from kinline.cli_support import DatabaseOption, console, database, errors
+from kinline.cli_base import DatabaseOption, console, database, errors
 
 app = typer.Typer(
     help="The tamper-evident audit log: per-person hash chains with their heads.",

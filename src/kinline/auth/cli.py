@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from kinline.auth.service import create_token
-from kinline.cli_support import DatabaseOption, console, database, friendly
+from kinline.cli_base import DatabaseOption, console, database, friendly
 
 app = typer.Typer(no_args_is_help=True)
 

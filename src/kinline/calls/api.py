@@ -48,6 +48,7 @@ def decision_out(explained: ExplainedDecision, place: Facility) -> DecisionOut:
         max_minutes=decision.max_minutes,
         monitoring=None if decision.monitoring is None else str(decision.monitoring),
         interpreter=decision.interpreter,
+        setting=None if decision.setting is None else str(decision.setting),
         conflicts=list(decision.conflicts),
         explanation=[
             RuleExplained(

@@ -36,6 +36,7 @@ from kinline.cli_support import (
     print_json,
     resolve_facility,
 )
+from kinline.errors import InvalidInput
 from kinline.rules.parse import RuleError, parse_instant
 from kinline.rules.periods import local
 
@@ -77,6 +78,7 @@ def decide_command(
         console.print(
             f"charged to {decision.charged_to}; at most {decision.max_minutes} minutes; "
             f"monitoring {decision.monitoring}; interpreter {decision.interpreter or 'none'}"
+            + (f"; setting {decision.setting}" if decision.setting is not None else "")
         )
     table = Table("rule", "authority", "kind", "role", "text")
     for rule in rules:
@@ -112,7 +114,7 @@ def sweep_command(
         try:
             moment = parse_instant(at, UTC_ZONE, "--at")
         except RuleError as error:
-            raise typer.BadParameter(error.message, param_hint="--at") from None
+            raise InvalidInput(error.message, field="--at") from None
     db = database(database_url)
     report = sweep(db, at=moment)
     if as_json:

@@ -15,9 +15,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from kinline.errors import Conflict
+from kinline.errors import WrongState
 from kinline.rules.decide import Decision
-from kinline.rules.model import Monitoring, Reason
+from kinline.rules.model import Monitoring, Reason, Setting
 
 
 class Status(StrEnum):
@@ -60,7 +60,11 @@ def decision_from_json(stored: Mapping[str, object], governed_by: Iterable[str] 
         value = stored.get(key)
         return tuple(str(item) for item in value) if isinstance(value, list) else ()
 
-    reason, monitoring = stored.get("reason"), stored.get("monitoring")
+    reason, monitoring, setting = (
+        stored.get("reason"),
+        stored.get("monitoring"),
+        stored.get("setting"),
+    )
     max_minutes, charged, interpreter = (
         stored.get("max_minutes"),
         stored.get("charged_to"),
@@ -74,6 +78,7 @@ def decision_from_json(stored: Mapping[str, object], governed_by: Iterable[str] 
         max_minutes=max_minutes if isinstance(max_minutes, int) else None,
         monitoring=None if monitoring is None else Monitoring(str(monitoring)),
         interpreter=None if interpreter is None else str(interpreter),
+        setting=None if setting is None else Setting(str(setting)),
         conflicts=names("conflicts"),
         governed_by=tuple(governed_by),
     )
@@ -265,7 +270,7 @@ def end(state: CallState, seconds: int, at: datetime) -> Step:
     if state.status == Status.COMPLETED and state.settled_by == SettledBy.PLATFORM:
         if state.minutes == minutes:
             return Step(state)
-        raise Conflict(
+        raise WrongState(
             f"call {state.hold_id!r} already ended with {state.minutes} minutes charged",
             field="hold_id",
         )
@@ -320,7 +325,7 @@ def _settled(
 
 def _require(state: CallState, wanted: Status, action: str) -> None:
     if state.status != wanted:
-        raise Conflict(
+        raise WrongState(
             f"cannot {action} call {state.hold_id!r}: it is {state.status}", field="hold_id"
         )
 

@@ -25,12 +25,12 @@ from sqlalchemy.orm import Session
 from kinline.audit.service import person_chain, record_event
 from kinline.calls import ledger, model, repository
 from kinline.calls.model import CallState, SettledBy, Status, Step
-from kinline.calls.service import ExplainedDecision, decide_in, parse_channel
+from kinline.calls.service import ExplainedDecision, decide_in
 from kinline.db.engine import Database
 from kinline.db.tables import SessionRow
 from kinline.errors import Conflict, InvalidInput, NotFound
 from kinline.people import repository as people
-from kinline.people.model import Facility, normalize_phone
+from kinline.people.model import Facility, normalize_phone, parse_channel
 from kinline.people.service import require_facility, require_person
 from kinline.rules.decide import Decision
 from kinline.rules.model import Channel, Reason

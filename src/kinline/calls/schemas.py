@@ -36,6 +36,9 @@ class DecisionOut(BaseModel):
     max_minutes: int | None
     monitoring: str | None
     interpreter: str | None
+    setting: str | None = Field(
+        description="Visits only: open, non_contact or closed; null for phone and video"
+    )
     conflicts: list[str]
     explanation: list[RuleExplained]
 

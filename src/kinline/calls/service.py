@@ -18,12 +18,11 @@ from kinline.calls import ledger, repository
 from kinline.db.engine import Database
 from kinline.db.tables import SessionRow
 from kinline.errors import InvalidInput
-from kinline.people.model import Facility
+from kinline.people.model import Facility, parse_channel
 from kinline.people.service import require_contact, require_facility, require_person
 from kinline.policy import repository as policy_repository
 from kinline.rules.decide import Decision, Request, decide
 from kinline.rules.model import Channel, Rule
-from kinline.rules.parse import RuleError, parse_enum
 from kinline.rules.usage import usage_change
 
 
@@ -50,13 +49,6 @@ class RecordedSession:
     status: str
     minutes: int
     decision: ExplainedDecision
-
-
-def parse_channel(value: Channel | str) -> Channel:
-    try:
-        return parse_enum(Channel, str(value), "channel")
-    except RuleError as error:
-        raise InvalidInput(error.message, field="channel") from None
 
 
 def decide_contact(

@@ -8,7 +8,7 @@ from kinline.audit.service import person_chain, record_event
 from kinline.calls import repository as calls_repository
 from kinline.courts import repository
 from kinline.db.engine import Database
-from kinline.errors import Conflict, InvalidInput, NotFound
+from kinline.errors import AlreadyExists, InvalidInput, NotFound
 from kinline.people import repository as people_repository
 from kinline.people.service import require_facility, require_person
 from kinline.policy import repository as policy_repository
@@ -41,7 +41,7 @@ def record_protected_activity(
         require_facility(session, facility_id)
         require_person(session, facility_id, activity.person)
         if repository.activity_exists(session, facility_id, activity.id):
-            raise Conflict(f"activity {activity.id!r} already recorded", field="id")
+            raise AlreadyExists(f"activity {activity.id!r} already recorded", field="id")
         repository.add_activity(session, facility_id, activity, actor)
         record_event(
             session,

@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session
 from kinline.audit.service import person_chain, record_event
 from kinline.db.engine import Database
 from kinline.db.tables import NoticeRow
-from kinline.delivery.outbox import enqueue_deliveries
 from kinline.errors import InvalidInput, NotFound
 from kinline.notices import repository
+from kinline.notices.delivery.outbox import enqueue_deliveries
 from kinline.notices.document import NoticeDocument
 from kinline.notices.model import Addressee, ChangeFacts, compose_notice
 from kinline.people import repository as people_repository

@@ -1,4 +1,5 @@
-"""Routes for facilities, people, contacts and approvals."""
+"""Routes for facilities, people and contacts (approving and revoking a channel:
+``kinline.changes.api``)."""
 
 from __future__ import annotations
 
@@ -6,16 +7,9 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter
 
-from kinline.http import DbDep, FacilityDep, Reader, Staff, moment
+from kinline.http import DbDep, FacilityDep, Reader
 from kinline.people import service
-from kinline.people.schemas import (
-    ApprovalIn,
-    ApprovalOut,
-    ContactOut,
-    FacilityOut,
-    PersonOut,
-    RevocationIn,
-)
+from kinline.people.schemas import ContactOut, FacilityOut, PersonOut
 
 router = APIRouter(prefix="/v1", tags=["people"])
 
@@ -56,40 +50,6 @@ def list_contacts(
         )
         for v in views
     ]
-
-
-@router.post("/contacts/{contact_id}/approvals", response_model=ApprovalOut)
-def approve(
-    contact_id: str, body: ApprovalIn, db: DbDep, place: FacilityDep, who: Staff
-) -> ApprovalOut:
-    notice = service.approve_contact(
-        db,
-        place.id,
-        contact_id,
-        body.channel,
-        at=moment(body.at, place),
-        actor=f"token:{who.name}",
-        reason=body.reason,
-    )
-    return ApprovalOut(
-        contact_id=contact_id, channel=body.channel, changed=notice is not None, notice_id=notice
-    )
-
-
-@router.post("/contacts/{contact_id}/approvals/{channel}/revoke", response_model=ApprovalOut)
-def revoke(
-    contact_id: str, channel: str, body: RevocationIn, db: DbDep, place: FacilityDep, who: Staff
-) -> ApprovalOut:
-    notice = service.revoke_contact(
-        db,
-        place.id,
-        contact_id,
-        channel,
-        reason=body.reason,
-        at=moment(body.at, place),
-        actor=f"token:{who.name}",
-    )
-    return ApprovalOut(contact_id=contact_id, channel=channel, changed=True, notice_id=notice)
 
 
 def vars_of(facility: object) -> dict[str, object]:

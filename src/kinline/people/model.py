@@ -1,4 +1,4 @@
-"""Facilities, people and contacts as the services hand them around; phone numbers."""
+"""Facilities, people and contacts as the services hand them around; channels, phone numbers."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 
 from kinline.errors import InvalidInput
+from kinline.rules.model import Channel
+from kinline.rules.parse import RuleError, parse_enum
 from kinline.rules.periods import local
 
 # Languages notices are written in; a person may speak any other, and is then
@@ -53,6 +55,14 @@ class Person:
 
 _EMAIL = re.compile(r"[^@\s<>(),;:\"\[\]\\]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
 _HOUSING_UNIT = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._/-]{0,63}")
+
+
+def parse_channel(value: Channel | str, field: str = "channel") -> Channel:
+    """A channel a contact is approved for and a rule concerns: phone, video, visit."""
+    try:
+        return parse_enum(Channel, str(value), field)
+    except RuleError as error:
+        raise InvalidInput(error.message, field=field) from None
 
 
 def check_email(address: str | None, field: str = "email") -> str | None:

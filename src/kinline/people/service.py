@@ -1,7 +1,9 @@
 """Use cases for facilities, people, contacts and approvals; one transaction each.
 
-Approving or revoking a contact for a channel changes what a person may do,
-so it writes the person's notice and audit events in the same transaction.
+Approving or revoking a contact for a channel changes what a person may do, so
+its notice must commit with it: ``approve`` and ``revoke`` work inside the
+caller's transaction, and ``kinline.changes.service`` runs them beside the
+notice (and, for a revocation, the adverse action) in one.
 """
 
 from __future__ import annotations
@@ -13,11 +15,8 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from kinline.audit.service import facility_chain, person_chain, record_event
-from kinline.courts import repository as courts_repository
 from kinline.db.engine import Database
-from kinline.errors import Conflict, InvalidInput, NotFound
-from kinline.notices.model import Change, ChangeFacts
-from kinline.notices.service import write_notices
+from kinline.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from kinline.people import repository
 from kinline.people.model import (
     Facility,
@@ -27,9 +26,10 @@ from kinline.people.model import (
     check_language,
     check_timezone,
     normalize_phone,
+    parse_channel,
 )
 from kinline.rules.model import RELATIONSHIPS, Channel, Contact
-from kinline.rules.parse import RuleError, parse_enum, parse_id
+from kinline.rules.parse import RuleError, parse_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +37,17 @@ class ContactView:
     contact: Contact
     name: str
     phones: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalChange:
+    """An approval granted or ended, with what its notice says about it."""
+
+    facility: Facility
+    person: Person
+    contact: Contact
+    contact_name: str
+    channel: Channel
 
 
 def require_facility(session: Session, facility_id: str, *, lock: bool = False) -> Facility:
@@ -90,7 +101,7 @@ def register_facility(db: Database, facility: Facility, *, at: datetime, actor: 
         raise InvalidInput("must be a two-letter country code", field="facility.country")
     with db.transaction() as session:
         if repository.get_facility(session, facility.id) is not None:
-            raise Conflict(f"facility {facility.id!r} already exists", field="facility.id")
+            raise AlreadyExists(f"facility {facility.id!r} already exists", field="facility.id")
         repository.add_facility(session, facility, at)
         record_event(
             session,
@@ -121,7 +132,7 @@ def admit_person(
     with db.transaction() as session:
         require_facility(session, person.facility_id)
         if repository.get_person(session, person.facility_id, person.id) is not None:
-            raise Conflict(f"person {person.id!r} already exists", field="person.id")
+            raise AlreadyExists(f"person {person.id!r} already exists", field="person.id")
         repository.add_person(session, person, housing_unit=housing_unit)
         record_event(
             session,
@@ -164,7 +175,7 @@ def add_contact(
         facility = require_facility(session, facility_id)
         require_person(session, facility_id, contact.person)
         if repository.contact_exists(session, facility_id, contact.id):
-            raise Conflict(f"contact {contact.id!r} already exists", field="contact.id")
+            raise AlreadyExists(f"contact {contact.id!r} already exists", field="contact.id")
         numbers = [
             normalize_phone(text, facility.country, f"contact.phones[{index}]")
             for index, text in enumerate(phones)
@@ -198,8 +209,8 @@ def add_contact(
     return ContactView(contact, name, numbers)
 
 
-def approve_contact(
-    db: Database,
+def approve(
+    session: Session,
     facility_id: str,
     contact_id: str,
     channel: Channel | str,
@@ -207,23 +218,21 @@ def approve_contact(
     at: datetime,
     actor: str,
     reason: str | None = None,
-) -> int | None:
-    """Approve a contact for a channel; returns the notice id, or None when it
-    already was approved (nothing changes, so nothing is written)."""
-    channel = _channel(channel)
-    with db.transaction() as session:
-        facility = require_facility(session, facility_id)
-        contact = require_contact(session, facility_id, contact_id, at)
-        if repository.open_approval(session, facility_id, contact_id, channel, at) is not None:
-            return None
-        repository.add_approval(session, facility_id, contact_id, channel, at)
-        return _announce_approval(
-            session, facility, contact, channel, Change.APPROVED, reason, at=at, actor=actor
-        )
+) -> ApprovalChange | None:
+    """Approve a contact for a channel, with its audit event, in the caller's
+    transaction; None when it already was approved (nothing changes, so
+    nothing is written)."""
+    channel = parse_channel(channel)
+    facility = require_facility(session, facility_id)
+    contact = require_contact(session, facility_id, contact_id, at)
+    if repository.open_approval(session, facility_id, contact_id, channel, at) is not None:
+        return None
+    repository.add_approval(session, facility_id, contact_id, channel, at)
+    return _recorded(session, facility, contact, channel, "approved", reason, at=at, actor=actor)
 
 
-def revoke_contact(
-    db: Database,
+def revoke(
+    session: Session,
     facility_id: str,
     contact_id: str,
     channel: Channel | str,
@@ -231,37 +240,32 @@ def revoke_contact(
     reason: str,
     at: datetime,
     actor: str,
-) -> int:
-    """End a contact's approval for a channel; the person is told why."""
-    channel = _channel(channel)
+) -> ApprovalChange:
+    """End a contact's approval for a channel, with its audit event, in the
+    caller's transaction; a reason is required (the person is told it)."""
+    channel = parse_channel(channel)
     if not reason or not reason.strip():
         raise InvalidInput("a reason is required to revoke an approval", field="reason")
-    with db.transaction() as session:
-        facility = require_facility(session, facility_id)
-        contact = require_contact(session, facility_id, contact_id, at)
-        approval = repository.open_approval(session, facility_id, contact_id, channel, at)
-        if approval is None:
-            raise Conflict(f"contact {contact_id!r} is not approved for {channel}", field="channel")
-        repository.end_approval(approval, at, reason)
-        courts_repository.add_adverse_action(
-            session, facility_id, contact.person, f"revoke:{contact_id}:{channel}", "revoke", at
-        )
-        return _announce_approval(
-            session, facility, contact, channel, Change.REVOKED, reason, at=at, actor=actor
-        )
+    facility = require_facility(session, facility_id)
+    contact = require_contact(session, facility_id, contact_id, at)
+    approval = repository.open_approval(session, facility_id, contact_id, channel, at)
+    if approval is None:
+        raise Conflict(f"contact {contact_id!r} is not approved for {channel}", field="channel")
+    repository.end_approval(approval, at, reason)
+    return _recorded(session, facility, contact, channel, "revoked", reason, at=at, actor=actor)
 
 
-def _announce_approval(
+def _recorded(
     session: Session,
     facility: Facility,
     contact: Contact,
     channel: Channel,
-    change: Change,
+    change: str,
     reason: str | None,
     *,
     at: datetime,
     actor: str,
-) -> int:
+) -> ApprovalChange:
     person = require_person(session, facility.id, contact.person)
     record_event(
         session,
@@ -272,29 +276,8 @@ def _announce_approval(
         payload={"contact_id": contact.id, "channel": str(channel), "reason": reason},
         at=at,
     )
-    [notice_id] = write_notices(
-        session,
-        facility,
-        [person],
-        ChangeFacts(
-            change=change,
-            subject=f"{contact.id}:{channel}",
-            channel=str(channel),
-            effective_at=at,
-            contact_name=repository.contact_name(session, facility.id, contact.id),
-            reason=reason,
-        ),
-        at=at,
-        actor=actor,
-    )
-    return notice_id
-
-
-def _channel(value: Channel | str) -> Channel:
-    try:
-        return parse_enum(Channel, str(value), "channel")
-    except RuleError as error:
-        raise InvalidInput(error.message, field="channel") from None
+    name = repository.contact_name(session, facility.id, contact.id)
+    return ApprovalChange(facility, person, contact, name, channel)
 
 
 def get_facility(db: Database, facility_id: str) -> Facility:

@@ -1,14 +1,13 @@
-"""Routes for rules: in force, imposed, lifted."""
+"""Routes for the rules in force (imposing and lifting one: ``kinline.changes.api``)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from kinline.calls.service import parse_channel
-from kinline.http import DbDep, FacilityDep, Reader, Staff, moment
-from kinline.people.model import Facility
+from kinline.http import DbDep, FacilityDep, Reader, moment
+from kinline.people.model import Facility, parse_channel
 from kinline.policy import service
-from kinline.policy.schemas import ImposeIn, LiftIn, RuleOut
+from kinline.policy.schemas import RuleOut
 from kinline.rules.model import Rule
 from kinline.rules.parse import rule_definition
 from kinline.rules.periods import local
@@ -50,29 +49,3 @@ def rules_in_force(
         channel=None if channel is None else parse_channel(channel),
     )
     return [rule_out(rule, place) for rule in rules]
-
-
-@router.post("/rules", response_model=RuleOut, status_code=201)
-def impose(body: ImposeIn, db: DbDep, place: FacilityDep, who: Staff) -> RuleOut:
-    rule = service.impose_rule(
-        db,
-        place.id,
-        body.rule,
-        at=moment(body.at, place),
-        actor=f"token:{who.name}",
-        reason=body.reason,
-    )
-    return rule_out(rule, place)
-
-
-@router.post("/rules/{rule_id}/lift", response_model=RuleOut)
-def lift(rule_id: str, body: LiftIn, db: DbDep, place: FacilityDep, who: Staff) -> RuleOut:
-    rule = service.lift_rule(
-        db,
-        place.id,
-        rule_id,
-        reason=body.reason,
-        at=moment(body.at, place),
-        actor=f"token:{who.name}",
-    )
-    return rule_out(rule, place)

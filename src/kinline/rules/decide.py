@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from kinline.rules.model import Channel, Contact, Kind, Monitoring, Reason, Rule
+from kinline.rules.model import Channel, Contact, Kind, Monitoring, Reason, Rule, Setting
 from kinline.rules.periods import closing_instant, elapsed, local, whole_minutes
 from kinline.rules.usage import UsageSnapshot
 
@@ -35,6 +35,7 @@ class Decision:
     max_minutes: int | None = None
     monitoring: Monitoring | None = None
     interpreter: str | None = None
+    setting: Setting | None = None  # visits only
     conflicts: tuple[str, ...] = ()
     governed_by: tuple[str, ...] = ()
 
@@ -47,6 +48,7 @@ class Decision:
             "max_minutes": self.max_minutes,
             "monitoring": None if self.monitoring is None else str(self.monitoring),
             "interpreter": self.interpreter,
+            "setting": None if self.setting is None else str(self.setting),
             "conflicts": list(self.conflicts),
         }
 
@@ -211,11 +213,18 @@ def _allowance(
 
     monitoring = Monitoring.NONE if request.contact.privileged else Monitoring.RECORDED
     interpreter: str | None = None
+    setting = Setting.OPEN if request.channel is Channel.VISIT else None
     for require in sorted(requires, key=lambda r: r.order):
         if require.monitoring is not None and require.monitoring.level > monitoring.level:
             monitoring = require.monitoring
         if require.interpreter is not None:
             interpreter = require.interpreter
+        if (
+            setting is not None
+            and require.setting is not None
+            and require.setting.level > setting.level
+        ):
+            setting = require.setting
 
     conflicts = [rule for rule in constraints if not rule.applies_to(grant)]
     return Decision(
@@ -226,6 +235,7 @@ def _allowance(
         max_minutes=max_minutes,
         monitoring=monitoring,
         interpreter=interpreter,
+        setting=setting,
         conflicts=_ids(conflicts),
         governed_by=_ids(governing),
     )

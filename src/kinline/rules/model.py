@@ -59,6 +59,21 @@ class Monitoring(StrEnum):
 _MONITORING_LEVELS = {Monitoring.NONE: 0, Monitoring.RECORDED: 1, Monitoring.LIVE: 2}
 
 
+class Setting(StrEnum):
+    """Where a visit takes place, least restrictive first (SPEC 3.1)."""
+
+    OPEN = "open"
+    NON_CONTACT = "non_contact"
+    CLOSED = "closed"
+
+    @property
+    def level(self) -> int:
+        return _SETTING_LEVELS[self]
+
+
+_SETTING_LEVELS = {Setting.OPEN: 0, Setting.NON_CONTACT: 1, Setting.CLOSED: 2}
+
+
 class Reason(StrEnum):
     NOT_ON_LIST = "not_on_list"
     NO_GRANT = "no_grant"
@@ -202,6 +217,7 @@ class Rule:
     min_gap_minutes: int | None = None
     monitoring: Monitoring | None = None
     interpreter: str | None = None
+    setting: Setting | None = None  # visits only
     order: int = 0
     case_number: str | None = field(default=None, compare=False)
 

@@ -22,11 +22,12 @@ from kinline.rules.model import (
     Quota,
     Rule,
     Selector,
+    Setting,
     Window,
 )
 from kinline.rules.periods import wall_to_instant
 
-E = TypeVar("E", Authority, Kind, Channel, Monitoring)
+E = TypeVar("E", Authority, Kind, Channel, Monitoring, Setting)
 
 
 class RuleError(ValueError):
@@ -46,7 +47,7 @@ KIND_FIELDS: Mapping[Kind, frozenset[str]] = {
     Kind.GRANT: frozenset({"quota", "max_minutes"}),
     Kind.LIMIT: frozenset({"quota", "max_minutes", "window", "min_gap_minutes"}),
     Kind.DENY: frozenset(),
-    Kind.REQUIRE: frozenset({"monitoring", "interpreter"}),
+    Kind.REQUIRE: frozenset({"monitoring", "interpreter", "setting"}),
 }
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$")
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -109,6 +110,8 @@ def rule_definition(rule: Rule) -> dict[str, Any]:
         out["monitoring"] = str(rule.monitoring)
     if rule.interpreter is not None:
         out["interpreter"] = rule.interpreter
+    if rule.setting is not None:
+        out["setting"] = str(rule.setting)
     return out
 
 
@@ -168,6 +171,11 @@ def _build(
         not isinstance(interpreter, str) or not _LANGUAGE.fullmatch(interpreter)
     ):
         raise RuleError(f"{field}.interpreter", "must be a language code such as `es`")
+    setting = mapping.get("setting")
+    if setting is not None and channel is not Channel.VISIT:
+        raise RuleError(
+            f"{field}.setting", f"only a visit rule has a setting, not a {channel} rule"
+        )
     window = mapping.get("window")
     min_gap = mapping.get("min_gap_minutes")
     max_minutes = mapping.get("max_minutes")
@@ -195,6 +203,7 @@ def _build(
         if monitoring is None
         else parse_enum(Monitoring, monitoring, f"{field}.monitoring"),
         interpreter=interpreter,
+        setting=None if setting is None else parse_enum(Setting, setting, f"{field}.setting"),
         order=order,
         case_number=case_number,
     )

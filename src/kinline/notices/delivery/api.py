@@ -9,9 +9,9 @@ from fastapi import APIRouter, Path
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from kinline.delivery.model import Delivery, PrintBatch
-from kinline.delivery.service import list_deliveries, list_print_batches, print_batch_pdf
 from kinline.http import DbDep, FacilityDep, Staff
+from kinline.notices.delivery.model import Delivery, PrintBatch
+from kinline.notices.delivery.service import list_deliveries, list_print_batches, print_batch_pdf
 
 router = APIRouter(prefix="/v1", tags=["delivery"])
 NoticeId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Notice id")]

@@ -24,17 +24,17 @@ from kinline.cli_support import (
     opened,
     print_json,
 )
-from kinline.delivery.model import MAX_ATTEMPTS
-from kinline.delivery.service import (
+from kinline.errors import InvalidInput
+from kinline.notices.delivery.model import MAX_ATTEMPTS
+from kinline.notices.delivery.service import (
     list_deliveries,
     list_print_batches,
     make_print_batches,
     print_batch_pdf,
     retry_failed,
 )
-from kinline.delivery.smtp import SmtpSettings
-from kinline.delivery.worker import PassResult, WorkerSettings, run_worker
-from kinline.errors import InvalidInput
+from kinline.notices.delivery.smtp import SmtpSettings
+from kinline.notices.delivery.worker import PassResult, WorkerSettings, run_worker
 
 print_app = typer.Typer(no_args_is_help=True)
 batches_app = typer.Typer(no_args_is_help=True)

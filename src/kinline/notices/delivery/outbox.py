@@ -4,7 +4,7 @@
 notice and its deliveries commit together or not at all (invariants 1 and 3):
 a notice can never be written and then forgotten by the mailer, and a
 delivery never points at a notice that was rolled back. Sending happens
-later, in ``kinline.delivery.service``.
+later, in ``kinline.notices.delivery.service``.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from kinline.delivery import repository
-from kinline.delivery.model import KIOSK, Channel, print_recipient
+from kinline.notices.delivery import repository
+from kinline.notices.delivery.model import KIOSK, Channel, print_recipient
 from kinline.people.model import Facility, Person
 
 

@@ -16,7 +16,14 @@ from kinline.db.tables import (
     PersonRow,
     PrintBatchRow,
 )
-from kinline.delivery.model import Attempt, Channel, ClaimedEmail, Delivery, PrintBatch, Status
+from kinline.notices.delivery.model import (
+    Attempt,
+    Channel,
+    ClaimedEmail,
+    Delivery,
+    PrintBatch,
+    Status,
+)
 
 
 def email_addresses(session: Session, facility_id: str, person_id: str) -> list[str]:

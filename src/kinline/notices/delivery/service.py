@@ -43,8 +43,9 @@ from sqlalchemy.orm import Session
 from kinline.audit.service import facility_chain, person_chain, record_event
 from kinline.db.engine import Database
 from kinline.db.tables import NoticeDeliveryRow
-from kinline.delivery import repository
-from kinline.delivery.model import (
+from kinline.errors import InvalidInput, NotFound
+from kinline.notices.delivery import repository
+from kinline.notices.delivery.model import (
     MAX_ATTEMPTS,
     ClaimedEmail,
     Delivery,
@@ -55,8 +56,7 @@ from kinline.delivery.model import (
     retry_delay,
     sender_domain,
 )
-from kinline.delivery.smtp import Mailer, compose_email, refused_for_good
-from kinline.errors import InvalidInput, NotFound
+from kinline.notices.delivery.smtp import Mailer, compose_email, refused_for_good
 from kinline.notices.render import render_pdf
 from kinline.notices.service import notice_document
 from kinline.people.service import require_facility

@@ -17,9 +17,9 @@ from datetime import UTC, datetime, timedelta
 from datetime import time as time_of_day
 
 from kinline.db.engine import Database
-from kinline.delivery.model import MAX_ATTEMPTS, EmailRun, PrintBatch
-from kinline.delivery.service import DEFAULT_LEASE, deliver_due_emails, make_print_batches
-from kinline.delivery.smtp import Mailer, SmtpSettings, smtp_mailer
+from kinline.notices.delivery.model import MAX_ATTEMPTS, EmailRun, PrintBatch
+from kinline.notices.delivery.service import DEFAULT_LEASE, deliver_due_emails, make_print_batches
+from kinline.notices.delivery.smtp import Mailer, SmtpSettings, smtp_mailer
 
 log = logging.getLogger("kinline.worker")
 

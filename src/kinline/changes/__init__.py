@@ -1,0 +1,1 @@
+"""Changes to what a person may do, each committed with its notice and audit events."""
