@@ -42,8 +42,12 @@ migrations-check: setup  ## The migrations build exactly the models' schema.
 scenarios: setup  ## The SPEC's example scenarios and ours.
 	$(BIN)/kinline scenario check ../shared/scenarios/*.yaml tests/scenarios/*.yaml
 
+# Two workers (pytest-xdist) for two cores; loadgroup with the scheduler of
+# tests/conftest.py keeps tests that share a module-scoped server on one worker.
+# Bytecode may be written: pytest caches its assertion rewrite of every module it
+# rewrites (hypothesis, anyio, the tests) only then, else each worker redoes it.
 test: lint typecheck migrations-check  ## Every check and the whole test suite.
-	$(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadgroup
+	PYTHONDONTWRITEBYTECODE= $(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadgroup
 
 bench: setup  ## Benchmarks against their named baselines.
 	$(BIN)/python bench/decide.py

@@ -11,11 +11,18 @@ another asks ``fresh_db``. Templates are built once per session, which under
 pytest-xdist is once per worker; database names carry a uuid, so workers and
 concurrent runs never meet.
 
-Markers put here by file name, in ``pytest_collection_modifyitems``: every test in
-a file named test_calls_race.py or test_ledger_race*.py is ``slow`` (real servers
-racing and killed; ``-m "not slow"`` leaves them out, ``make test`` runs them),
-and the tests of each such file share an xdist group, so one worker sets up the
-module's server and runs them all (``--dist loadgroup``).
+Marked here by file name, in ``pytest_collection_modifyitems``: every test in a
+file named test_calls_race.py or test_ledger_race*.py (SLOW_FILES) is ``slow``:
+real servers raced and killed. Other long kill tests carry the mark themselves
+(test_delivery.py's killed worker). ``make test`` runs them all; ``pytest -m "not
+slow"`` leaves them out.
+
+Under pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``) the scheduler
+here keeps together on one worker the tests of a file in SHARED_FIXTURE_FILES
+that run on the same backend (their first parameter): they share a module-scoped
+fixture per backend (a server, a database), which that worker then sets up once.
+(The ``xdist_group`` mark cannot do this: pytest 9.2's structured node ids ignore
+the suffix xdist 3.8 adds, pytest-xdist issue #1386.)
 """
 
 from __future__ import annotations
@@ -26,9 +33,10 @@ import shutil
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from fnmatch import fnmatch
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -40,6 +48,7 @@ from kinline.db.migrate import upgrade
 POSTGRES_URL = os.environ.get("KINLINE_TEST_POSTGRES_URL")
 MIGRATED = "migrated"
 SLOW_FILES = ("test_calls_race.py", "test_ledger_race*.py")
+SHARED_FIXTURE_FILES = ("test_audit_log.py", "test_ledger_race*.py")
 _counter = itertools.count()
 
 
@@ -58,12 +67,37 @@ def _postgres_missing_reason() -> str:
     return "KINLINE_TEST_POSTGRES_URL is not set: PostgreSQL tests skipped"
 
 
+def work_unit(nodeid: str) -> str:
+    """What xdist hands one worker whole: a test of a SHARED_FIXTURE_FILES file goes
+    with the others of its file on its backend (``path::test[sqlite-...]`` ->
+    ``path[sqlite]``); any other test goes alone."""
+    path, _, name = nodeid.partition("::")
+    if "[" not in name or not any(fnmatch(Path(path).name, p) for p in SHARED_FIXTURE_FILES):
+        return nodeid
+    backend = name.split("[", 1)[1].split("-", 1)[0].removesuffix("]")
+    return f"{path}[{backend}]"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadgroup``, and the work units of ``work_unit``."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class Scheduling(LoadGroupScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.rfind("@") > nodeid.rfind("]"):  # an xdist_group mark that took
+                return str(super()._split_scope(nodeid))
+            return work_unit(nodeid)
+
+    return Scheduling(config, log)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if any(fnmatch(item.path.name, pattern) for pattern in SLOW_FILES):
             item.add_marker(pytest.mark.slow)
-            if config.pluginmanager.hasplugin("xdist"):
-                item.add_marker(pytest.mark.xdist_group(item.path.name))
     if POSTGRES_URL:
         return
     if os.environ.get("CI") == "true":
@@ -83,13 +117,20 @@ def _build(template: Template, url: str) -> None:
 
 class PostgresTemplates:
     """Creates and drops databases on the test server: a template database per
-    starting state, each built once, and fresh copies of them."""
+    starting state, each built once, and fresh copies of them.
+
+    One thread works beside the tests: while a test runs it makes the next copy
+    of the template that test started from, and it drops the databases of the
+    tests that ended (``drop_later``), so no test waits for either."""
 
     def __init__(self, url: str) -> None:
         self.url = make_url(url)
         self.admin = create_engine(self.url.set(database="postgres"), isolation_level="AUTOCOMMIT")
         self.prefix = f"kinline_tmpl_{uuid.uuid4().hex[:10]}"
         self._templates: dict[str, str] = {}
+        self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kinline-pg")
+        self._next: dict[str, Future[str]] = {}  # template database: its next copy
+        self._drops: list[tuple[str, Future[None]]] = []
         self.template = self.template_for(None)
 
     def url_for(self, name: str) -> str:
@@ -123,14 +164,29 @@ class PostgresTemplates:
             self._templates[key] = name
         return self._templates[key]
 
-    def fresh(self, template: Template | None = None) -> str:
-        """A new database holding ``template``'s state (None: just migrated)."""
+    def _copy(self, source: str) -> str:
         name = f"kinline_t_{uuid.uuid4().hex[:12]}"
-        self._create(name, self.template_for(template))
+        self._create(name, source)
         return name
 
+    def fresh(self, template: Template | None = None) -> str:
+        """A new database holding ``template``'s state (None: just migrated)."""
+        source = self.template_for(template)
+        ready = self._next.pop(source, None)
+        name = ready.result() if ready is not None else self._copy(source)
+        self._next[source] = self._background.submit(self._copy, source)
+        return name
+
+    def drop_later(self, name: str) -> None:
+        """Drop ``name`` soon, on the thread beside the tests."""
+        self._drops = [(n, f) for n, f in self._drops if not f.done() or f.exception()]
+        self._drops.append((name, self._background.submit(self.drop, name)))
+
     def close(self) -> None:
-        for name in self._templates.values():
+        self._background.shutdown(wait=True)
+        left = [name for name, dropped in self._drops if dropped.exception() is not None]
+        left += [ready.result() for ready in self._next.values() if ready.exception() is None]
+        for name in [*left, *self._templates.values()]:
             self.drop(name)
         self.admin.dispose()
 
@@ -213,7 +269,7 @@ def fresh_url(
 
     yield fresh
     for name in made:
-        postgres.drop(name)
+        postgres.drop_later(name)
 
 
 @pytest.fixture

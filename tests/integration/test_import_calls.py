@@ -11,13 +11,14 @@ import json
 import math
 import threading
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from _databases import DbTemplate
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
@@ -85,10 +86,12 @@ def setup_facility(db: Database, rules: Iterable[dict[str, Any]], facility_id: s
         impose_rule(db, facility_id, rule, at=T0, actor=ACTOR, in_force_at_start=True)
 
 
+WESTBROOK = DbTemplate("import_westbrook_monthly", lambda db: setup_facility(db, [MONTHLY]))
+
+
 @pytest.fixture
-def facility(db: Database) -> Database:
-    setup_facility(db, [MONTHLY])
-    return db
+def facility(fresh_db: Callable[[DbTemplate], Database]) -> Database:
+    return fresh_db(WESTBROOK)
 
 
 def write_csv(path: Path, rows: Iterable[Sequence[object]], header: Sequence[str] = HEADER) -> Path:

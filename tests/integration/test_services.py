@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from _databases import DbTemplate
 from sqlalchemy import func, select
 
 from kinline.calls.service import attempt_session, decide_contact
@@ -25,8 +26,8 @@ T1 = datetime(2024, 3, 5, 15, tzinfo=UTC)
 ACTOR = "test"
 
 
-@pytest.fixture
-def facility(db: Database) -> Database:
+def open_westbrook(db: Database) -> None:
+    """Westbrook: two people, a contact each, and five calls a week for everyone."""
     register_facility(
         db, Facility("wcf", "Westbrook", "America/New_York", appeal_days=15), at=T0, actor=ACTOR
     )
@@ -66,6 +67,19 @@ def facility(db: Database) -> Database:
         actor=ACTOR,
         in_force_at_start=True,
     )
+
+
+WESTBROOK = DbTemplate("services_westbrook", open_westbrook)
+
+
+@pytest.fixture
+def db_template() -> DbTemplate:
+    return WESTBROOK
+
+
+@pytest.fixture
+def facility(db: Database) -> Database:
+    """Westbrook opened (``db_template``)."""
     return db
 
 
