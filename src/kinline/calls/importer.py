@@ -78,6 +78,7 @@ from sqlalchemy.orm import Session
 
 from kinline.audit.service import facility_chain, record_event
 from kinline.calls import ledger, repository
+from kinline.calls.model import charged_usage
 from kinline.calls.rows import (
     BatchLedger,
     Call,
@@ -96,7 +97,6 @@ from kinline.people.service import require_facility
 from kinline.rules.decide import Decision, Request, decide
 from kinline.rules.model import DAY, MONTH, WEEK, Channel, Rule
 from kinline.rules.periods import local, period_key, wall_to_instant
-from kinline.rules.usage import usage_change
 
 DEFAULT_BATCH_SIZE = 10_000
 MAX_LISTED_ERRORS = 1_000
@@ -419,10 +419,9 @@ def _record(session: Session, facility: Facility, calls: Sequence[Call], at: dat
         contact = call.contact.as_of(call.at)
         request = Request(call.person, contact, call.channel, call.at)
         decision = decide(request, person_rules, batch.snapshot(call.person), zone)
-        if decision.allowed and decision.charged_to is not None:
-            charged = min(call.minutes, decision.max_minutes or 0)
-            governing = [by_id[rule_id] for rule_id in decision.governed_by]
-            change = usage_change(by_id[decision.charged_to], governing, call.at, charged, zone)
+        charged = min(call.minutes, decision.max_minutes or 0)
+        change = charged_usage(decision, by_id, call.at, charged, zone)
+        if change is not None:
             batch.apply(call.person, change)
         else:
             outside += 1

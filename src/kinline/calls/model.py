@@ -14,10 +14,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
 from kinline.errors import WrongState
 from kinline.rules.decide import Decision
-from kinline.rules.model import Monitoring, Reason, Setting
+from kinline.rules.model import Monitoring, Reason, Rule, Setting
+from kinline.rules.usage import UsageChange, usage_change
 
 
 class Status(StrEnum):
@@ -82,6 +84,21 @@ def decision_from_json(stored: Mapping[str, object], governed_by: Iterable[str] 
         conflicts=names("conflicts"),
         governed_by=tuple(governed_by),
     )
+
+
+def charged_usage(
+    decision: Decision,
+    rules: Mapping[str, Rule],
+    started_at: datetime,
+    minutes: int,
+    zone: ZoneInfo,
+) -> UsageChange | None:
+    """What a session this decision allowed adds to the usage ledger, at ``minutes``
+    (its grant's quota and each governing limit's); None when it was refused."""
+    if not decision.allowed or decision.charged_to is None:
+        return None
+    governing = [rules[rule_id] for rule_id in decision.governed_by]
+    return usage_change(rules[decision.charged_to], governing, started_at, minutes, zone)
 
 
 # ---------------------------------------------------------------------------

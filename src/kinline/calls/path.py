@@ -34,7 +34,6 @@ from kinline.people.model import Facility, normalize_phone, parse_channel
 from kinline.people.service import require_facility, require_person
 from kinline.rules.decide import Decision
 from kinline.rules.model import Channel, Reason
-from kinline.rules.usage import usage_change
 
 MAX_KEY = 200
 CALLS = (Channel.PHONE, Channel.VIDEO)
@@ -276,19 +275,14 @@ def _hold(
     session: Session, facility: Facility, explained: ExplainedDecision, at: datetime
 ) -> SessionRow:
     decision = explained.decision
-    allowed = decision.allowed and decision.charged_to is not None
     held = None
     reserved = None
-    if allowed and decision.charged_to is not None:
+    change = model.charged_usage(
+        decision, explained.rules, at, decision.max_minutes or 0, facility.zone
+    )
+    if change is not None:
         held = model.hold(f"h_{uuid.uuid4().hex}", at, decision.max_minutes or 0, hold_timeout())
-        charged = explained.rules[decision.charged_to]
-        governing = [explained.rules[rule_id] for rule_id in decision.governed_by]
-        reserved = ledger.apply_usage(
-            session,
-            facility.id,
-            explained.person_id,
-            usage_change(charged, governing, at, held.minutes, facility.zone),
-        ).as_json()
+        reserved = ledger.apply_usage(session, facility.id, explained.person_id, change).as_json()
     return SessionRow(
         facility_id=facility.id,
         person_id=explained.person_id,

@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from kinline.audit.service import person_chain, record_event
-from kinline.calls import ledger, repository
+from kinline.calls import ledger, model, repository
+from kinline.calls.model import Status
 from kinline.db.engine import Database
 from kinline.db.tables import SessionRow
 from kinline.errors import InvalidInput
@@ -23,7 +24,6 @@ from kinline.people.service import require_contact, require_facility, require_pe
 from kinline.policy import repository as policy_repository
 from kinline.rules.decide import Decision, Request, decide
 from kinline.rules.model import Channel, Rule
-from kinline.rules.usage import usage_change
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,23 +106,17 @@ def attempt_session(
                 channel=str(channel),
                 started_at=at,
                 minutes=used,
-                status="completed" if decision.allowed else "denied",
+                status=Status.COMPLETED if decision.allowed else Status.DENIED,
                 reason=None if decision.reason is None else str(decision.reason),
                 charged_to=decision.charged_to,
                 governed_by=list(decision.governed_by),
-                decision=decision.as_dict(),
+                decision=model.decision_json(decision),
                 recorded_at=at,
             ),
         )
-        if decision.allowed and decision.charged_to is not None:
-            charged = explained.rules[decision.charged_to]
-            governing = [explained.rules[rule_id] for rule_id in decision.governed_by]
-            ledger.apply_usage(
-                session,
-                facility_id,
-                person_id,
-                usage_change(charged, governing, at, used, facility.zone),
-            )
+        change = model.charged_usage(decision, explained.rules, at, used, facility.zone)
+        if change is not None:
+            ledger.apply_usage(session, facility_id, person_id, change)
         record_event(
             session,
             facility_id=facility_id,
