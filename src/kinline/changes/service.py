@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from kinline.courts import repository as courts_repository
+from kinline.courts.service import record_adverse_action
 from kinline.db.engine import Database
 from kinline.notices.model import Change, ChangeFacts
 from kinline.notices.service import write_notices
@@ -72,7 +72,7 @@ def revoke_contact(
         approval = people.revoke(
             session, facility_id, contact_id, channel, reason=reason, at=at, actor=actor
         )
-        courts_repository.add_adverse_action(
+        record_adverse_action(
             session,
             facility_id,
             approval.person.id,
@@ -119,7 +119,7 @@ def impose_rule(
         if in_force_at_start:
             return rule
         if rule.person is not None and rule.kind in (Kind.DENY, Kind.LIMIT):
-            courts_repository.add_adverse_action(
+            record_adverse_action(
                 session, facility_id, rule.person, rule.id, f"impose_{rule.kind}", at
             )
         write_notices(
@@ -142,9 +142,7 @@ def lift_rule(
         lifted = policy.lift(session, facility_id, rule_id, reason=reason, at=at, actor=actor)
         rule = lifted.rule
         if rule.person is not None and rule.kind is Kind.GRANT:
-            courts_repository.add_adverse_action(
-                session, facility_id, rule.person, rule.id, "lift_grant", at
-            )
+            record_adverse_action(session, facility_id, rule.person, rule.id, "lift_grant", at)
         write_notices(
             session,
             lifted.facility,

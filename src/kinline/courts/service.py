@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy.orm import Session
+
 from kinline.audit.service import person_chain, record_event
 from kinline.calls import repository as calls_repository
 from kinline.courts import repository
@@ -53,6 +55,14 @@ def record_protected_activity(
             at=at,
         )
     return activity
+
+
+def record_adverse_action(
+    session: Session, facility_id: str, person_id: str, action: str, kind: str, at: datetime
+) -> None:
+    """Note, in the caller's transaction, a change against one person that the
+    retaliation report weighs (an imposed deny or limit, a lifted grant, a revocation)."""
+    repository.add_adverse_action(session, facility_id, person_id, action, kind, at)
 
 
 def retaliation_report(db: Database, facility_id: str) -> list[RetaliationFlag]:
