@@ -53,6 +53,13 @@ class PersonRow(Base):
     language: Mapped[str] = mapped_column(String(16))
     # Where printed notices go: one print batch per housing unit and day.
     housing_unit: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # in_custody, released or transferred (out of this facility; the person's
+    # record at ``transferred_to`` carries on with the same id).
+    custody_status: Mapped[str] = mapped_column(String(16), server_default="in_custody")
+    admitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    custody_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    transferred_to: Mapped[str | None] = mapped_column(ID, nullable=True)
+    transferred_from: Mapped[str | None] = mapped_column(ID, nullable=True)
 
     __table_args__ = (ForeignKeyConstraint(["facility_id"], ["facilities.id"]),)
 
@@ -69,6 +76,10 @@ class ContactRow(Base):
     email: Mapped[str | None] = mapped_column(String(254), nullable=True)
     # Counsel with an email get every notice; other contacts when they asked.
     notify_by_email: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    # The language the contact is written to in (null: the person's) and the
+    # country their numbers without a country code are read in (null: the facility's).
+    language: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    country: Mapped[str | None] = mapped_column(String(2), nullable=True)
 
     __table_args__ = (
         ForeignKeyConstraint(["facility_id", "person_id"], ["people.facility_id", "people.id"]),
