@@ -1,7 +1,9 @@
 """Rules from plain data (a scenario file, an API body, a stored definition).
 
 Every error names the field that is wrong, as a dotted path, so a file can
-point at its line and the API at its field.
+point at its line and the API at its field. Numbers and times are bounded
+(``kinline.bounds``) where the engine's date arithmetic or a database column
+would overflow, so a rule accepted is a rule every later decision can use.
 """
 
 from __future__ import annotations
@@ -12,6 +14,16 @@ from datetime import date, datetime, time
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+from kinline.bounds import (
+    CASE_NUMBER_CHARS,
+    CODE_CHARS,
+    COUNT_MAX,
+    MINUTES_MAX,
+    ROLLING_DAYS_MAX,
+    RULE_TEXT_CHARS,
+    YEAR_MAX,
+    YEAR_MIN,
+)
 from kinline.rules.model import (
     RELATIONSHIPS,
     Authority,
@@ -162,13 +174,18 @@ def _build(
     text = mapping.get("text", "")
     if not isinstance(text, str):
         raise RuleError(f"{field}.text", "must be text")
+    check_length(text, f"{field}.text", RULE_TEXT_CHARS)
     case_number = mapping.get("case_number")
     if case_number is not None and not isinstance(case_number, str):
         raise RuleError(f"{field}.case_number", "must be text")
+    if case_number is not None:
+        check_length(case_number, f"{field}.case_number", CASE_NUMBER_CHARS)
     monitoring = mapping.get("monitoring")
     interpreter = mapping.get("interpreter")
     if interpreter is not None and (
-        not isinstance(interpreter, str) or not _LANGUAGE.fullmatch(interpreter)
+        not isinstance(interpreter, str)
+        or len(interpreter) > CODE_CHARS
+        or not _LANGUAGE.fullmatch(interpreter)
     ):
         raise RuleError(f"{field}.interpreter", "must be a language code such as `es`")
     setting = mapping.get("setting")
@@ -194,11 +211,11 @@ def _build(
         quota=None if quota is None else parse_quota(quota, f"{field}.quota"),
         max_minutes=None
         if max_minutes is None
-        else parse_count(max_minutes, f"{field}.max_minutes", minimum=1),
+        else parse_count(max_minutes, f"{field}.max_minutes", minimum=1, maximum=MINUTES_MAX),
         window=None if window is None else parse_window(window, f"{field}.window"),
         min_gap_minutes=None
         if min_gap is None
-        else parse_count(min_gap, f"{field}.min_gap_minutes", minimum=0),
+        else parse_count(min_gap, f"{field}.min_gap_minutes", minimum=0, maximum=MINUTES_MAX),
         monitoring=None
         if monitoring is None
         else parse_enum(Monitoring, monitoring, f"{field}.monitoring"),
@@ -260,8 +277,12 @@ def parse_quota(data: object, field: str) -> Quota:
         raise RuleError(field, "needs count, minutes or both")
     return Quota(
         per=parse_period_spec(mapping["per"], f"{field}.per"),
-        count=None if count is None else parse_count(count, f"{field}.count", minimum=0),
-        minutes=None if minutes is None else parse_count(minutes, f"{field}.minutes", minimum=0),
+        count=None
+        if count is None
+        else parse_count(count, f"{field}.count", minimum=0, maximum=COUNT_MAX),
+        minutes=None
+        if minutes is None
+        else parse_count(minutes, f"{field}.minutes", minimum=0, maximum=MINUTES_MAX),
     )
 
 
@@ -269,7 +290,10 @@ def parse_period_spec(data: object, field: str) -> Period:
     if data in ("day", "week", "month"):
         return Period(str(data))
     if isinstance(data, Mapping) and set(data) == {"rolling_days"}:
-        return Period("rolling", parse_count(data["rolling_days"], f"{field}.rolling_days", 1))
+        days = parse_count(
+            data["rolling_days"], f"{field}.rolling_days", minimum=1, maximum=ROLLING_DAYS_MAX
+        )
+        return Period("rolling", days)
     raise RuleError(field, "must be day, week, month or {rolling_days: N}")
 
 
@@ -290,12 +314,21 @@ def parse_clock(data: object, field: str) -> time:
     raise RuleError(field, 'must be a time of day written "HH:MM"')
 
 
-def parse_count(data: object, field: str, minimum: int) -> int:
+def parse_count(data: object, field: str, minimum: int, maximum: int) -> int:
     if isinstance(data, bool) or not isinstance(data, int):
         raise RuleError(field, "must be a whole number")
     if data < minimum:
         raise RuleError(field, f"must be at least {minimum}")
+    if data > maximum:
+        raise RuleError(field, f"must be at most {maximum}")
     return data
+
+
+def check_length(text: str, field: str, limit: int) -> str:
+    """``text`` if it has at most ``limit`` characters."""
+    if len(text) > limit:
+        raise RuleError(field, f"must be at most {limit} characters (got {len(text)})")
+    return text
 
 
 def parse_id(data: object, field: str) -> str:
@@ -329,6 +362,10 @@ def parse_wall_time(data: object, field: str) -> datetime:
         raise RuleError(field, "must be an ISO 8601 local time (2024-03-04T10:00) or date")
     if wall.tzinfo is not None:
         raise RuleError(field, "must be a local wall time, without an offset")
+    if not YEAR_MIN <= wall.year <= YEAR_MAX:
+        raise RuleError(
+            field, f"{wall.isoformat()} is out of range (years {YEAR_MIN} to {YEAR_MAX})"
+        )
     return wall
 
 
