@@ -21,8 +21,10 @@ from kinline.courts.service import record_adverse_action
 from kinline.db.engine import Database
 from kinline.notices.model import Change, ChangeFacts
 from kinline.notices.service import write_notices
+from kinline.people import custody
 from kinline.people import service as people
-from kinline.people.service import ApprovalChange
+from kinline.people.custody import CustodyChange, Transfer
+from kinline.people.service import KEEP, ApprovalChange, ContactEdit, Keep, PhoneRemoval
 from kinline.policy import service as policy
 from kinline.rules.model import Channel, Kind, Rule
 
@@ -152,6 +154,140 @@ def lift_rule(
             actor=actor,
         )
         return rule
+
+
+def release_person(
+    db: Database, facility_id: str, person_id: str, *, reason: str, at: datetime, actor: str
+) -> tuple[CustodyChange, int]:
+    """Release the person (``kinline.people.custody``): their record here closes,
+    every open approval ends, and they are told; returns the notice id."""
+    with db.transaction() as session:
+        released = custody.release(
+            session, facility_id, person_id, reason=reason, at=at, actor=actor
+        )
+        facts = ChangeFacts(
+            change=Change.RELEASED,
+            subject=released.facility.name,
+            channel="all",
+            effective_at=at,
+            reason=reason,
+        )
+        [notice_id] = write_notices(
+            session, released.facility, [released.person], facts, at=at, actor=actor
+        )
+        return released, notice_id
+
+
+def transfer_person(
+    db: Database,
+    facility_id: str,
+    person_id: str,
+    to_facility_id: str,
+    *,
+    reason: str,
+    at: datetime,
+    actor: str,
+    housing_unit: str | None = None,
+) -> tuple[Transfer, int]:
+    """Transfer the person to another facility (``kinline.people.custody`` says
+    what moves and what does not). The notice is written at the new facility,
+    where the person now reads their notices and files appeals; the transfer is
+    an adverse action at the old one, where the retaliation report weighs it.
+    Returns the notice id."""
+    with db.transaction() as session:
+        moved = custody.transfer(
+            session,
+            facility_id,
+            person_id,
+            to_facility_id,
+            reason=reason,
+            at=at,
+            actor=actor,
+            housing_unit=housing_unit,
+        )
+        record_adverse_action(
+            session, facility_id, person_id, f"transfer:{to_facility_id}", "transfer", at
+        )
+        facts = ChangeFacts(
+            change=Change.TRANSFERRED,
+            subject=moved.target.name,
+            channel="all",
+            effective_at=at,
+            reason=reason,
+        )
+        [notice_id] = write_notices(
+            session, moved.target, [moved.person], facts, at=at, actor=actor
+        )
+        return moved, notice_id
+
+
+def edit_contact(
+    db: Database,
+    facility_id: str,
+    contact_id: str,
+    *,
+    at: datetime,
+    actor: str,
+    name: str | None = None,
+    relationship: str | None = None,
+    email: str | Keep | None = KEEP,
+    notify_by_email: bool | None = None,
+    language: str | Keep | None = KEEP,
+    country: str | Keep | None = KEEP,
+) -> tuple[ContactEdit, int | None]:
+    """Edit a contact. A new relationship can change which rules reach the
+    contact, so the person is told (the notice id is returned); other edits
+    are audited only (None)."""
+    with db.transaction() as session:
+        edit = people.change_contact(
+            session,
+            facility_id,
+            contact_id,
+            at=at,
+            actor=actor,
+            name=name,
+            relationship=relationship,
+            email=email,
+            notify_by_email=notify_by_email,
+            language=language,
+            country=country,
+        )
+        if not edit.relationship_changed:
+            return edit, None
+        facts = ChangeFacts(
+            change=Change.CONTACT_CHANGED,
+            subject=edit.view.contact.relationship,
+            channel="all",
+            effective_at=at,
+            contact_name=edit.view.name,
+        )
+        [notice_id] = write_notices(
+            session, edit.facility, [edit.person], facts, at=at, actor=actor
+        )
+        return edit, notice_id
+
+
+def remove_phone(
+    db: Database, facility_id: str, contact_id: str, number: str, *, at: datetime, actor: str
+) -> tuple[PhoneRemoval, int | None]:
+    """Remove a contact's number. Removing the last number of a contact approved
+    for telephone calls means the person can no longer call them: they are told
+    (the notice id is returned); otherwise it is audited only (None)."""
+    with db.transaction() as session:
+        removal = people.remove_phone(session, facility_id, contact_id, number, at=at, actor=actor)
+        if not removal.cuts_off:
+            return removal, None
+        facts = ChangeFacts(
+            change=Change.PHONE_REMOVED,
+            subject=f"{contact_id}:{removal.e164}",
+            channel="phone",
+            effective_at=at,
+            contact_name=removal.view.name,
+        )
+        [notice_id] = write_notices(
+            session, removal.facility, [removal.person], facts, at=at, actor=actor
+        )
+        return removal, notice_id
 
 
 def _approval_facts(

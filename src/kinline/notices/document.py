@@ -30,7 +30,7 @@ class NoticeDocument:
     timezone: str
     person_id: str
     person_name: str
-    change: str  # imposed, lifted, approved, revoked
+    change: str  # a notices.model.Change: imposed, lifted, approved, released, ...
     subject: str  # a rule id, or CONTACT:CHANNEL for an approval
     effective_at: datetime
     appeal_deadline: date

@@ -18,6 +18,12 @@ class Change(StrEnum):
     LIFTED = "lifted"
     APPROVED = "approved"
     REVOKED = "revoked"
+    # A relationship recorded anew: rules choose contacts by relationship.
+    CONTACT_CHANGED = "contact_changed"
+    # The last number of a contact approved for telephone calls removed.
+    PHONE_REMOVED = "phone_removed"
+    TRANSFERRED = "transferred"
+    RELEASED = "released"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +76,18 @@ _AUTHORITY = {
     },
 }
 _CHANNEL = {
-    "en": {"phone": "telephone calls", "video": "video calls", "visit": "visits"},
-    "es": {"phone": "llamadas telefónicas", "video": "videollamadas", "visit": "visitas"},
+    "en": {
+        "phone": "telephone calls",
+        "video": "video calls",
+        "visit": "visits",
+        "all": "calls and visits",
+    },
+    "es": {
+        "phone": "llamadas telefónicas",
+        "video": "videollamadas",
+        "visit": "visitas",
+        "all": "llamadas y visitas",
+    },
 }
 _TITLES = {
     "en": {
@@ -79,12 +95,22 @@ _TITLES = {
         Change.LIFTED: "Rule lifted on your {channel}: {subject}",
         Change.APPROVED: "{contact} approved for {channel}",
         Change.REVOKED: "{contact} no longer approved for {channel}",
+        Change.CONTACT_CHANGED: "{contact} is now recorded as your {subject}",
+        Change.PHONE_REMOVED: "{contact} has no telephone number on file: no calls",
+        Change.TRANSFERRED: (
+            "Transferred to {subject}: your contacts must be approved again there"
+        ),
+        Change.RELEASED: "Released from {subject}: {channel} through this facility end",
     },
     "es": {
         Change.IMPOSED: "Nueva regla sobre sus {channel}: {subject}",
         Change.LIFTED: "Regla levantada sobre sus {channel}: {subject}",
         Change.APPROVED: "{contact} aprobado/a para {channel}",
         Change.REVOKED: "{contact} ya no está aprobado/a para {channel}",
+        Change.CONTACT_CHANGED: "{contact} consta ahora como su {subject}",
+        Change.PHONE_REMOVED: ("{contact} no tiene número de teléfono registrado: no hay llamadas"),
+        Change.TRANSFERRED: ("Traslado a {subject}: sus contactos deben aprobarse de nuevo allí"),
+        Change.RELEASED: "Liberación de {subject}: terminan las {channel} por este centro",
     },
 }
 _LINES = {

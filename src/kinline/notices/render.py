@@ -269,6 +269,7 @@ def _channel_label(channel: str | None, _: _Gettext) -> str:
         "phone": _("telephone calls"),
         "video": _("video calls"),
         "visit": _("visits"),
+        "all": _("calls and visits"),
     }
     return labels.get(channel or "", channel or "")
 
@@ -300,6 +301,15 @@ def _explanation(doc: NoticeDocument, channel: str, _: _Gettext) -> str:
         "lifted": _("The rule below no longer applies to you from the time shown."),
         "approved": _("You may now have {channel} with this contact."),
         "revoked": _("You may no longer have {channel} with this contact."),
+        "contact_changed": _(
+            "Rules that name a relationship now apply to this contact as recorded."
+        ),
+        "phone_removed": _("You cannot call this contact until a number is added."),
+        "transferred": _(
+            "Your contacts moved with you, but each must be approved again at your new "
+            "facility; the rules of your former facility no longer apply to you."
+        ),
+        "released": _("Your {channel} through this facility have ended."),
     }
     return sentences.get(doc.change, _("{channel} changed for you.")).format(channel=channel)
 
@@ -311,6 +321,10 @@ def _headline(doc: NoticeDocument, channel: str, _: _Gettext) -> str:
         "lifted": _("A rule on your {channel} was lifted: {subject}"),
         "approved": _("{contact} is approved for {channel}"),
         "revoked": _("{contact} is no longer approved for {channel}"),
+        "contact_changed": _("{contact} is now recorded as your {subject}"),
+        "phone_removed": _("{contact} has no telephone number on file"),
+        "transferred": _("You were transferred to {subject}"),
+        "released": _("You were released from {subject}"),
     }
     template = templates.get(doc.change, _("A change to your {channel}: {subject}"))
     return template.format(channel=channel, subject=doc.subject, contact=contact)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -51,6 +52,73 @@ class Person:
     id: str
     name: str
     language: str
+
+
+@dataclass(frozen=True, slots=True)
+class ContactDetails:
+    """What staff keep about a contact beside what decisions read (``rules.model.Contact``)."""
+
+    name: str
+    email: str | None = None
+    notify_by_email: bool = False
+    # The language the contact is written to in (None: the person's) and the
+    # country their numbers without a country code are read in (None: the facility's).
+    language: str | None = None
+    country: str | None = None
+
+
+class Custody(StrEnum):
+    """Where a person's record at one facility stands."""
+
+    IN_CUSTODY = "in_custody"
+    RELEASED = "released"
+    # Transferred out: the record at ``transferred_to`` carries on.
+    TRANSFERRED = "transferred"
+
+
+@dataclass(frozen=True, slots=True)
+class PersonRecord:
+    """A person's record at one facility, as staff read it."""
+
+    person: Person
+    housing_unit: str | None
+    custody: Custody
+    admitted_at: datetime | None
+    custody_changed_at: datetime | None
+    transferred_to: str | None
+    transferred_from: str | None
+
+    def held_at(self, at: datetime) -> bool:
+        """Whether the facility held the person at ``at``: a released or
+        transferred-out record still counts for moments before its custody ended
+        (a call recorded after the fact), never after."""
+        return held(self.custody, self.custody_changed_at, at)
+
+
+def held(custody: str, changed_at: datetime | None, at: datetime) -> bool:
+    """``PersonRecord.held_at`` over a record's two custody columns."""
+    return custody == Custody.IN_CUSTODY or (changed_at is not None and at < changed_at)
+
+
+def check_name(name: str, field: str = "name") -> str:
+    """A name as people write it: not blank, at most 200 characters, no NUL or
+    line break (it is printed on a notice's address line)."""
+    if not name.strip():
+        raise InvalidInput("must not be blank", field=field)
+    if len(name) > 200:
+        raise InvalidInput("must be at most 200 characters", field=field)
+    if any(char in name for char in "\x00\r\n"):
+        raise InvalidInput("must be one line with no NUL character", field=field)
+    return name
+
+
+def check_country(code: str | None, field: str = "country") -> str | None:
+    """A two-letter country code (ISO 3166-1 alpha-2, as phonenumbers knows it), or None."""
+    if code is None:
+        return None
+    if code.upper() not in phonenumbers.SUPPORTED_REGIONS:
+        raise InvalidInput(f"{code!r} is not a two-letter country code such as `MX`", field=field)
+    return code.upper()
 
 
 _EMAIL = re.compile(r"[^@\s<>(),;:\"\[\]\\]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from kinline.db.engine import core
@@ -17,7 +17,7 @@ from kinline.db.tables import (
     FacilityRow,
     PersonRow,
 )
-from kinline.people.model import Facility, Person
+from kinline.people.model import ContactDetails, Custody, Facility, Person, PersonRecord
 from kinline.rules.model import Channel, Contact
 
 
@@ -100,6 +100,7 @@ def lock_person(session: Session, facility_id: str, person_id: str) -> Person | 
 _CONTACTS = ContactRow.__table__
 _PHONES = ContactPhoneRow.__table__
 _APPROVALS = ApprovalRow.__table__
+_PEOPLE = PersonRow.__table__
 # Statements on the call path, built once.
 _CONTACT = (
     select(
@@ -108,6 +109,13 @@ _CONTACT = (
         _CONTACTS.c.relationship,
         _CONTACTS.c.privileged,
         _APPROVALS.c.channel,
+        _PEOPLE.c.custody_status,
+        _PEOPLE.c.custody_changed_at,
+    )
+    .join(
+        _PEOPLE,
+        (_PEOPLE.c.facility_id == _CONTACTS.c.facility_id)
+        & (_PEOPLE.c.id == _CONTACTS.c.person_id),
     )
     .outerjoin(
         _APPROVALS,
@@ -147,7 +155,14 @@ def list_people(session: Session, facility_id: str) -> list[Person]:
     return [Person(row.facility_id, row.id, row.name, row.language) for row in rows]
 
 
-def add_person(session: Session, person: Person, *, housing_unit: str | None = None) -> None:
+def add_person(
+    session: Session,
+    person: Person,
+    *,
+    housing_unit: str | None = None,
+    admitted_at: datetime | None = None,
+    transferred_from: str | None = None,
+) -> None:
     session.add(
         PersonRow(
             facility_id=person.facility_id,
@@ -155,9 +170,75 @@ def add_person(session: Session, person: Person, *, housing_unit: str | None = N
             name=person.name,
             language=person.language,
             housing_unit=housing_unit,
+            custody_status=str(Custody.IN_CUSTODY),
+            admitted_at=admitted_at,
+            transferred_from=transferred_from,
         )
     )
     session.flush()
+
+
+def _record(row: PersonRow) -> PersonRecord:
+    return PersonRecord(
+        person=Person(row.facility_id, row.id, row.name, row.language),
+        housing_unit=row.housing_unit,
+        custody=Custody(row.custody_status),
+        admitted_at=row.admitted_at,
+        custody_changed_at=row.custody_changed_at,
+        transferred_to=row.transferred_to,
+        transferred_from=row.transferred_from,
+    )
+
+
+def get_person_record(
+    session: Session, facility_id: str, person_id: str, *, lock: bool = False
+) -> PersonRecord | None:
+    """The person's record at this facility; with ``lock``, their row (the
+    allowance ledger's lock) is held until the transaction ends."""
+    query = select(PersonRow).where(PersonRow.facility_id == facility_id, PersonRow.id == person_id)
+    if lock:
+        query = query.with_for_update()
+    row = session.scalars(query).one_or_none()
+    return None if row is None else _record(row)
+
+
+def list_person_records(session: Session, facility_id: str) -> list[PersonRecord]:
+    rows = session.scalars(
+        select(PersonRow).where(PersonRow.facility_id == facility_id).order_by(PersonRow.id)
+    )
+    return [_record(row) for row in rows]
+
+
+def update_person(
+    session: Session, facility_id: str, person_id: str, values: Mapping[str, object]
+) -> None:
+    """Set columns of the person's row (``name``, ``language``, ``housing_unit``,
+    the custody columns)."""
+    session.execute(
+        update(PersonRow)
+        .where(PersonRow.facility_id == facility_id, PersonRow.id == person_id)
+        .values(**values)
+    )
+
+
+def open_approvals_of_person(
+    session: Session, facility_id: str, person_id: str, at: datetime
+) -> list[ApprovalRow]:
+    """Every approval of the person's contacts in force at ``at`` or later."""
+    contact_ids = select(ContactRow.id).where(
+        ContactRow.facility_id == facility_id, ContactRow.person_id == person_id
+    )
+    return list(
+        session.scalars(
+            select(ApprovalRow)
+            .where(
+                ApprovalRow.facility_id == facility_id,
+                ApprovalRow.contact_id.in_(contact_ids),
+                or_(ApprovalRow.revoked_at.is_(None), ApprovalRow.revoked_at > at),
+            )
+            .order_by(ApprovalRow.contact_id, ApprovalRow.channel, ApprovalRow.id)
+        )
+    )
 
 
 def contact_exists(session: Session, facility_id: str, contact_id: str) -> bool:
@@ -174,6 +255,8 @@ def add_contact(
     *,
     email: str | None = None,
     notify_by_email: bool = False,
+    language: str | None = None,
+    country: str | None = None,
 ) -> None:
     session.add(
         ContactRow(
@@ -185,6 +268,8 @@ def add_contact(
             privileged=contact.privileged,
             email=email,
             notify_by_email=notify_by_email,
+            language=language,
+            country=country,
         )
     )
     session.flush()
@@ -256,20 +341,112 @@ def _contact(row: ContactRow, approved: frozenset[Channel]) -> Contact:
 def get_contact(
     session: Session, facility_id: str, contact_id: str, at: datetime
 ) -> Contact | None:
-    """The contact with the channels it is approved for at ``at`` (one statement:
-    a row per approval in force, or one with no channel)."""
+    """The contact with the channels it is approved for at ``at``."""
+    found = get_contact_and_custody(session, facility_id, contact_id, at)
+    return None if found is None else found[0]
+
+
+def get_contact_and_custody(
+    session: Session, facility_id: str, contact_id: str, at: datetime
+) -> tuple[Contact, Custody, datetime | None] | None:
+    """The contact with the channels it is approved for at ``at``, and its
+    person's custody here and when it last changed (one statement: a row per
+    approval in force, or one with no channel)."""
     params = {"facility_id": facility_id, "id": contact_id, "at": at}
     rows = core(session).execute(_CONTACT, params).all()
     if not rows:
         return None
     first = rows[0]
-    return Contact(
+    contact = Contact(
         id=first.id,
         person=first.person_id,
         relationship=first.relationship,
         privileged=first.privileged,
         approved=frozenset(Channel(row.channel) for row in rows if row.channel is not None),
     )
+    return contact, Custody(first.custody_status), first.custody_changed_at
+
+
+def _details(row: ContactRow) -> ContactDetails:
+    return ContactDetails(
+        name=row.name,
+        email=row.email,
+        notify_by_email=row.notify_by_email,
+        language=row.language,
+        country=row.country,
+    )
+
+
+def get_contact_details(
+    session: Session, facility_id: str, contact_id: str
+) -> ContactDetails | None:
+    row = session.get(ContactRow, (facility_id, contact_id))
+    return None if row is None else _details(row)
+
+
+def update_contact(
+    session: Session, facility_id: str, contact_id: str, values: Mapping[str, object]
+) -> None:
+    """Set columns of the contact's row (``name``, ``relationship``, ``email``,
+    ``notify_by_email``, ``language``, ``country``)."""
+    session.execute(
+        update(ContactRow)
+        .where(ContactRow.facility_id == facility_id, ContactRow.id == contact_id)
+        .values(**values)
+    )
+
+
+def phones_of(session: Session, facility_id: str, contact_id: str) -> list[str]:
+    return list(
+        session.scalars(
+            select(ContactPhoneRow.e164)
+            .where(
+                ContactPhoneRow.facility_id == facility_id,
+                ContactPhoneRow.contact_id == contact_id,
+            )
+            .order_by(ContactPhoneRow.e164)
+        )
+    )
+
+
+def add_phone(session: Session, facility_id: str, contact_id: str, e164: str) -> None:
+    session.add(ContactPhoneRow(facility_id=facility_id, contact_id=contact_id, e164=e164))
+    session.flush()
+
+
+def remove_phone(session: Session, facility_id: str, contact_id: str, e164: str) -> bool:
+    """Whether the number was there to remove."""
+    removed = session.execute(
+        delete(ContactPhoneRow).where(
+            ContactPhoneRow.facility_id == facility_id,
+            ContactPhoneRow.contact_id == contact_id,
+            ContactPhoneRow.e164 == e164,
+        )
+    )
+    return bool(getattr(removed, "rowcount", 0))
+
+
+def contacts_of_person(
+    session: Session, facility_id: str, person_id: str
+) -> list[tuple[Contact, ContactDetails, list[str]]]:
+    """The person's contacts with their details and numbers, approvals left out."""
+    rows = list(
+        session.scalars(
+            select(ContactRow)
+            .where(ContactRow.facility_id == facility_id, ContactRow.person_id == person_id)
+            .order_by(ContactRow.id)
+        )
+    )
+    return [
+        (_contact(row, frozenset()), _details(row), phones_of(session, facility_id, row.id))
+        for row in rows
+    ]
+
+
+def contact_owner(session: Session, facility_id: str, contact_id: str) -> str | None:
+    """The id of the person whose contact this id is, if it is taken."""
+    row = session.get(ContactRow, (facility_id, contact_id))
+    return None if row is None else row.person_id
 
 
 def contact_name(session: Session, facility_id: str, contact_id: str) -> str:
@@ -279,8 +456,8 @@ def contact_name(session: Session, facility_id: str, contact_id: str) -> str:
 
 def list_contacts(
     session: Session, facility_id: str, at: datetime, person_id: str | None = None
-) -> list[tuple[Contact, str, list[str]]]:
-    """Contacts (of one person, or all), each with its name and E.164 numbers."""
+) -> list[tuple[Contact, ContactDetails, list[str]]]:
+    """Contacts (of one person, or all), each with its details and E.164 numbers."""
     query = select(ContactRow).where(ContactRow.facility_id == facility_id)
     if person_id is not None:
         query = query.where(ContactRow.person_id == person_id)
@@ -298,7 +475,7 @@ def list_contacts(
             .order_by(ContactPhoneRow.e164)
         ):
             phones[contact_id].append(e164)
-    return [(_contact(row, approved[row.id]), row.name, phones[row.id]) for row in rows]
+    return [(_contact(row, approved[row.id]), _details(row), phones[row.id]) for row in rows]
 
 
 def contact_by_phone(session: Session, facility_id: str, person_id: str, e164: str) -> str | None:
