@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from anyio import to_thread
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from kinline.appeals.api import router as appeals_router
 from kinline.appeals.service import sweep_appeals
@@ -19,6 +20,7 @@ from kinline.calls.path import sweep
 from kinline.changes.api import router as changes_router
 from kinline.db.engine import Database
 from kinline.http import PROBLEM_RESPONSES, install_problem_handlers
+from kinline.limits import BodyLimit
 from kinline.notices.api import router as notices_router
 from kinline.notices.delivery.api import router as delivery_router
 from kinline.notices.delivery.worker import start_worker_from_env
@@ -68,8 +70,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             task.cancel()
 
 
+DOCS_ASSETS = "/docs-assets"
+"""Where the Swagger UI and ReDoc scripts are served, by kinline itself: the
+API's pages work with no internet (fastapi-offline ships the assets)."""
+
+
 def create_app(db: Database | None = None) -> FastAPI:
-    app = FastAPI(
+    app = FastAPIOffline(
+        static_url=DOCS_ASSETS,
+        # Swagger UI would fetch a validity badge from validator.swagger.io.
+        swagger_ui_parameters={"validatorUrl": None},
         lifespan=lifespan,
         responses=PROBLEM_RESPONSES,
         title="kinline",
@@ -81,6 +91,7 @@ def create_app(db: Database | None = None) -> FastAPI:
     )
     app.state.db = db or Database()
     install_problem_handlers(app)
+    app.add_middleware(BodyLimit)
     for router in (
         people_router,
         rules_router,

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.markup import escape
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from kinline.appeals.cli import app as appeals_app
 from kinline.audit.cli import app as audit_app
 from kinline.auth.cli import app as token_app
 from kinline.calls.cli import decide_command, holds_app, import_app
+from kinline.cli_base import report
 from kinline.cli_support import DatabaseOption, console, database, errors, friendly
 from kinline.courts.cli import app as report_app
-from kinline.db.engine import configured_url
+from kinline.db.engine import configured_url, shown_url
 from kinline.db.migrate import upgrade
+from kinline.errors import KinlineError, ServiceUnavailable
 from kinline.notices.cli import app as notices_app
 from kinline.notices.delivery.cli import deliveries_command, print_app, worker_command
 from kinline.scenario import FreshDatabases, check_file, load_into
@@ -54,8 +59,10 @@ DEMO = Path(__file__).parent / "demo" / "supermax-family-contact.yaml"
 
 
 @db_app.command("upgrade", help="Migrate the database to the newest schema.")
+@friendly
 def db_upgrade(database_url: DatabaseOption = None) -> None:
     url = database_url or configured_url()
+    database(url).dispose()  # it answers, or one line says it does not
     upgrade(url)
     console.print(f"database at {url} is up to date")
 
@@ -124,6 +131,7 @@ def demo(database_url: DatabaseOption = None) -> None:
 
 
 @app.command("serve", help="Serve the API (binds 127.0.0.1 unless told otherwise).")
+@friendly
 def serve(
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
@@ -143,6 +151,8 @@ def serve(
 
     import uvicorn
 
+    # A server that cannot reach its database says so and does not start.
+    database().dispose()
     if worker:
         os.environ["KINLINE_WORKER"] = "1"
 
@@ -157,4 +167,17 @@ def serve(
 
 
 def main() -> None:
-    app()
+    """The console script: a domain error or a database that stops answering
+    mid-command is one line and an exit code, never a traceback."""
+    try:
+        app()
+    except KinlineError as error:
+        report(error)
+        sys.exit(error.exit_code)
+    except (OperationalError, PoolTimeout) as error:
+        reason = (str(getattr(error, "orig", None) or error).strip().splitlines() or ["?"])[0]
+        unavailable = ServiceUnavailable(
+            f"the database at {shown_url(configured_url())} stopped answering: {reason}"
+        )
+        report(unavailable)
+        sys.exit(unavailable.exit_code)

@@ -39,7 +39,14 @@ DatabaseOption = Annotated[
 
 
 def database(url: str | None = None) -> Database:
-    return Database(url or configured_url())
+    """The command's database, once it answers (else ``ServiceUnavailable``, one line)."""
+    db = Database(url or configured_url())
+    try:
+        db.ensure_reachable()
+    except BaseException:
+        db.dispose()
+        raise
+    return db
 
 
 def friendly(command: Callable[P, R]) -> Callable[P, R]:
@@ -51,11 +58,16 @@ def friendly(command: Callable[P, R]) -> Callable[P, R]:
         try:
             return command(*args, **kwargs)
         except KinlineError as error:
-            field = f" ({escape(error.field)})" if error.field else ""
-            errors.print(f"[red]error[/red]{field}: {escape(error.message)}")
+            report(error)
             raise typer.Exit(error.exit_code) from None
 
     return wrapper
+
+
+def report(error: KinlineError) -> None:
+    """Print ``error (field): message`` on standard error."""
+    field = f" ({escape(error.field)})" if error.field else ""
+    errors.print(f"[red]error[/red]{field}: {escape(error.message)}")
 
 
 def print_json(value: Any) -> None:

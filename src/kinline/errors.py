@@ -119,3 +119,25 @@ class IdempotencyKeyReused(Conflict):
     """An idempotency key already used for a different request."""
 
     code = "idempotency_key_reused"
+
+
+class BodyTooLarge(KinlineError):
+    """A request body longer than the server accepts (``KINLINE_MAX_BODY_BYTES``,
+    and much less before the caller has shown credentials); ``field`` is ``body``."""
+
+    code = "body_too_large"
+    status = 413
+
+
+class ServiceUnavailable(KinlineError):
+    """The database did not answer in time (a statement or a wait for a
+    connection outlasted its bound) or cannot be reached; nothing was written,
+    and the same request may be tried again after ``retry_after`` seconds."""
+
+    code = "service_unavailable"
+    status = 503
+    exit_code = 3
+
+    def __init__(self, message: str, *, field: str | None = None, retry_after: int = 5) -> None:
+        super().__init__(message, field=field)
+        self.retry_after = retry_after

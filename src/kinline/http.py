@@ -20,13 +20,21 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
 from kinline.auth.model import IMPLIED, Scope
 from kinline.auth.service import Caller, authenticate
 from kinline.db.engine import Database
-from kinline.errors import Forbidden, InvalidInput, KinlineError, Unauthenticated
+from kinline.errors import (
+    Forbidden,
+    InvalidInput,
+    KinlineError,
+    ServiceUnavailable,
+    Unauthenticated,
+)
 from kinline.people.model import Facility
 from kinline.people.service import get_facility, list_facilities
 from kinline.rules.parse import RuleError, parse_instant
@@ -94,7 +102,11 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     403: _problem_response("The token's scope does not allow this"),
     404: _problem_response("A facility, person, contact or record named is not there"),
     409: _problem_response("The request conflicts with what is recorded"),
+    413: _problem_response("The body is longer than the server accepts"),
     422: _problem_response("Invalid input; `field` names the field at fault"),
+    503: _problem_response(
+        "The database did not answer in time; nothing was written, try again after Retry-After"
+    ),
 }
 """Declared for every route (``FastAPI(responses=...)``), so the OpenAPI document
 says how errors are answered."""
@@ -124,7 +136,24 @@ def domain_problem(error: KinlineError, extra: Mapping[str, Any] | None = None) 
     if error.field:
         body["field"] = error.field
     body.update(extra or {})
-    return problem(error.status, error.title, error.message, body, type_=error.type)
+    headers = None
+    if isinstance(error, ServiceUnavailable):
+        headers = {"Retry-After": str(error.retry_after)}
+    return problem(
+        error.status, error.title, error.message, body, type_=error.type, headers=headers
+    )
+
+
+def database_unavailable(error: OperationalError | PoolTimeout) -> ServiceUnavailable:
+    """What a database that did not answer means to the caller: a statement that
+    outlasted ``KINLINE_DB_STATEMENT_TIMEOUT_MS`` (or a lock wait it cut short), a
+    wait for a pooled connection that outlasted ``KINLINE_DB_POOL_TIMEOUT_SECONDS``,
+    a server that cannot be reached. The transaction was rolled back."""
+    if isinstance(error, PoolTimeout):
+        return ServiceUnavailable("the server is busy: no database connection came free in time")
+    return ServiceUnavailable(
+        "the database did not answer in time or cannot be reached; nothing was written"
+    )
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -135,6 +164,13 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(KinlineError)
     async def domain_error(_request: Request, error: KinlineError) -> JSONResponse:
         return domain_problem(error)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(PoolTimeout)
+    async def database_error(_request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, OperationalError | PoolTimeout)
+        log.warning("database unavailable: %s", str(error).splitlines()[0])
+        return domain_problem(database_unavailable(error))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:

@@ -40,6 +40,7 @@ from kinline.appeals.model import (
     withdrawn,
 )
 from kinline.audit.service import facility_chain, person_chain, record_event
+from kinline.bounds import LONG_TEXT_CHARS, NAME_CHARS, REASON_CHARS, SERIAL_MAX
 from kinline.courts import repository as courts_repository
 from kinline.db.engine import Database
 from kinline.db.tables import AppealRow, AppealStepRow
@@ -56,7 +57,6 @@ from kinline.people.service import require_facility, require_person
 from kinline.rules.retaliation import ProtectedActivity
 
 SECURITY_MEASURE = "security_measure"
-MAX_TEXT = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,18 +101,18 @@ def _error(error: AppealError) -> KinlineError:
     return InvalidInput(error.message, field=error.field)
 
 
-def _text(value: str | None, field: str) -> str:
+def _text(value: str | None, field: str, limit: int = LONG_TEXT_CHARS) -> str:
     if value is None or not value.strip():
         raise InvalidInput("must not be blank", field=field)
     if "\x00" in value:
         raise InvalidInput("must not contain a NUL character", field=field)
-    if len(value) > MAX_TEXT:
-        raise InvalidInput(f"must be at most {MAX_TEXT} characters", field=field)
+    if len(value) > limit:
+        raise InvalidInput(f"must be at most {limit} characters", field=field)
     return value
 
 
-def _optional_text(value: str | None, field: str) -> str | None:
-    return None if value is None or not value.strip() else _text(value, field)
+def _optional_text(value: str | None, field: str, limit: int = REASON_CHARS) -> str | None:
+    return None if value is None or not value.strip() else _text(value, field, limit)
 
 
 def _config(session: Session, facility_id: str) -> LevelConfig:
@@ -236,7 +236,9 @@ def _protected_activity(session: Session, row: AppealRow, at: datetime, actor: s
 
 
 def _load(session: Session, facility_id: str, appeal_id: int) -> AppealRow:
-    row = repository.get_appeal(session, facility_id, appeal_id, lock=True)
+    # An id past the column's range names no appeal (PostgreSQL would refuse it).
+    in_range = 1 <= appeal_id <= SERIAL_MAX
+    row = repository.get_appeal(session, facility_id, appeal_id, lock=True) if in_range else None
     if row is None:
         raise NotFound(f"no appeal {appeal_id} in {facility_id!r}", field="appeal_id")
     return row
@@ -319,11 +321,9 @@ def file_appeal(
         way = Route(route)
     except ValueError:
         raise InvalidInput("must be standard or issuing_office", field="route") from None
-    filer_name = _text(filer, "filer")
+    filer_name = _text(filer, "filer", NAME_CHARS)
     body = _text(text, "text")
     late = _optional_text(late_reason, "late_reason")
-    if len(filer_name) > 200:
-        raise InvalidInput("must be at most 200 characters", field="filer")
     if (notice_id is None) == (session_id is None):
         raise InvalidInput("name either a notice_id or a session_id", field="notice_id")
     with db.transaction() as session:
@@ -413,13 +413,15 @@ def _appealed(
     """When the appealed change or decision took effect, the authorities behind it, and
     the last day to appeal that a notice printed."""
     if notice_id is not None:
-        notice = repository.get_notice(session, facility.id, notice_id)
+        in_range = 1 <= notice_id <= SERIAL_MAX
+        notice = repository.get_notice(session, facility.id, notice_id) if in_range else None
         if notice is None or notice.person_id != person_id:
             raise NotFound(f"no notice {notice_id} to {person_id!r}", field="notice_id")
         authorities = {notice.authority} if notice.authority else set()
         return notice.effective_at, authorities, notice.appeal_deadline
     assert session_id is not None
-    decided = repository.get_session(session, facility.id, session_id)
+    in_range = 1 <= session_id <= SERIAL_MAX
+    decided = repository.get_session(session, facility.id, session_id) if in_range else None
     if decided is None or decided.person_id != person_id:
         raise NotFound(f"no decision {session_id} about {person_id!r}", field="session_id")
     rules = decided.decision.get("rules", [])
@@ -474,7 +476,7 @@ def extend_appeal(
     db: Database, facility_id: str, appeal_id: int, *, reason: str, at: datetime, actor: str
 ) -> Appeal:
     """Staff take the level's one extension, before the answer is due; the person is told why."""
-    body = _text(reason, "reason")
+    body = _text(reason, "reason", REASON_CHARS)
     with db.transaction() as session:
         facility = require_facility(session, facility_id)
         row = _load(session, facility_id, appeal_id)

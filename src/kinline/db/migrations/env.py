@@ -18,7 +18,8 @@ def run_migrations() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    engine = make_engine(url)
+    # A migration may rewrite a large table: no statement timeout.
+    engine = make_engine(url, statement_timeout=0)
     with engine.connect() as connection:
         context.configure(
             connection=connection,
