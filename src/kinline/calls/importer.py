@@ -20,8 +20,8 @@ What an imported call is
     ``ceil(seconds / 60)``, not capped: it is a record of what happened, and
     ``ended_at`` is its start plus its seconds. When the engine allows it, it
     is charged to ``decision.charged_to`` and the counters, rolling entries and
-    gap marks change exactly as ``apply_usage(usage_change(...))`` would
-    change them for a live call of ``min(minutes, decision.max_minutes)``
+    gap marks change, through the same writer (``ledger.write_usage``), exactly
+    as they would for a live call of ``min(minutes, decision.max_minutes)``
     minutes: the allowance is charged what the engine would have let the call
     use, as ``attempt_session`` and the call path do, so the counters mean the
     same whatever the source. When the engine would have refused it, it is
@@ -428,9 +428,7 @@ def _record(session: Session, facility: Facility, calls: Sequence[Call], at: dat
         rows.append((call.row, _session_row(facility.id, call, decision, at, shown)))
     rows.sort(key=lambda numbered: numbered[0])
     repository.add_sessions(session, [row for _, row in rows])
-    ledger.add_counters(session, facility.id, batch.added_counters)
-    ledger.add_entries(session, facility.id, batch.added_entries)
-    ledger.raise_gap_marks(session, facility.id, batch.added_gaps)
+    ledger.write_usage(session, facility.id, batch.added)
     return outside
 
 

@@ -3,26 +3,23 @@ and the one place they are written, per call set-up and in bulk."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Executable, Table, bindparam, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from kinline.calls.model import COUNTED, GapHeld, Reservation, Settlement
-from kinline.calls.rows import CounterKey, EntryAdded, GapKey
+from kinline.calls.model import COUNTED, Reservation, Settlement, UsageAdded
 from kinline.db.bulk import among, write_rows
 from kinline.db.engine import core
 from kinline.db.tables import GapMarkRow, SessionRow, UsageCounterRow, UsageEntryRow
 from kinline.rules.model import DAY, MONTH, WEEK, Rule
 from kinline.rules.periods import period_key
-from kinline.rules.usage import Tally, UsageChange, UsageSnapshot
+from kinline.rules.usage import Tally, UsageSnapshot
 
-_COUNTERS = UsageCounterRow.__table__
 USAGE_ENTRIES = cast(Table, UsageEntryRow.__table__)
 COUNTERS = cast(Table, UsageCounterRow.__table__)
 GAP_MARKS = cast(Table, GapMarkRow.__table__)
@@ -30,36 +27,18 @@ COUNTER_KEY = ("facility_id", "person_id", "rule_id", "period_key")
 GAP_KEY = ("facility_id", "person_id", "rule_id")
 # Statements every call set-up runs, built once.
 _READ_COUNTERS = select(
-    _COUNTERS.c.rule_id, _COUNTERS.c.period_key, _COUNTERS.c.sessions, _COUNTERS.c.minutes
+    COUNTERS.c.rule_id, COUNTERS.c.period_key, COUNTERS.c.sessions, COUNTERS.c.minutes
 ).where(
-    _COUNTERS.c.facility_id == bindparam("facility_id"),
-    _COUNTERS.c.person_id == bindparam("person_id"),
-    _COUNTERS.c.rule_id.in_(bindparam("rule_ids", expanding=True)),
-    _COUNTERS.c.period_key.in_(bindparam("keys", expanding=True)),
+    COUNTERS.c.facility_id == bindparam("facility_id"),
+    COUNTERS.c.person_id == bindparam("person_id"),
+    COUNTERS.c.rule_id.in_(bindparam("rule_ids", expanding=True)),
+    COUNTERS.c.period_key.in_(bindparam("keys", expanding=True)),
 )
-_COUNTER_KEY = ["facility_id", "person_id", "rule_id", "period_key"]
-
-
-def _upsert_counter(dialect: str) -> Executable:
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(UsageCounterRow).values(
-        facility_id=bindparam("c_facility_id"),
-        person_id=bindparam("c_person_id"),
-        rule_id=bindparam("c_rule_id"),
-        period_key=bindparam("c_period_key"),
-        sessions=1,
-        minutes=bindparam("c_minutes"),
-    )
-    return statement.on_conflict_do_update(
-        index_elements=_COUNTER_KEY,
-        set_={
-            "sessions": UsageCounterRow.sessions + 1,
-            "minutes": UsageCounterRow.minutes + bindparam("c_minutes"),
-        },
-    )
-
-
-_UPSERT_COUNTER = {dialect: _upsert_counter(dialect) for dialect in ("postgresql", "sqlite")}
+# Fewer entries than this are inserted by one statement; COPY takes two round trips.
+COPY_ENTRIES_FROM = 100
+_INSERT_ENTRIES_RETURNING = insert(USAGE_ENTRIES).returning(
+    USAGE_ENTRIES.c.id, sort_by_parameter_order=True
+)
 _SETTLE_COUNTER = (
     update(UsageCounterRow)
     .where(
@@ -126,14 +105,14 @@ def load_usage(
             entries.setdefault(rule_id, []).append((started_at.astimezone(UTC), minutes))
     gaps: dict[str, datetime] = {}
     if gap_ids:
-        for mark in session.scalars(
-            select(GapMarkRow).where(
+        for rule_id, last_end in session.execute(
+            select(GapMarkRow.rule_id, GapMarkRow.last_end).where(
                 GapMarkRow.facility_id == facility_id,
                 GapMarkRow.person_id == person_id,
                 GapMarkRow.rule_id.in_(gap_ids),
             )
         ):
-            gaps[mark.rule_id] = mark.last_end
+            gaps[rule_id] = last_end
         later = [rule_id for rule_id, last_end in gaps.items() if last_end > at]
         if later and not recording:
             # A session that started after ``at`` moved the mark: asked about a
@@ -166,7 +145,7 @@ def _gap_ends_at(
         )
         .order_by(SessionRow.started_at.desc(), SessionRow.id.desc())
     ):
-        # The mark is the latest end, as ``apply_usage`` keeps it; an earlier start
+        # The mark is the latest end, as ``write_usage`` keeps it; an earlier start
         # can end later only while sessions overlap, so two days back suffices.
         for rule_id, end in ends.items():
             if started_at < end - OVERLAP:
@@ -178,58 +157,6 @@ def _gap_ends_at(
             end = started_at + timedelta(minutes=minutes)
             ends[rule_id] = max(end, ends.get(rule_id, end))
     return ends
-
-
-def apply_usage(
-    session: Session, facility_id: str, person_id: str, change: UsageChange
-) -> Reservation:
-    """Add one session to the ledger: an upsert per counter, an entry per rolling
-    quota, each gap mark raised to the session's end; safe beside concurrent
-    writers. Returns where it was added, so a hold can later be settled."""
-    connection = core(session)
-    upsert = _UPSERT_COUNTER[connection.dialect.name]
-    for increment in change.counters:
-        params = {
-            "c_facility_id": facility_id,
-            "c_person_id": person_id,
-            "c_rule_id": increment.rule_id,
-            "c_period_key": increment.period_key,
-            "c_minutes": increment.minutes,
-        }
-        connection.execute(upsert, params)
-    entry_rows = [
-        UsageEntryRow(
-            facility_id=facility_id,
-            person_id=person_id,
-            rule_id=entry.rule_id,
-            started_at=entry.started_at,
-            minutes=entry.minutes,
-        )
-        for entry in change.entries
-    ]
-    session.add_all(entry_rows)
-    gaps: list[GapHeld] = []
-    for mark in change.gaps:
-        mark_row = session.get(GapMarkRow, (facility_id, person_id, mark.rule_id))
-        prior = None if mark_row is None else _utc(mark_row.last_end)
-        if mark_row is None:
-            session.add(
-                GapMarkRow(
-                    facility_id=facility_id,
-                    person_id=person_id,
-                    rule_id=mark.rule_id,
-                    last_end=mark.ends_at,
-                )
-            )
-        elif mark.ends_at > mark_row.last_end:
-            mark_row.last_end = mark.ends_at
-        gaps.append(GapHeld(mark.rule_id, prior, _utc(max(mark.ends_at, prior or mark.ends_at))))
-    session.flush()
-    return Reservation(
-        counters=tuple((c.rule_id, c.period_key) for c in change.counters),
-        entries=tuple(row.id for row in entry_rows),
-        gaps=tuple(gaps),
-    )
 
 
 def settle_usage(
@@ -328,25 +255,34 @@ def stored_usage(
     return usage
 
 
-def add_counters(session: Session, facility_id: str, added: Mapping[CounterKey, Tally]) -> None:
-    """Add sessions and minutes to counters, creating those that do not exist;
-    safe beside the call path's own upserts."""
-    rows = [
+def write_usage(
+    session: Session, facility_id: str, added: UsageAdded, *, entry_ids: bool = False
+) -> tuple[int, ...]:
+    """Add ``added`` to the ledger: the one code that adds to it, for a call set-up's
+    single session and an import's whole batch alike.
+
+    Counters are upserted with the sums, rolling entries inserted, gap marks
+    raised to the later end; one statement per table however many rows
+    (``db.bulk.write_rows``), each safe beside concurrent writers since the
+    store itself adds or keeps the later value. Rolling entries go by one
+    ``INSERT ... RETURNING``, and with ``entry_ids`` (a hold, which later
+    settles its own entries) their ids come back in the order of
+    ``added.entries``; without, a batch of ``COPY_ENTRIES_FROM`` or more goes
+    by ``COPY`` on PostgreSQL (an import's), and nothing comes back.
+    """
+    counters = [
         {
             "facility_id": facility_id,
             "person_id": person_id,
             "rule_id": rule_id,
-            "period_key": period_key,
+            "period_key": key,
             "sessions": tally.sessions,
             "minutes": tally.minutes,
         }
-        for (person_id, rule_id, period_key), tally in sorted(added.items())
+        for (person_id, rule_id, key), tally in sorted(added.counters.items())
     ]
-    write_rows(session, COUNTERS, rows, conflict=COUNTER_KEY, update=("sessions", "minutes"))
-
-
-def add_entries(session: Session, facility_id: str, entries: Sequence[EntryAdded]) -> None:
-    rows = [
+    write_rows(session, COUNTERS, counters, conflict=COUNTER_KEY, update=("sessions", "minutes"))
+    entries = [
         {
             "facility_id": facility_id,
             "person_id": entry.person,
@@ -354,15 +290,16 @@ def add_entries(session: Session, facility_id: str, entries: Sequence[EntryAdded
             "started_at": entry.started_at,
             "minutes": entry.minutes,
         }
-        for entry in entries
+        for entry in added.entries
     ]
-    write_rows(session, USAGE_ENTRIES, rows)
-
-
-def raise_gap_marks(session: Session, facility_id: str, marks: Mapping[GapKey, datetime]) -> None:
-    """Move each gap mark to the given end unless it is already later."""
-    rows = [
+    ids: tuple[int, ...] = ()
+    if len(entries) >= COPY_ENTRIES_FROM and not entry_ids:
+        write_rows(session, USAGE_ENTRIES, entries)
+    elif entries:
+        ids = tuple(session.execute(_INSERT_ENTRIES_RETURNING, entries).scalars())
+    marks = [
         {"facility_id": facility_id, "person_id": person_id, "rule_id": rule_id, "last_end": end}
-        for (person_id, rule_id), end in sorted(marks.items())
+        for (person_id, rule_id), end in sorted(added.gaps.items())
     ]
-    write_rows(session, GAP_MARKS, rows, conflict=GAP_KEY, latest=("last_end",))
+    write_rows(session, GAP_MARKS, marks, conflict=GAP_KEY, latest=("last_end",))
+    return ids if entry_ids else ()

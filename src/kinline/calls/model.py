@@ -1,6 +1,7 @@
-"""A call's life as plain values: its status, the reservation a hold makes on the
-usage ledger, the arithmetic of settling it, and the state machine of a call
-set-up (authorize -> held -> connected -> completed | released | expired).
+"""A call's life as plain values: its status, what sessions add to the usage
+ledger, the reservation a hold makes on it, the arithmetic of settling it, and
+the state machine of a call set-up (authorize -> held -> connected ->
+completed | released | expired).
 
 Pure: no database, no I/O. The call path (``calls.path``) reads a set-up,
 asks this module what a step does, and writes the answer back with the
@@ -10,8 +11,8 @@ repositories; the same functions are unit-tested here without a store.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
@@ -19,7 +20,7 @@ from zoneinfo import ZoneInfo
 from kinline.errors import WrongState
 from kinline.rules.decide import Decision
 from kinline.rules.model import Monitoring, Reason, Rule, Setting
-from kinline.rules.usage import UsageChange, usage_change
+from kinline.rules.usage import ZERO, Tally, UsageChange, usage_change
 
 
 class Status(StrEnum):
@@ -102,6 +103,57 @@ def charged_usage(
 
 
 # ---------------------------------------------------------------------------
+# What sessions add to the usage ledger, as one write
+
+CounterKey = tuple[str, str, str]  # person, rule, period key
+GapKey = tuple[str, str]  # person, rule
+
+
+@dataclass(frozen=True, slots=True)
+class EntryAdded:
+    """A rolling entry to be written for one person."""
+
+    person: str
+    rule_id: str
+    started_at: datetime
+    minutes: int
+
+
+@dataclass(frozen=True, slots=True)
+class UsageAdded:
+    """What one session or a whole batch adds to the usage ledger, summed so that
+    it is written in one go (``calls.ledger.write_usage``) whatever its size:
+    each counter's sessions and minutes summed per (person, rule, period key),
+    every new rolling entry in the order the sessions came, and per (person,
+    gap rule) the latest end, the one the mark is raised to."""
+
+    counters: Mapping[CounterKey, Tally] = field(default_factory=dict)
+    entries: tuple[EntryAdded, ...] = ()
+    gaps: Mapping[GapKey, datetime] = field(default_factory=dict)
+
+
+def usage_added(changes: Iterable[tuple[str, UsageChange]]) -> UsageAdded:
+    """The sum of what each (person, change) adds: one call set-up's single change,
+    or every change of an import's batch."""
+    counters: dict[CounterKey, Tally] = {}
+    entries: list[EntryAdded] = []
+    gaps: dict[GapKey, datetime] = {}
+    for person, change in changes:
+        for increment in change.counters:
+            key = (person, increment.rule_id, increment.period_key)
+            counters[key] = counters.get(key, ZERO).plus(increment.minutes)
+        for entry in change.entries:
+            started = entry.started_at.astimezone(UTC)
+            entries.append(EntryAdded(person, entry.rule_id, started, entry.minutes))
+        for mark in change.gaps:
+            gap = (person, mark.rule_id)
+            latest = gaps.get(gap)
+            if latest is None or mark.ends_at > latest:
+                gaps[gap] = mark.ends_at.astimezone(UTC)
+    return UsageAdded(counters, tuple(entries), gaps)
+
+
+# ---------------------------------------------------------------------------
 # The reservation a hold makes, and settling it
 
 
@@ -141,6 +193,28 @@ class Reservation:
             for item in _items(stored.get("gaps"))
         )
         return cls(counters, entries, gaps)
+
+
+def reservation(
+    change: UsageChange, gap_marks: Mapping[str, datetime], entry_ids: Sequence[int]
+) -> Reservation:
+    """Where a hold's ``change`` sits in the ledger once written: the counters it
+    was added to, its rolling entries (``entry_ids``, as written, in the order of
+    ``change.entries``) and each gap mark it raised, from the mark as it stood
+    before (``gap_marks`` by rule; absent: there was none) to the later end."""
+    if len(entry_ids) != len(change.entries):
+        raise ValueError(f"{len(change.entries)} rolling entries, {len(entry_ids)} ids")
+    gaps = []
+    for mark in change.gaps:
+        stood = gap_marks.get(mark.rule_id)
+        prior = None if stood is None else stood.astimezone(UTC)
+        set_to = mark.ends_at.astimezone(UTC) if prior is None else max(mark.ends_at, prior)
+        gaps.append(GapHeld(mark.rule_id, prior, set_to.astimezone(UTC)))
+    return Reservation(
+        counters=tuple((c.rule_id, c.period_key) for c in change.counters),
+        entries=tuple(entry_ids),
+        gaps=tuple(gaps),
+    )
 
 
 @dataclass(frozen=True, slots=True)

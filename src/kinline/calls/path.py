@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from kinline.audit.service import person_chain, record_event
 from kinline.calls import ledger, model, repository
-from kinline.calls.model import CallState, SettledBy, Status, Step
+from kinline.calls.model import CallState, Reservation, SettledBy, Status, Step
 from kinline.calls.service import ExplainedDecision, decide_in
 from kinline.db.engine import Database
 from kinline.db.tables import SessionRow
@@ -34,6 +34,7 @@ from kinline.people.model import Facility, normalize_phone, parse_channel
 from kinline.people.service import require_facility, require_person
 from kinline.rules.decide import Decision
 from kinline.rules.model import Channel, Reason
+from kinline.rules.usage import UsageChange
 
 MAX_KEY = 200
 CALLS = (Channel.PHONE, Channel.VIDEO)
@@ -282,7 +283,7 @@ def _hold(
     )
     if change is not None:
         held = model.hold(f"h_{uuid.uuid4().hex}", at, decision.max_minutes or 0, hold_timeout())
-        reserved = ledger.apply_usage(session, facility.id, explained.person_id, change).as_json()
+        reserved = _reserve(session, explained, change).as_json()
     return SessionRow(
         facility_id=facility.id,
         person_id=explained.person_id,
@@ -302,6 +303,16 @@ def _hold(
         expires_at=None if held is None else held.expires_at,
         reserved=reserved,
     )
+
+
+def _reserve(session: Session, explained: ExplainedDecision, change: UsageChange) -> Reservation:
+    """Add a hold's ``change`` to the ledger, and say where it went so that it can
+    be settled: the rolling entries' ids, and each gap mark as it stood (the
+    marks the decision read; the person's ledger has been locked since)."""
+    assert explained.usage.ahead, "a hold is decided against the ledger as it stands"
+    added = model.usage_added([(explained.person_id, change)])
+    ids = ledger.write_usage(session, explained.facility_id, added, entry_ids=True)
+    return model.reservation(change, explained.usage.gaps, ids)
 
 
 def connect(db: Database, facility_id: str, hold_id: str, *, actor: str, at: datetime) -> Call:

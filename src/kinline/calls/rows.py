@@ -6,7 +6,7 @@ its channel); the service checks what needs the store (the person, the
 contact the number belongs to). ``BatchLedger`` is the usage the engine
 reads while a batch is decided: the stored counters of the batch's people,
 plus every call of the batch decided so far, and the sum of what the batch
-adds, written back in bulk when the batch commits.
+adds (``calls.model.UsageAdded``), written back in bulk when the batch commits.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from kinline.calls.model import UsageAdded, usage_added
 from kinline.errors import InvalidInput
 from kinline.people.model import normalize_phone
 from kinline.rules.model import Channel, Contact
@@ -244,26 +245,13 @@ class Call:
         return minutes_of(self.seconds)
 
 
-CounterKey = tuple[str, str, str]  # person, rule, period key
-GapKey = tuple[str, str]  # person, rule
-
-
-@dataclass(frozen=True, slots=True)
-class EntryAdded:
-    person: str
-    rule_id: str
-    started_at: datetime
-    minutes: int
-
-
 class BatchLedger:
     """The usage of a batch's people: stored usage plus the batch's own calls.
 
     Seeded from the store under the people's ledger locks; ``apply`` takes the
-    same ``UsageChange`` the store's ``apply_usage`` does and keeps, beside
-    the running totals the engine reads, exactly what the batch adds: counter
-    increments summed per counter, new rolling entries, the latest end per
-    gap mark.
+    same ``UsageChange`` a call set-up writes and keeps, beside the running
+    totals the engine reads, every change the batch made: ``added`` is their
+    sum, written back in one go (``calls.ledger.write_usage``).
     """
 
     def __init__(self, zone: ZoneInfo) -> None:
@@ -272,9 +260,7 @@ class BatchLedger:
         self._rolling: dict[str, dict[str, list[tuple[datetime, int]]]] = defaultdict(dict)
         self._gaps: dict[str, dict[str, datetime]] = defaultdict(dict)
         self._snapshots: dict[str, UsageSnapshot] = {}
-        self.added_counters: dict[CounterKey, Tally] = {}
-        self.added_entries: list[EntryAdded] = []
-        self.added_gaps: dict[GapKey, datetime] = {}
+        self._changes: list[tuple[str, UsageChange]] = []
 
     def seed_counter(self, person: str, rule_id: str, key: str, tally: Tally) -> None:
         self._counters[person][(rule_id, key)] = tally
@@ -304,20 +290,17 @@ class BatchLedger:
         for increment in change.counters:
             key = (increment.rule_id, increment.period_key)
             counters[key] = counters.get(key, Tally()).plus(increment.minutes)
-            added = (person, increment.rule_id, increment.period_key)
-            self.added_counters[added] = self.added_counters.get(added, Tally()).plus(
-                increment.minutes
-            )
         for entry in change.entries:
             started = entry.started_at.astimezone(UTC)
             self._rolling[person].setdefault(entry.rule_id, []).append((started, entry.minutes))
-            self.added_entries.append(EntryAdded(person, entry.rule_id, started, entry.minutes))
         gaps = self._gaps[person]
         for mark in change.gaps:
             previous = gaps.get(mark.rule_id)
             if previous is None or mark.ends_at > previous:
                 gaps[mark.rule_id] = mark.ends_at
-            gap = (person, mark.rule_id)
-            latest = self.added_gaps.get(gap)
-            if latest is None or mark.ends_at > latest:
-                self.added_gaps[gap] = mark.ends_at
+        self._changes.append((person, change))
+
+    @property
+    def added(self) -> UsageAdded:
+        """What the batch adds to the stored ledger: the sum of its changes."""
+        return usage_added(self._changes)

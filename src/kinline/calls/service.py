@@ -24,6 +24,7 @@ from kinline.people.service import require_contact, require_facility, require_pe
 from kinline.policy import repository as policy_repository
 from kinline.rules.decide import Decision, Request, decide
 from kinline.rules.model import Channel, Rule
+from kinline.rules.usage import UsageSnapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,7 @@ class ExplainedDecision:
     at: datetime
     decision: Decision
     rules: Mapping[str, Rule]
+    usage: UsageSnapshot  # what it was decided against
 
     def explained(self) -> list[Rule]:
         named = dict.fromkeys((*self.decision.rules, *self.decision.conflicts))
@@ -116,7 +118,7 @@ def attempt_session(
         )
         change = model.charged_usage(decision, explained.rules, at, used, facility.zone)
         if change is not None:
-            ledger.apply_usage(session, facility_id, person_id, change)
+            ledger.write_usage(session, facility_id, model.usage_added([(person_id, change)]))
         record_event(
             session,
             facility_id=facility_id,
@@ -172,4 +174,5 @@ def decide_in(
         at=at,
         decision=decision,
         rules={rule.id: rule for rule in rules},
+        usage=usage,
     )
