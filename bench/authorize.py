@@ -125,7 +125,7 @@ from _support import (
     run_pgbench,
     wait_for,
 )
-from kinline.auth.service import create_token
+from kinline.identity.service import create_token
 from kinline.changes.service import impose_rule
 from kinline.db.engine import Database
 from kinline.people.model import Facility, Person

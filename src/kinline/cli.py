@@ -13,16 +13,25 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from kinline.appeals.cli import app as appeals_app
 from kinline.audit.cli import app as audit_app
-from kinline.auth.cli import app as token_app
 from kinline.calls.cli import decide_command, holds_app, import_app
+from kinline.changes.cli import (
+    approve_command,
+    edit_contact_command,
+    release_command,
+    remove_phone_command,
+    revoke_command,
+    transfer_command,
+)
 from kinline.cli_base import report
 from kinline.cli_support import DatabaseOption, console, database, errors, friendly
 from kinline.courts.cli import app as report_app
 from kinline.db.engine import configured_url, shown_url
 from kinline.db.migrate import upgrade
 from kinline.errors import KinlineError, ServiceUnavailable
+from kinline.identity.cli import subject_app, token_app
 from kinline.notices.cli import app as notices_app
 from kinline.notices.delivery.cli import deliveries_command, print_app, worker_command
+from kinline.people.cli import contacts_app, people_app
 from kinline.scenario import FreshDatabases, check_file, load_into
 from kinline.scenariofile import ScenarioFormatError
 
@@ -37,11 +46,32 @@ scenario_app = typer.Typer(
 )
 app.add_typer(db_app, name="db")
 app.add_typer(scenario_app, name="scenario")
+app.add_typer(people_app, name="people", help="People: admit, transfer, release, edit, list, show.")
+app.add_typer(contacts_app, name="contacts", help="Contacts: add, edit, list, phone numbers.")
+people_app.command("transfer", help="Transfer a person to another facility, with a notice.")(
+    transfer_command
+)
+people_app.command("release", help="Release a person: their custody ends, with a notice.")(
+    release_command
+)
+contacts_app.command("edit", help="Edit a contact (a new relationship is noticed).")(
+    edit_contact_command
+)
+contacts_app.command("approve", help="Approve a contact for a channel, with a notice.")(
+    approve_command
+)
+contacts_app.command("revoke", help="End a contact's approval for a channel, with a notice.")(
+    revoke_command
+)
+contacts_app.command(
+    "remove-phone", help="Remove a number (an approved contact's last is noticed)."
+)(remove_phone_command)
 app.add_typer(audit_app, name="audit", help="The tamper-evident audit log.")
 app.add_typer(appeals_app, name="appeals", help="Appeals against notices and decisions.")
 app.add_typer(notices_app, name="notices", help="Notices of changes to what a person may do.")
 app.add_typer(report_app, name="report", help="Reports for courts and counsel.")
-app.add_typer(token_app, name="token", help="API tokens.")
+app.add_typer(token_app, name="token", help="API tokens: create, list, revoke.")
+app.add_typer(subject_app, name="subject", help="Who may call kinline, bound to what.")
 app.add_typer(holds_app, name="holds", help="Call set-ups held on an allowance.")
 app.add_typer(import_app, name="import", help="Import records from other systems.")
 app.add_typer(print_app, name="print", help="Printed notices: daily batches per housing unit.")

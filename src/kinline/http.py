@@ -8,9 +8,8 @@ import functools
 import logging
 import os
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, ParamSpec, TypeVar
 
@@ -25,16 +24,16 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
-from kinline.auth.model import IMPLIED, Scope
-from kinline.auth.service import Caller, authenticate
 from kinline.db.engine import Database
 from kinline.errors import (
-    Forbidden,
     InvalidInput,
     KinlineError,
+    NotFound,
     ServiceUnavailable,
     Unauthenticated,
 )
+from kinline.identity.model import Subject
+from kinline.identity.service import authenticate
 from kinline.people.model import Facility
 from kinline.people.service import get_facility, list_facilities
 from kinline.rules.parse import RuleError, parse_instant
@@ -234,34 +233,21 @@ async def get_db(request: Request) -> Database:
 
 
 DbDep = Annotated[Database, Depends(get_db)]
-_bearer = HTTPBearer(auto_error=False)
+bearer = HTTPBearer(auto_error=False)
 
 
 class Memo:
-    """What every request would otherwise read again: callers by token, and the
-    facilities, each kept for a few seconds (a revoked token stops working
-    within ``TOKEN_SECONDS``). Thread-safe: sync routes run in a thread pool."""
+    """The facilities, kept for a few seconds instead of read for every request.
+    Callers are not kept: a revoked token is refused from the next request on.
+    Thread-safe: sync routes run in a thread pool."""
 
-    TOKEN_SECONDS = 10.0
     FACILITY_SECONDS = 2.0
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._callers: TTLCache[str, Caller] = TTLCache(maxsize=1024, ttl=self.TOKEN_SECONDS)
         self._facilities: TTLCache[str, tuple[Facility, ...]] = TTLCache(
             maxsize=1, ttl=self.FACILITY_SECONDS
         )
-
-    async def caller(self, db: Database, secret: str) -> Caller | None:
-        """Only a token not seen lately costs a query, in a worker thread."""
-        with self._lock:
-            found = self._callers.get(secret)
-        if found is None:
-            found = await in_thread(authenticate, db, secret)
-            if found is not None:
-                with self._lock:
-                    self._callers[secret] = found
-        return found
 
     async def facilities(self, db: Database) -> tuple[Facility, ...]:
         with self._lock:
@@ -281,101 +267,50 @@ async def get_memo(request: Request) -> Memo:
     return memo
 
 
-MemoDep = Annotated[Memo, Depends(get_memo)]
-
-
 async def caller(
-    db: DbDep,
-    memo: MemoDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Caller:
+    request: Request, db: Database, credentials: HTTPAuthorizationCredentials | None
+) -> Subject:
+    """The subject a request acts for: its bearer token's."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated("a bearer token is required")
-    found = await memo.caller(db, credentials.credentials)
+    found = await in_thread(authenticate, db, credentials.credentials, at=datetime.now(UTC))
     if found is None:
-        raise Unauthenticated("the bearer token is not valid")
+        raise Unauthenticated("the bearer token is not valid, has expired or was revoked")
     return found
 
 
-async def admitted(request: Request, who: Annotated[Caller, Depends(caller)]) -> Caller:
+async def admitted(
+    request: Request, db: Database, credentials: HTTPAuthorizationCredentials | None
+) -> Subject:
     """The caller, once no path or query parameter holds a NUL character: PostgreSQL
     can neither store nor compare text with one, so it would fail as a 500."""
+    who = await caller(request, db, credentials)
     for name, value in (*request.path_params.items(), *request.query_params.multi_items()):
         if "\x00" in str(value):
             raise InvalidInput("must not contain a NUL character", field=name)
     return who
 
 
-def require(scope: Scope) -> Callable[[Caller], Awaitable[Caller]]:
-    """A dependency that admits callers whose token's scope grants ``scope``."""
-
-    async def check(who: Annotated[Caller, Depends(admitted)]) -> Caller:
-        return permitted(who, scope)
-
-    return check
-
-
-def permitted(who: Caller, scope: Scope) -> Caller:
-    if scope not in IMPLIED[who.scope]:
-        raise Forbidden(f"this needs the {scope} scope; the token has {who.scope}")
-    return who
-
-
-Reader = Annotated[Caller, Depends(require(Scope.READ))]
-Staff = Annotated[Caller, Depends(require(Scope.STAFF))]
-Telephony = Annotated[Caller, Depends(require(Scope.TELEPHONY))]
-
-
-async def facility(
-    db: DbDep,
-    memo: MemoDep,
-    _who: Annotated[Caller, Depends(admitted)],
-    facility_id: Annotated[
-        str | None, Query(description="Facility id; may be left out when there is one.")
-    ] = None,
+async def facility_of(
+    db: Database, memo: Memo, subject: Subject, facility_id: str | None
 ) -> Facility:
+    """The facility a request is about: ``facility_id``, or the only one the caller
+    is bound to, or the only one there is. One the caller is bound to nothing at
+    answers as if it did not exist."""
+    bound = subject.facilities()
+    if facility_id is None:
+        if len(bound) == 1:
+            facility_id = next(iter(bound))
+        else:
+            facilities = await memo.facilities(db)
+            if len(facilities) != 1:
+                raise InvalidInput("name the facility with facility_id", field="facility_id")
+            facility_id = facilities[0].id
+    if facility_id not in bound:
+        raise NotFound(f"no facility {facility_id!r}", field="facility_id")
     facilities = await memo.facilities(db)
-    if facility_id is not None:
-        known = [place for place in facilities if place.id == facility_id]
-        return known[0] if known else await in_thread(get_facility, db, facility_id)
-    if len(facilities) != 1:
-        raise InvalidInput("name the facility with facility_id", field="facility_id")
-    return facilities[0]
-
-
-FacilityDep = Annotated[Facility, Depends(facility)]
-
-
-@dataclass(frozen=True, slots=True)
-class Place:
-    """The database, the caller and the facility of a request, resolved together."""
-
-    db: Database
-    who: Caller
-    facility: Facility
-
-
-def place_for(scope: Scope) -> Callable[..., Awaitable[Place]]:
-    """One dependency doing what ``DbDep``, ``require(scope)`` and ``FacilityDep``
-    do, for the routes of the call path: FastAPI's cost is per dependency, and
-    there it is paid at every call set-up."""
-
-    async def resolve(
-        request: Request,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-        facility_id: Annotated[
-            str | None, Query(description="Facility id; may be left out when there is one.")
-        ] = None,
-    ) -> Place:
-        db, memo = await get_db(request), await get_memo(request)
-        who = permitted(await admitted(request, await caller(db, memo, credentials)), scope)
-        return Place(db, who, await facility(db, memo, who, facility_id))
-
-    return resolve
-
-
-TelephonyPlace = Annotated[Place, Depends(place_for(Scope.TELEPHONY))]
-ReaderPlace = Annotated[Place, Depends(place_for(Scope.READ))]
+    known = [place for place in facilities if place.id == facility_id]
+    return known[0] if known else await in_thread(get_facility, db, facility_id)
 
 
 def moment(text: str | None, place: Facility, field: str = "at") -> datetime:
@@ -388,3 +323,33 @@ def moment(text: str | None, place: Facility, field: str = "at") -> datetime:
         raise InvalidInput(error.message, field=field) from None
     except OverflowError:
         raise InvalidInput(f"{text!r} is out of range", field=field) from None
+
+
+# --- until every route declares its action (kinline.access) -------------------
+
+
+async def _subject(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Subject:
+    return await admitted(request, await get_db(request), credentials)
+
+
+async def _staff(who: Annotated[Subject, Depends(_subject)]) -> Subject:
+    if who.kind != "staff":
+        raise Unauthenticated("staff only")
+    return who
+
+
+async def _facility(
+    request: Request,
+    who: Annotated[Subject, Depends(_subject)],
+    facility_id: Annotated[str | None, Query(max_length=64)] = None,
+) -> Facility:
+    db = await get_db(request)
+    return await facility_of(db, await get_memo(request), who, facility_id)
+
+
+Reader = Annotated[Subject, Depends(_subject)]
+Staff = Annotated[Subject, Depends(_staff)]
+FacilityDep = Annotated[Facility, Depends(_facility)]

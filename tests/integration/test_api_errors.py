@@ -20,7 +20,7 @@ import pytest
 from _databases import SUPERMAX, DbTemplate
 
 from kinline.api import create_app
-from kinline.auth.service import create_token
+from kinline.identity.service import create_token
 from kinline.db.engine import Database
 
 with warnings.catch_warnings():

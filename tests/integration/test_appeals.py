@@ -34,7 +34,7 @@ from kinline.appeals.service import (
     withdraw_appeal,
 )
 from kinline.audit.service import verify_log
-from kinline.auth.service import create_token
+from kinline.identity.service import create_token
 from kinline.calls.service import attempt_session
 from kinline.changes.service import impose_rule
 from kinline.cli import app as cli

@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 
 from kinline.api import create_app
 from kinline.audit.service import verify_log
-from kinline.auth.service import create_token
+from kinline.identity.service import create_token
 from kinline.calls.path import (
     Status,
     authorize,

@@ -32,7 +32,7 @@ from _server import KINLINE, Server, running_server
 from sqlalchemy import func, select
 
 from kinline.audit.service import verify_log
-from kinline.auth.service import create_token
+from kinline.identity.service import create_token
 from kinline.db.engine import Database
 from kinline.db.tables import AuditEventRow, SessionRow, UsageCounterRow
 from kinline.rules.model import MONTH, WEEK, Period

@@ -38,7 +38,7 @@ from typer.testing import CliRunner
 
 import kinline.changes.service as changes_service
 from kinline.audit.service import verify_log
-from kinline.auth.service import create_token
+from kinline.identity.service import create_token
 from kinline.changes.service import impose_rule
 from kinline.cli import app
 from kinline.db.engine import Database

@@ -30,7 +30,7 @@ from _server import KINLINE, Server, running_server
 from sqlalchemy import select
 from test_calls_race import race
 
-from kinline.auth.service import create_token
+from kinline.identity.service import create_token
 from kinline.db.engine import Database
 from kinline.db.tables import SessionRow, UsageCounterRow, UsageEntryRow
 from kinline.rules.model import DAY, MONTH, WEEK, Period

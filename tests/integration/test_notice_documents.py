@@ -30,7 +30,7 @@ from typer.testing import CliRunner
 
 from kinline.api import create_app
 from kinline.audit.service import verify_log
-from kinline.auth.service import create_token
+from kinline.identity.service import create_token
 from kinline.changes.service import impose_rule
 from kinline.cli import app as cli_app
 from kinline.db.engine import Database

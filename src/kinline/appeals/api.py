@@ -1,13 +1,15 @@
-"""Routes for appeals: a person or counsel files and escalates (scope read); staff
-answer and extend (scope staff)."""
+"""Routes for appeals: the person (or counsel) files, escalates and withdraws their
+own; staff answer and extend, and may file for a person, late or dated."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
+from kinline import access
+from kinline.access import Access, Params, allowed, people_for, whole
 from kinline.appeals import service
 from kinline.appeals.model import last_day
 from kinline.appeals.schemas import (
@@ -20,10 +22,10 @@ from kinline.appeals.schemas import (
     StepOut,
     WithdrawIn,
 )
-from kinline.auth.model import IMPLIED, Scope
-from kinline.auth.service import Caller
+from kinline.db.engine import Database
 from kinline.errors import Forbidden
-from kinline.http import DbDep, FacilityDep, Reader, Staff, moment
+from kinline.http import moment
+from kinline.identity.model import Action, Record, Target
 from kinline.people.model import Facility
 from kinline.rules.periods import local
 
@@ -31,14 +33,16 @@ router = APIRouter(prefix="/v1/appeals", tags=["appeals"])
 AppealId = Annotated[int, Path(ge=1, lt=2**31, description="The appeal's id")]
 
 
-def _actor(who: Caller) -> str:
-    return f"token:{who.name}"
+def appeal_target(db: Database, place: Facility, params: Params) -> Target:
+    """The appeal named in the path, as the person's it is for."""
+    found = service.get_appeal(db, place.id, whole(params, "appeal_id"), at=datetime.now(UTC))
+    return Target(place.id, Record.APPEAL, person_id=found.person_id)
 
 
-def _staff_only(who: Caller, field: str, value: object) -> None:
+def _staff_only(grant: Access, field: str, value: object) -> None:
     """Only staff may date a filing or accept it late: anyone else files now."""
-    if value is not None and Scope.STAFF not in IMPLIED[who.scope]:
-        raise Forbidden(f"only staff may set {field}; the token has {who.scope}", field=field)
+    if value is not None and not grant.may(Action.APPEAL_LATE):
+        raise Forbidden(f"only staff may set {field}", field=field)
 
 
 def _wall(value: datetime | None, place: Facility) -> str | None:
@@ -92,13 +96,17 @@ def detail_out(appeal: service.Appeal, place: Facility) -> AppealDetailOut:
 
 
 @router.post("", response_model=AppealDetailOut, status_code=201)
-def file_appeal(body: AppealIn, db: DbDep, place: FacilityDep, who: Reader) -> AppealDetailOut:
+def file_appeal(
+    body: AppealIn, grant: Annotated[Access, allowed(Action.APPEAL_FILE)]
+) -> AppealDetailOut:
     """File an appeal against a notice or a decision, at the first level. Late filings
     are refused naming `at`, unless staff accept them with `late_reason`."""
-    _staff_only(who, "at", body.at)
-    _staff_only(who, "late_reason", body.late_reason)
+    place = grant.facility
+    grant.require(Target(place.id, Record.PERSON, person_id=body.person_id))
+    _staff_only(grant, "at", body.at)
+    _staff_only(grant, "late_reason", body.late_reason)
     appeal = service.file_appeal(
-        db,
+        grant.db,
         place.id,
         person_id=body.person_id,
         notice_id=body.notice_id,
@@ -108,7 +116,7 @@ def file_appeal(body: AppealIn, db: DbDep, place: FacilityDep, who: Reader) -> A
         text=body.text,
         route=body.route,
         at=moment(body.at, place),
-        actor=_actor(who),
+        actor=grant.actor,
         late_reason=body.late_reason,
     )
     return detail_out(appeal, place)
@@ -116,75 +124,95 @@ def file_appeal(body: AppealIn, db: DbDep, place: FacilityDep, who: Reader) -> A
 
 @router.get("", response_model=list[AppealOut])
 def list_appeals(
-    db: DbDep,
-    place: FacilityDep,
-    _who: Reader,
+    grant: Annotated[Access, allowed(Action.APPEAL_READ, access.person)],
     person_id: Annotated[str | None, Query(max_length=64, description="One person's")] = None,
     overdue: Annotated[bool, Query(description="Only those whose answer is past due")] = False,
     at: Annotated[str | None, Query(description="Local wall time; default now")] = None,
 ) -> list[AppealOut]:
-    """Appeals, oldest first."""
-    appeals = service.list_appeals(
-        db, place.id, at=moment(at, place), person_id=person_id, overdue=overdue
-    )
+    """Appeals the caller may read, oldest first."""
+    place = grant.facility
+    when = moment(at, place)
+    appeals = [
+        appeal
+        for who in people_for(grant, person_id)
+        for appeal in service.list_appeals(
+            grant.db, place.id, at=when, person_id=who, overdue=overdue
+        )
+    ]
+    appeals.sort(key=lambda appeal: appeal.id)
     return [appeal_out(appeal, place) for appeal in appeals]
 
 
 @router.get("/{appeal_id}", response_model=AppealDetailOut)
 def get_appeal(
     appeal_id: AppealId,
-    db: DbDep,
-    place: FacilityDep,
-    _who: Reader,
+    grant: Annotated[Access, allowed(Action.APPEAL_READ, appeal_target)],
     at: Annotated[str | None, Query(description="Local wall time; default now")] = None,
 ) -> AppealDetailOut:
     """One appeal with every step."""
-    return detail_out(service.get_appeal(db, place.id, appeal_id, at=moment(at, place)), place)
+    place = grant.facility
+    return detail_out(
+        service.get_appeal(grant.db, place.id, appeal_id, at=moment(at, place)), place
+    )
 
 
 @router.post("/{appeal_id}/answer", response_model=AppealDetailOut)
 def answer_appeal(
-    appeal_id: AppealId, body: AnswerIn, db: DbDep, place: FacilityDep, who: Staff
+    appeal_id: AppealId,
+    body: AnswerIn,
+    grant: Annotated[Access, allowed(Action.APPEAL_ANSWER, appeal_target)],
 ) -> AppealDetailOut:
     """Answer the current level: granted, partially_granted or denied."""
+    place = grant.facility
     appeal = service.answer_appeal(
-        db,
+        grant.db,
         place.id,
         appeal_id,
         outcome=body.outcome,
         text=body.text,
         at=moment(body.at, place),
-        actor=_actor(who),
+        actor=grant.actor,
     )
     return detail_out(appeal, place)
 
 
 @router.post("/{appeal_id}/extend", response_model=AppealDetailOut)
 def extend_appeal(
-    appeal_id: AppealId, body: ExtendIn, db: DbDep, place: FacilityDep, who: Staff
+    appeal_id: AppealId,
+    body: ExtendIn,
+    grant: Annotated[Access, allowed(Action.APPEAL_EXTEND, appeal_target)],
 ) -> AppealDetailOut:
     """Take the level's one extension of the time to answer, before the answer is due."""
+    place = grant.facility
     appeal = service.extend_appeal(
-        db, place.id, appeal_id, reason=body.reason, at=moment(body.at, place), actor=_actor(who)
+        grant.db,
+        place.id,
+        appeal_id,
+        reason=body.reason,
+        at=moment(body.at, place),
+        actor=grant.actor,
     )
     return detail_out(appeal, place)
 
 
 @router.post("/{appeal_id}/escalate", response_model=AppealDetailOut)
 def escalate_appeal(
-    appeal_id: AppealId, body: EscalateIn, db: DbDep, place: FacilityDep, who: Reader
+    appeal_id: AppealId,
+    body: EscalateIn,
+    grant: Annotated[Access, allowed(Action.APPEAL_ESCALATE, appeal_target)],
 ) -> AppealDetailOut:
     """Take the appeal to the next level after a denial, a partial grant, or no answer
     in time."""
-    _staff_only(who, "at", body.at)
-    _staff_only(who, "late_reason", body.late_reason)
+    place = grant.facility
+    _staff_only(grant, "at", body.at)
+    _staff_only(grant, "late_reason", body.late_reason)
     appeal = service.escalate_appeal(
-        db,
+        grant.db,
         place.id,
         appeal_id,
         text=body.text,
         at=moment(body.at, place),
-        actor=_actor(who),
+        actor=grant.actor,
         late_reason=body.late_reason,
     )
     return detail_out(appeal, place)
@@ -192,11 +220,20 @@ def escalate_appeal(
 
 @router.post("/{appeal_id}/withdraw", response_model=AppealDetailOut)
 def withdraw_appeal(
-    appeal_id: AppealId, body: WithdrawIn, db: DbDep, place: FacilityDep, who: Reader
+    appeal_id: AppealId,
+    body: WithdrawIn,
+    grant: Annotated[Access, allowed(Action.APPEAL_WITHDRAW, appeal_target)],
 ) -> AppealDetailOut:
-    """Withdraw an appeal that is still open."""
-    _staff_only(who, "at", body.at)
+    """Withdraw an appeal that is still open: the person's own (or counsel's for
+    them), or staff."""
+    place = grant.facility
+    _staff_only(grant, "at", body.at)
     appeal = service.withdraw_appeal(
-        db, place.id, appeal_id, reason=body.reason, at=moment(body.at, place), actor=_actor(who)
+        grant.db,
+        place.id,
+        appeal_id,
+        reason=body.reason,
+        at=moment(body.at, place),
+        actor=grant.actor,
     )
     return detail_out(appeal, place)

@@ -6,8 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 
+from kinline import access
+from kinline.access import Access, Params, allowed
 from kinline.calls.path import Call, authorize, connect, end, get_call, release
 from kinline.calls.schemas import (
     AuthorizeIn,
@@ -18,20 +20,39 @@ from kinline.calls.schemas import (
     RuleExplained,
 )
 from kinline.calls.service import ExplainedDecision, decide_contact
-from kinline.http import (
-    DbDep,
-    FacilityDep,
-    Place,
-    Reader,
-    ReaderPlace,
-    TelephonyPlace,
-    in_thread,
-    moment,
-)
+from kinline.db.engine import Database
+from kinline.errors import NotFound
+from kinline.http import in_thread, moment
+from kinline.identity.model import Action, Record, Target
 from kinline.people.model import Facility
+from kinline.people.service import get_contact
 from kinline.rules.periods import local
 
 decisions_router = APIRouter(prefix="/v1", tags=["decisions"])
+
+
+def decision_target(db: Database, place: Facility, params: Params) -> Target:
+    """A decision about a person and one of their contacts (privileged or not)."""
+    person_id, contact_id = params.get("person_id"), params.get("contact_id")
+    privileged = False
+    if contact_id:
+        try:
+            found = get_contact(db, place.id, contact_id, at=datetime.now(UTC))
+        except NotFound:
+            pass
+        else:
+            privileged = found.contact.privileged
+    return Target(
+        place.id, Record.DECISION, person_id=person_id, contact_id=contact_id, privileged=privileged
+    )
+
+
+def call_target(db: Database, place: Facility, params: Params) -> Target:
+    found = get_call(db, place.id, params["hold_id"])
+    return Target(place.id, Record.CALL, person_id=found.person_id)
+
+
+CallPath = Annotated[Access, allowed(Action.CALL_SETUP, access.calls)]
 
 
 def decision_out(explained: ExplainedDecision, place: Facility) -> DecisionOut:
@@ -65,16 +86,17 @@ def decision_out(explained: ExplainedDecision, place: Facility) -> DecisionOut:
 
 @decisions_router.get("/decisions", response_model=DecisionOut)
 def decide(
-    person_id: str,
-    contact_id: str,
-    db: DbDep,
-    place: FacilityDep,
-    _who: Reader,
-    channel: str = "phone",
-    at: str | None = None,
+    person_id: Annotated[str, Query(max_length=64)],
+    contact_id: Annotated[str, Query(max_length=64)],
+    grant: Annotated[Access, allowed(Action.DECISION_READ, decision_target)],
+    channel: Annotated[str, Query(max_length=16)] = "phone",
+    at: Annotated[str | None, Query(max_length=64)] = None,
 ) -> DecisionOut:
     """Whether ``person_id`` may contact ``contact_id`` now (or at ``at``), and why."""
-    explained = decide_contact(db, place.id, person_id, contact_id, channel, at=moment(at, place))
+    place = grant.facility
+    explained = decide_contact(
+        grant.db, place.id, person_id, contact_id, channel, at=moment(at, place)
+    )
     return decision_out(explained, place)
 
 
@@ -84,10 +106,6 @@ HoldId = Annotated[str, Path(max_length=40, description="From the authorize answ
 
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.astimezone(UTC).isoformat()
-
-
-def _actor(place: Place) -> str:
-    return f"token:{place.who.token_id}:{place.who.name}"
 
 
 def _call_out(call: Call) -> CallOut:
@@ -108,7 +126,7 @@ def _call_out(call: Call) -> CallOut:
 
 
 @calls_router.post("/authorize", response_model=AuthorizeOut)
-async def authorize_call(body: AuthorizeIn, place: TelephonyPlace) -> AuthorizeOut:
+async def authorize_call(body: AuthorizeIn, place: CallPath) -> AuthorizeOut:
     """May this call connect, for how long, under what monitoring? When it may, its
     allowance is held at once; connect, end or release the hold. An unknown number
     is `allowed: false, reason: not_on_list`, not an error."""
@@ -121,7 +139,7 @@ async def authorize_call(body: AuthorizeIn, place: TelephonyPlace) -> AuthorizeO
         contact_id=body.contact_id,
         channel=body.channel,
         idempotency_key=body.idempotency_key,
-        actor=_actor(place),
+        actor=place.actor,
     )
     d = call.decision
     return AuthorizeOut(
@@ -141,17 +159,17 @@ async def authorize_call(body: AuthorizeIn, place: TelephonyPlace) -> AuthorizeO
 
 
 @calls_router.post("/{hold_id}/connect", response_model=CallOut)
-async def connect_call(hold_id: HoldId, place: TelephonyPlace) -> CallOut:
+async def connect_call(hold_id: HoldId, place: CallPath) -> CallOut:
     """The call has connected; it must end within its max_minutes."""
-    at, actor = datetime.now(UTC), _actor(place)
+    at, actor = datetime.now(UTC), place.actor
     call = await in_thread(connect, place.db, place.facility.id, hold_id, actor=actor, at=at)
     return _call_out(call)
 
 
 @calls_router.post("/{hold_id}/end", response_model=CallOut)
-async def end_call(hold_id: HoldId, body: EndIn, place: TelephonyPlace) -> CallOut:
+async def end_call(hold_id: HoldId, body: EndIn, place: CallPath) -> CallOut:
     """The call has ended: whole minutes are charged, rounded up, never above max_minutes."""
-    at, actor = datetime.now(UTC), _actor(place)
+    at, actor = datetime.now(UTC), place.actor
     call = await in_thread(
         end, place.db, place.facility.id, hold_id, body.seconds, actor=actor, at=at
     )
@@ -159,14 +177,16 @@ async def end_call(hold_id: HoldId, body: EndIn, place: TelephonyPlace) -> CallO
 
 
 @calls_router.post("/{hold_id}/release", response_model=CallOut)
-async def release_call(hold_id: HoldId, place: TelephonyPlace) -> CallOut:
+async def release_call(hold_id: HoldId, place: CallPath) -> CallOut:
     """The call never connected: the hold is given back and nothing is charged."""
-    at, actor = datetime.now(UTC), _actor(place)
+    at, actor = datetime.now(UTC), place.actor
     call = await in_thread(release, place.db, place.facility.id, hold_id, actor=actor, at=at)
     return _call_out(call)
 
 
 @calls_router.get("/{hold_id}", response_model=CallOut)
-async def read_call(hold_id: HoldId, place: ReaderPlace) -> CallOut:
+async def read_call(
+    hold_id: HoldId, place: Annotated[Access, allowed(Action.CALL_READ, call_target)]
+) -> CallOut:
     """Where a call set-up stands."""
     return _call_out(await in_thread(get_call, place.db, place.facility.id, hold_id))

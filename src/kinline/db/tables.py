@@ -430,15 +430,103 @@ class AuditHeadRow(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
+class SubjectRow(Base):
+    """A caller: staff, a person's kiosk account, family, counsel, a court or a
+    machine. Identity spans facilities, so this is a reference table; what the
+    subject may touch is in ``subject_bindings``. People sign in with ``login``
+    and an argon2id ``password_hash``; staff also with a TOTP secret."""
+
+    __tablename__ = "subjects"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))
+    login: Mapped[str | None] = mapped_column(String(254), nullable=True, unique=True)
+    email: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    language: Mapped[str] = mapped_column(String(16), server_default="en")
+    password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    totp_secret: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    failed_signins: Mapped[int] = mapped_column(Integer, server_default="0")
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Raised whenever a binding changes, so a cached subject is known stale.
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
+
+
+class SubjectBindingRow(Base):
+    """One thing a subject is bound to at a facility (``identity.model.Binding``)."""
+
+    __tablename__ = "subject_bindings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    subject_id: Mapped[int] = mapped_column(Integer)
+    facility_id: Mapped[str] = mapped_column(ID)
+    role: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    person_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    contact_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    case_number: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    job: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        ForeignKeyConstraint(["subject_id"], ["subjects.id"]),
+        Index("ix_subject_bindings_subject", "subject_id"),
+    )
+
+
 class ApiTokenRow(Base):
-    """An API token; only the SHA-256 of the secret is kept."""
+    """An API token of one subject, for one facility (null: each the subject is
+    bound to), until it expires or is revoked; only the SHA-256 of the secret
+    is kept."""
 
     __tablename__ = "api_tokens"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    subject_id: Mapped[int] = mapped_column(Integer)
     facility_id: Mapped[str | None] = mapped_column(ID, nullable=True)
     name: Mapped[str] = mapped_column(String(200))
-    scope: Mapped[str] = mapped_column(String(16))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    __table_args__ = (ForeignKeyConstraint(["subject_id"], ["subjects.id"]),)
+
+
+class WebSessionRow(Base):
+    """A signed-in person's server-side session; the cookie holds a secret whose
+    SHA-256 is ``id``. Ends at ``expires_at`` (absolute) or after
+    ``last_seen_at`` plus the idle limit; a new one is made at every sign-in."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject_id: Mapped[int] = mapped_column(Integer)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    second_factor: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    __table_args__ = (
+        ForeignKeyConstraint(["subject_id"], ["subjects.id"]),
+        Index("ix_web_sessions_subject", "subject_id"),
+    )
+
+
+class PasswordResetRow(Base):
+    """A one-time, expiring password reset; only the SHA-256 of its secret."""
+
+    __tablename__ = "password_resets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    subject_id: Mapped[int] = mapped_column(Integer)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    __table_args__ = (ForeignKeyConstraint(["subject_id"], ["subjects.id"]),)

@@ -8,7 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import HTMLResponse, Response
 
-from kinline.http import DbDep, FacilityDep, Reader, Staff, moment
+from kinline import access
+from kinline.access import Access, Params, allowed, people_for, whole
+from kinline.db.engine import Database
+from kinline.http import moment
+from kinline.identity.model import Action, Record, Target
 from kinline.notices.render import render_html, render_pdf
 from kinline.notices.schemas import AcknowledgeIn, NoticeOut
 from kinline.notices.service import (
@@ -29,6 +33,12 @@ LanguageQuery = Annotated[
     str | None,
     Query(description="Language to render in (default: the notice's); unknown ones: English"),
 ]
+
+
+def notice_target(db: Database, place: Facility, params: Params) -> Target:
+    """The notice named in the path, as the person's it is addressed to."""
+    found = get_notice(db, place.id, whole(params, "notice_id"))
+    return Target(place.id, Record.NOTICE, person_id=found.person_id)
 
 
 def notice_out(notice: Notice, place: Facility) -> NoticeOut:
@@ -56,29 +66,37 @@ def notice_out(notice: Notice, place: Facility) -> NoticeOut:
 
 @router.get("/notices", response_model=list[NoticeOut])
 def notices(
-    db: DbDep, place: FacilityDep, _who: Reader, person_id: str | None = None
+    grant: Annotated[Access, allowed(Action.NOTICE_READ, access.person)],
+    person_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> list[NoticeOut]:
-    """Every notice of the facility, or of one person, oldest first."""
-    return [notice_out(n, place) for n in list_notices(db, place.id, person_id)]
+    """Every notice of the facility, or of one person, oldest first: those the
+    caller may read."""
+    place = grant.facility
+    found = [
+        n for who in people_for(grant, person_id) for n in list_notices(grant.db, place.id, who)
+    ]
+    found.sort(key=lambda n: n.id)
+    return [notice_out(n, place) for n in found]
 
 
 @router.get("/notices/overdue", response_model=list[NoticeOut])
 def overdue(
-    db: DbDep,
-    place: FacilityDep,
-    _who: Staff,
+    grant: Annotated[Access, allowed(Action.NOTICE_QUEUE)],
     days: Annotated[int, Query(ge=0, le=3650, description="Older than this many days")] = 7,
     at: Annotated[str | None, Query(description="Local wall time to count from; now")] = None,
 ) -> list[NoticeOut]:
     """Notices nobody has acknowledged, written more than ``days`` days ago: staff
     should put them in the person's hands."""
-    found = overdue_notices(db, place.id, days=days, now=moment(at, place))
+    place = grant.facility
+    found = overdue_notices(grant.db, place.id, days=days, now=moment(at, place))
     return [notice_out(n, place) for n in found]
 
 
 @router.get("/notices/{notice_id}", response_model=NoticeOut)
-def notice(notice_id: NoticeId, db: DbDep, place: FacilityDep, _who: Reader) -> NoticeOut:
-    return notice_out(get_notice(db, place.id, notice_id), place)
+def notice(
+    notice_id: NoticeId, grant: Annotated[Access, allowed(Action.NOTICE_READ, notice_target)]
+) -> NoticeOut:
+    return notice_out(get_notice(grant.db, grant.facility.id, notice_id), grant.facility)
 
 
 @router.get(
@@ -87,10 +105,14 @@ def notice(notice_id: NoticeId, db: DbDep, place: FacilityDep, _who: Reader) -> 
     responses={200: {"content": {"application/pdf": {}}, "description": "The notice as a PDF"}},
 )
 def notice_pdf(
-    notice_id: NoticeId, db: DbDep, place: FacilityDep, _who: Reader, language: LanguageQuery = None
+    notice_id: NoticeId,
+    grant: Annotated[Access, allowed(Action.NOTICE_READ, notice_target)],
+    language: LanguageQuery = None,
 ) -> Response:
     """The notice as a printable letter, in its language or ``language``."""
-    document = get_notice_document(db, place.id, notice_id, language=_language(language))
+    document = get_notice_document(
+        grant.db, grant.facility.id, notice_id, language=_language(language)
+    )
     return Response(
         render_pdf([document]),
         media_type="application/pdf",
@@ -100,24 +122,36 @@ def notice_pdf(
 
 @router.get("/notices/{notice_id}/html", response_class=HTMLResponse)
 def notice_html(
-    notice_id: NoticeId, db: DbDep, place: FacilityDep, _who: Reader, language: LanguageQuery = None
+    notice_id: NoticeId,
+    grant: Annotated[Access, allowed(Action.NOTICE_READ, notice_target)],
+    language: LanguageQuery = None,
 ) -> HTMLResponse:
     """The notice as a page, in its language or ``language``."""
-    document = get_notice_document(db, place.id, notice_id, language=_language(language))
+    document = get_notice_document(
+        grant.db, grant.facility.id, notice_id, language=_language(language)
+    )
     return HTMLResponse(render_html(document))
 
 
 @router.post("/notices/{notice_id}/acknowledge", response_model=NoticeOut)
 def acknowledge(
-    notice_id: NoticeId, body: AcknowledgeIn, db: DbDep, place: FacilityDep, who: Reader
+    notice_id: NoticeId,
+    body: AcknowledgeIn,
+    grant: Annotated[Access, allowed(Action.NOTICE_ACKNOWLEDGE, notice_target)],
 ) -> NoticeOut:
-    """Record that the notice was read (at the kiosk: the read scope suffices).
+    """Record that the notice was read: by the person it is addressed to (at the
+    kiosk), or by staff who put it in their hands.
 
     Idempotent: acknowledging again returns the first acknowledgement."""
     found = acknowledge_notice(
-        db, place.id, notice_id, by=body.by, at=datetime.now(UTC), actor=f"token:{who.name}"
+        grant.db,
+        grant.facility.id,
+        notice_id,
+        by=body.by,
+        at=datetime.now(UTC),
+        actor=grant.actor,
     )
-    return notice_out(found, place)
+    return notice_out(found, grant.facility)
 
 
 def _language(code: str | None) -> str | None:

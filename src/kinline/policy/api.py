@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter
 
-from kinline.http import DbDep, FacilityDep, Reader, moment
+from kinline import access
+from kinline.access import Access, allowed
+from kinline.http import moment
+from kinline.identity.model import Action, Record, Target
 from kinline.people.model import Facility, parse_channel
 from kinline.policy import service
 from kinline.policy.schemas import RuleOut
@@ -33,19 +38,23 @@ def rule_out(rule: Rule, place: Facility) -> RuleOut:
 
 @router.get("/rules", response_model=list[RuleOut])
 def rules_in_force(
-    db: DbDep,
-    place: FacilityDep,
-    _who: Reader,
+    grant: Annotated[Access, allowed(Action.RULE_READ, access.person)],
     person_id: str | None = None,
     channel: str | None = None,
     at: str | None = None,
 ) -> list[RuleOut]:
-    """Rules in force now (or at ``at``), for one person (theirs and `all`) or everyone."""
+    """Rules in force now (or at ``at``), for one person (theirs and `all`) or everyone;
+    of those, the ones the caller may see."""
+    place = grant.facility
     rules = service.rules_in_force(
-        db,
+        grant.db,
         place.id,
         at=moment(at, place),
         person_id=person_id,
         channel=None if channel is None else parse_channel(channel),
     )
-    return [rule_out(rule, place) for rule in rules]
+    return [rule_out(rule, place) for rule in rules if grant.sees(_target(rule, place))]
+
+
+def _target(rule: Rule, place: Facility) -> Target:
+    return Target(place.id, Record.RULE, person_id=rule.person, case_number=rule.case_number)

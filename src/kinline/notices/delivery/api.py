@@ -9,7 +9,9 @@ from fastapi import APIRouter, Path
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from kinline.http import DbDep, FacilityDep, Staff
+from kinline.access import Access, allowed
+from kinline.identity.model import Action
+from kinline.notices.api import notice_target
 from kinline.notices.delivery.model import Delivery, PrintBatch
 from kinline.notices.delivery.service import list_deliveries, list_print_batches, print_batch_pdf
 
@@ -89,17 +91,20 @@ def _batch_out(b: PrintBatch) -> PrintBatchOut:
 
 @router.get("/notices/{notice_id}/deliveries", response_model=list[DeliveryOut])
 def notice_deliveries(
-    notice_id: NoticeId, db: DbDep, place: FacilityDep, _who: Staff
+    notice_id: NoticeId,
+    grant: Annotated[Access, allowed(Action.DELIVERY_READ, notice_target)],
 ) -> list[DeliveryOut]:
     """How a notice reached its person: the kiosk inbox, each email, the printed
     copy; each with its attempts."""
-    return [_delivery_out(d) for d in list_deliveries(db, place.id, notice_id)]
+    return [_delivery_out(d) for d in list_deliveries(grant.db, grant.facility.id, notice_id)]
 
 
 @router.get("/print-batches", response_model=list[PrintBatchOut])
-def print_batches(db: DbDep, place: FacilityDep, _who: Staff) -> list[PrintBatchOut]:
+def print_batches(
+    grant: Annotated[Access, allowed(Action.DELIVERY_READ)],
+) -> list[PrintBatchOut]:
     """The daily PDFs of notices, one per housing unit, oldest first."""
-    return [_batch_out(b) for b in list_print_batches(db, place.id)]
+    return [_batch_out(b) for b in list_print_batches(grant.db, grant.facility.id)]
 
 
 @router.get(
@@ -107,9 +112,11 @@ def print_batches(db: DbDep, place: FacilityDep, _who: Staff) -> list[PrintBatch
     response_class=Response,
     responses={200: {"content": {"application/pdf": {}}, "description": "The PDF"}},
 )
-def print_batch(batch_id: BatchId, db: DbDep, place: FacilityDep, _who: Staff) -> Response:
+def print_batch(
+    batch_id: BatchId, grant: Annotated[Access, allowed(Action.DELIVERY_READ)]
+) -> Response:
     """One print batch as a PDF, a notice a page."""
-    pdf = print_batch_pdf(db, place.id, batch_id)
+    pdf = print_batch_pdf(grant.db, grant.facility.id, batch_id)
     return Response(
         pdf,
         media_type="application/pdf",

@@ -1,0 +1,190 @@
+"""Every query about subjects, their bindings and their API tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from kinline.db.tables import (
+    ApiTokenRow,
+    ContactRow,
+    FacilityRow,
+    PersonRow,
+    SubjectBindingRow,
+    SubjectRow,
+)
+from kinline.identity.model import Binding, Job, Kind, Role, Subject
+
+
+def facility_ids(session: Session) -> list[str]:
+    return list(session.scalars(select(FacilityRow.id).order_by(FacilityRow.id)))
+
+
+def person_exists(session: Session, facility_id: str, person_id: str) -> bool:
+    return session.get(PersonRow, (facility_id, person_id)) is not None
+
+
+def contact_person(session: Session, facility_id: str, contact_id: str) -> str | None:
+    """Whose contact ``contact_id`` is; None when there is no such contact."""
+    return session.scalars(
+        select(ContactRow.person_id).where(
+            ContactRow.facility_id == facility_id, ContactRow.id == contact_id
+        )
+    ).one_or_none()
+
+
+def add_subject(
+    session: Session,
+    *,
+    name: str,
+    kind: Kind,
+    at: datetime,
+    login: str | None = None,
+    email: str | None = None,
+    language: str = "en",
+) -> SubjectRow:
+    row = SubjectRow(
+        name=name,
+        kind=str(kind),
+        login=login,
+        email=email,
+        language=language,
+        created_at=at,
+        failed_signins=0,
+        version=1,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def get_subject_row(session: Session, subject_id: int, *, lock: bool = False) -> SubjectRow | None:
+    statement = select(SubjectRow).where(SubjectRow.id == subject_id)
+    if lock:
+        statement = statement.with_for_update()
+    return session.scalars(statement).one_or_none()
+
+
+def subject_by_login(session: Session, login: str) -> SubjectRow | None:
+    return session.scalars(select(SubjectRow).where(SubjectRow.login == login)).one_or_none()
+
+
+def list_subject_rows(session: Session) -> list[SubjectRow]:
+    return list(session.scalars(select(SubjectRow).order_by(SubjectRow.id)))
+
+
+def bindings_of(session: Session, subject_ids: list[int]) -> dict[int, list[Binding]]:
+    found: dict[int, list[Binding]] = {subject_id: [] for subject_id in subject_ids}
+    if not subject_ids:
+        return found
+    for row in session.scalars(
+        select(SubjectBindingRow)
+        .where(SubjectBindingRow.subject_id.in_(subject_ids))
+        .order_by(SubjectBindingRow.id)
+    ):
+        found[row.subject_id].append(binding_from_row(row))
+    return found
+
+
+def binding_from_row(row: SubjectBindingRow) -> Binding:
+    return Binding(
+        facility_id=row.facility_id,
+        role=None if row.role is None else Role(row.role),
+        person_id=row.person_id,
+        contact_id=row.contact_id,
+        case_number=row.case_number,
+        job=None if row.job is None else Job(row.job),
+    )
+
+
+def subject_from_row(row: SubjectRow, bindings: list[Binding]) -> Subject:
+    return Subject(id=row.id, name=row.name, kind=Kind(row.kind), bindings=tuple(bindings))
+
+
+def add_binding(session: Session, subject: SubjectRow, binding: Binding, at: datetime) -> None:
+    session.add(
+        SubjectBindingRow(
+            subject_id=subject.id,
+            facility_id=binding.facility_id,
+            role=None if binding.role is None else str(binding.role),
+            person_id=binding.person_id,
+            contact_id=binding.contact_id,
+            case_number=binding.case_number,
+            job=None if binding.job is None else str(binding.job),
+            created_at=at,
+        )
+    )
+    subject.version += 1
+    session.flush()
+
+
+def remove_binding(session: Session, subject: SubjectRow, binding: Binding) -> bool:
+    for row in session.scalars(
+        select(SubjectBindingRow).where(SubjectBindingRow.subject_id == subject.id)
+    ):
+        if binding_from_row(row) == binding:
+            session.delete(row)
+            subject.version += 1
+            session.flush()
+            return True
+    return False
+
+
+def add_token(
+    session: Session,
+    *,
+    subject_id: int,
+    facility_id: str | None,
+    name: str,
+    digest: str,
+    at: datetime,
+    expires_at: datetime | None,
+) -> ApiTokenRow:
+    row = ApiTokenRow(
+        subject_id=subject_id,
+        facility_id=facility_id,
+        name=name,
+        token_hash=digest,
+        created_at=at,
+        expires_at=expires_at,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def token_with_subject(session: Session, digest: str) -> tuple[ApiTokenRow, SubjectRow] | None:
+    found = session.execute(
+        select(ApiTokenRow, SubjectRow)
+        .join(SubjectRow, SubjectRow.id == ApiTokenRow.subject_id)
+        .where(ApiTokenRow.token_hash == digest)
+    ).one_or_none()
+    return None if found is None else (found[0], found[1])
+
+
+def touch_token(session: Session, token_id: int, at: datetime, stale_before: datetime) -> None:
+    """Record the token's use at ``at``, unless one was recorded since ``stale_before``."""
+    session.execute(
+        update(ApiTokenRow)
+        .where(
+            ApiTokenRow.id == token_id,
+            (ApiTokenRow.last_used_at.is_(None)) | (ApiTokenRow.last_used_at < stale_before),
+        )
+        .values(last_used_at=at)
+    )
+
+
+def list_tokens(session: Session, subject_id: int | None = None) -> list[ApiTokenRow]:
+    statement = select(ApiTokenRow).order_by(ApiTokenRow.id)
+    if subject_id is not None:
+        statement = statement.where(ApiTokenRow.subject_id == subject_id)
+    return list(session.scalars(statement))
+
+
+def get_token(session: Session, token_id: int, *, lock: bool = False) -> ApiTokenRow | None:
+    statement = select(ApiTokenRow).where(ApiTokenRow.id == token_id)
+    if lock:
+        statement = statement.with_for_update()
+    return session.scalars(statement).one_or_none()
