@@ -1,14 +1,28 @@
 """Routes that change what a person may do: approving and revoking a contact's
-channel, imposing and lifting a rule. Each answers once the change, its
+channel, imposing and lifting a rule, transferring and releasing a person,
+editing a contact and removing a number. Each answers once the change, its
 notices and its audit events have committed together."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 from fastapi import APIRouter
 
 from kinline.changes import service
 from kinline.http import DbDep, FacilityDep, Staff, moment
-from kinline.people.schemas import ApprovalIn, ApprovalOut, RevocationIn
+from kinline.people.api import actor_of, contact_out, person_out
+from kinline.people.schemas import (
+    ApprovalIn,
+    ApprovalOut,
+    ContactChangeOut,
+    ContactPatch,
+    CustodyOut,
+    ReleaseIn,
+    RevocationIn,
+    TransferIn,
+)
+from kinline.people.service import KEEP, get_facility, get_person_record
 from kinline.policy.api import rule_out
 from kinline.policy.schemas import ImposeIn, LiftIn, RuleOut
 
@@ -77,3 +91,91 @@ def lift(rule_id: str, body: LiftIn, db: DbDep, place: FacilityDep, who: Staff) 
         actor=f"token:{who.name}",
     )
     return rule_out(rule, place)
+
+
+@router.post(
+    "/people/{person_id}/transfer",
+    response_model=CustodyOut,
+    tags=["people"],
+    summary="Transfer a person to another facility (contacts move, approvals do not)",
+)
+def transfer(
+    person_id: str, body: TransferIn, db: DbDep, place: FacilityDep, who: Staff
+) -> CustodyOut:
+    moved, notice = service.transfer_person(
+        db,
+        place.id,
+        person_id,
+        body.to_facility_id,
+        reason=body.reason,
+        at=moment(body.at, place),
+        actor=actor_of(who),
+        housing_unit=body.housing_unit,
+    )
+    record = get_person_record(db, moved.target.id, person_id)
+    return CustodyOut(
+        person=person_out(record, get_facility(db, moved.target.id)),
+        notice_id=notice,
+        approvals_ended=moved.source.approvals_ended,
+        contacts=moved.contacts,
+    )
+
+
+@router.post(
+    "/people/{person_id}/release",
+    response_model=CustodyOut,
+    tags=["people"],
+    summary="Release a person: their custody here ends, with a notice",
+)
+def release(
+    person_id: str, body: ReleaseIn, db: DbDep, place: FacilityDep, who: Staff
+) -> CustodyOut:
+    released, notice = service.release_person(
+        db, place.id, person_id, reason=body.reason, at=moment(body.at, place), actor=actor_of(who)
+    )
+    return CustodyOut(
+        person=person_out(get_person_record(db, place.id, person_id), place),
+        notice_id=notice,
+        approvals_ended=released.approvals_ended,
+    )
+
+
+@router.patch(
+    "/contacts/{contact_id}",
+    response_model=ContactChangeOut,
+    tags=["people"],
+    summary="Edit a contact (a new relationship is noticed to the person)",
+)
+def edit_contact(
+    contact_id: str, body: ContactPatch, db: DbDep, place: FacilityDep, who: Staff
+) -> ContactChangeOut:
+    given = body.model_fields_set
+    edit, notice = service.edit_contact(
+        db,
+        place.id,
+        contact_id,
+        at=moment(body.at, place),
+        actor=actor_of(who),
+        name=body.name,
+        relationship=body.relationship,
+        email=body.email if "email" in given else KEEP,
+        notify_by_email=body.notify_by_email,
+        language=body.language if "language" in given else KEEP,
+        country=body.country if "country" in given else KEEP,
+    )
+    return ContactChangeOut(contact=contact_out(edit.view), notice_id=notice)
+
+
+@router.delete(
+    "/contacts/{contact_id}/phones/{e164}",
+    response_model=ContactChangeOut,
+    tags=["people"],
+    summary="Remove a contact's phone number (the last one of an approved contact is noticed)",
+)
+def remove_phone(
+    contact_id: str, e164: str, db: DbDep, place: FacilityDep, who: Staff
+) -> ContactChangeOut:
+    removal, notice = service.remove_phone(
+        db, place.id, contact_id, e164, at=datetime.now(UTC), actor=actor_of(who)
+    )
+    return ContactChangeOut(contact=contact_out(removal.view), notice_id=notice)
