@@ -26,6 +26,7 @@ from kinline.notices.delivery.api import router as delivery_router
 from kinline.notices.delivery.worker import start_worker_from_env
 from kinline.people.api import router as people_router
 from kinline.policy.api import router as rules_router
+from kinline.signin_api import router as signin_router
 
 log = logging.getLogger("kinline.sweep")
 
@@ -101,6 +102,7 @@ def create_app(db: Database | None = None) -> FastAPI:
         notices_router,
         appeals_router,
         delivery_router,
+        signin_router,
     ):
         app.include_router(router)
     return app

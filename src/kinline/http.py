@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hmac
 import logging
 import os
 import threading
@@ -26,6 +27,7 @@ from starlette.routing import compile_path
 
 from kinline.db.engine import Database
 from kinline.errors import (
+    Forbidden,
     InvalidInput,
     KinlineError,
     NotFound,
@@ -34,6 +36,7 @@ from kinline.errors import (
 )
 from kinline.identity.model import Subject
 from kinline.identity.service import authenticate
+from kinline.identity.signin import session_of
 from kinline.people.model import Facility
 from kinline.people.service import get_facility, list_facilities
 from kinline.rules.parse import RuleError, parse_instant
@@ -267,10 +270,37 @@ async def get_memo(request: Request) -> Memo:
     return memo
 
 
+SESSION_COOKIE = "kinline_session"
+CSRF_HEADER = "X-CSRF-Token"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+async def session_caller(request: Request, db: Database, secret: str) -> Subject:
+    """The subject of a sign-in session cookie. A request that may change
+    something must carry the session's CSRF token (header ``X-CSRF-Token`` or
+    form field ``csrf_token``): another site can make the browser send the
+    cookie, but cannot read the token."""
+    live = await in_thread(session_of, db, secret, at=datetime.now(UTC))
+    if live is None:
+        raise Unauthenticated("the session has ended or expired; sign in again")
+    if request.method.upper() in UNSAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER)
+        if sent is None and request.headers.get("content-type", "").startswith(FORM_TYPES):
+            field = (await request.form()).get("csrf_token")
+            sent = field if isinstance(field, str) else None
+        if sent is None or not hmac.compare_digest(sent.encode(), live.csrf_token.encode()):
+            raise Forbidden(f"a form sent with a session needs its CSRF token ({CSRF_HEADER})")
+    return live.subject
+
+
 async def caller(
     request: Request, db: Database, credentials: HTTPAuthorizationCredentials | None
 ) -> Subject:
-    """The subject a request acts for: its bearer token's."""
+    """The subject a request acts for: its bearer token's, else its sign-in
+    session's (``kinline_session`` cookie, with CSRF checked)."""
+    if credentials is None and (secret := request.cookies.get(SESSION_COOKIE)):
+        return await session_caller(request, db, secret)
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated("a bearer token is required")
     found = await in_thread(authenticate, db, credentials.credentials, at=datetime.now(UTC))
