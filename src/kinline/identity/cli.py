@@ -26,6 +26,7 @@ from kinline.identity.service import (
     revoke_token,
     unbind,
 )
+from kinline.identity.signin import enroll_totp, set_password
 
 subject_app = typer.Typer(no_args_is_help=True, help="Subjects: who may call kinline.")
 token_app = typer.Typer(no_args_is_help=True, help="API tokens: list, create, revoke.")
@@ -156,6 +157,29 @@ def subject_unbind(
     binding = _binding(facility, role, person, contact, case, job)
     unbind(database(database_url), subject_id, binding, at=datetime.now(UTC), actor=ACTOR)
     console.print(f"subject {subject_id}: no longer bound to {_describe(binding)}")
+
+
+@subject_app.command("password", help="Set a subject's sign-in password (asked twice, hidden).")
+@friendly
+def subject_password(
+    subject_id: Annotated[int, typer.Argument(help="The subject's id.")],
+    database_url: DatabaseOption = None,
+) -> None:
+    password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    set_password(database(database_url), subject_id, password, at=datetime.now(UTC), actor=ACTOR)
+    console.print(f"subject {subject_id}: password set")
+
+
+@subject_app.command(
+    "totp", help="Enrol a new TOTP second factor; prints the otpauth URI for an authenticator app."
+)
+@friendly
+def subject_totp(
+    subject_id: Annotated[int, typer.Argument(help="The subject's id.")],
+    database_url: DatabaseOption = None,
+) -> None:
+    enrolled = enroll_totp(database(database_url), subject_id, at=datetime.now(UTC), actor=ACTOR)
+    typer.echo(enrolled.uri)
 
 
 @subject_app.command("list", help="Every subject and what it is bound to.")
