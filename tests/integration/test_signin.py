@@ -282,3 +282,25 @@ def test_password_policy_is_enforced(db: Database, people: People) -> None:
     with pytest.raises(InvalidInput, match="at least 12"):
         signin.set_password(db, people.person, "short", at=T0, actor="test")
     signin.sign_in(db, "rsalazar", PASSWORD, None, at=T0)  # the old one still holds
+
+
+def test_a_reset_token_works_once_before_it_expires(db: Database, people: People) -> None:
+    # The token as the reset email would carry it (the email itself: not yet queued).
+    session_before = signin.sign_in(db, "rsalazar", PASSWORD, None, at=T0)
+    with db.transaction() as session:
+        issued = signin.issue_password_reset(session, "rsalazar@example.org", at=T0)
+        stale = signin.issue_password_reset(session, "rsalazar", at=T0 - timedelta(hours=1))
+        assert signin.issue_password_reset(session, "nobody", at=T0) is None
+    assert issued is not None
+    assert stale is not None
+    with pytest.raises(InvalidInput, match="expired"):
+        signin.reset_password(db, stale.token, NEW_PASSWORD, at=T0)
+    signin.reset_password(db, issued.token, NEW_PASSWORD, at=T0 + timedelta(minutes=1))
+    with pytest.raises(InvalidInput, match="was used"):
+        signin.reset_password(db, issued.token, "yet another passphrase", at=T0)
+    assert signin.session_subject(db, session_before.secret, at=T0 + timedelta(minutes=2)) is None
+    with pytest.raises(Unauthenticated):
+        signin.sign_in(db, "rsalazar", PASSWORD, None, at=T0 + timedelta(minutes=2))
+    signin.sign_in(db, "rsalazar", NEW_PASSWORD, None, at=T0 + timedelta(minutes=2))
+    assert events(db, "identity:password:reset") == 1
+    assert events(db, "identity:reset:requested") == 3

@@ -330,7 +330,7 @@ def issue_password_reset(
         _audit(
             session,
             SIGNIN_ACTOR,
-            "identity:password:reset-requested",
+            "identity:reset:requested",
             {"login": value, "outcome": "no account with an email"},
             at,
         )
@@ -343,7 +343,7 @@ def issue_password_reset(
     _audit(
         session,
         SIGNIN_ACTOR,
-        "identity:password:reset-requested",
+        "identity:reset:requested",
         {"subject_id": row.id, "reset_id": reset.id, "outcome": "sent"},
         at,
     )
