@@ -6,6 +6,15 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, Field
 
+from kinline.bounds import (
+    CODE_CHARS,
+    ID_CHARS,
+    LONG_TEXT_CHARS,
+    NAME_CHARS,
+    REASON_CHARS,
+    SERIAL_MAX,
+    TIME_CHARS,
+)
 from kinline.people.schemas import Reason, plain_text
 
 Text = Annotated[str, AfterValidator(plain_text)]
@@ -17,46 +26,62 @@ LATE = "Staff only: accept a filing after its window closed, and why."
 
 
 class AppealIn(BaseModel):
-    person_id: str = Field(max_length=64, description="Who appeals")
-    notice_id: int | None = Field(default=None, description="The notice appealed against")
-    session_id: int | None = Field(
-        default=None, description="Or the decision appealed against (a recorded session)"
+    person_id: str = Field(max_length=ID_CHARS, description="Who appeals")
+    notice_id: int | None = Field(
+        default=None, ge=1, le=SERIAL_MAX, description="The notice appealed against"
     )
-    filed_by: str = Field(description="person or counsel")
-    filer: Text = Field(min_length=1, max_length=200, description="The filer's name")
-    text: Reason = Field(min_length=1, max_length=20_000, description="The appeal, in free text")
+    session_id: int | None = Field(
+        default=None,
+        ge=1,
+        le=SERIAL_MAX,
+        description="Or the decision appealed against (a recorded session)",
+    )
+    filed_by: str = Field(max_length=CODE_CHARS, description="person or counsel")
+    filer: Text = Field(min_length=1, max_length=NAME_CHARS, description="The filer's name")
+    text: Reason = Field(
+        min_length=1, max_length=LONG_TEXT_CHARS, description="The appeal, in free text"
+    )
     route: str = Field(
         default="standard",
+        max_length=CODE_CHARS,
         description="standard, or issuing_office for a security measure",
     )
-    at: str | None = Field(default=None, description=WHEN)
-    late_reason: Reason | None = Field(default=None, max_length=2_000, description=LATE)
+    at: str | None = Field(default=None, max_length=TIME_CHARS, description=WHEN)
+    late_reason: Reason | None = Field(default=None, max_length=REASON_CHARS, description=LATE)
 
 
 class AnswerIn(BaseModel):
-    outcome: str = Field(description="granted, partially_granted or denied")
-    text: Reason = Field(min_length=1, max_length=20_000, description="The answer, with reasons")
-    at: str | None = Field(default=None, description="Local wall time; default now")
+    outcome: str = Field(max_length=CODE_CHARS, description="granted, partially_granted or denied")
+    text: Reason = Field(
+        min_length=1, max_length=LONG_TEXT_CHARS, description="The answer, with reasons"
+    )
+    at: str | None = Field(
+        default=None, max_length=TIME_CHARS, description="Local wall time; default now"
+    )
 
 
 class ExtendIn(BaseModel):
     reason: Reason = Field(
-        min_length=1, max_length=2_000, description="Why more time; the person is told"
+        min_length=1, max_length=REASON_CHARS, description="Why more time; the person is told"
     )
-    at: str | None = Field(default=None, description="Local wall time; default now")
+    at: str | None = Field(
+        default=None, max_length=TIME_CHARS, description="Local wall time; default now"
+    )
 
 
 class EscalateIn(BaseModel):
     text: Reason = Field(
-        min_length=1, max_length=20_000, description="The appeal to the next level"
+        min_length=1, max_length=LONG_TEXT_CHARS, description="The appeal to the next level"
     )
-    at: str | None = Field(default=None, description=WHEN)
-    late_reason: Reason | None = Field(default=None, max_length=2_000, description=LATE)
+    at: str | None = Field(default=None, max_length=TIME_CHARS, description=WHEN)
+    late_reason: Reason | None = Field(default=None, max_length=REASON_CHARS, description=LATE)
 
 
 class WithdrawIn(BaseModel):
-    reason: Text | None = Field(default=None, max_length=2_000, description="Why, if they say")
-    at: str | None = Field(default=None, description=WHEN)
+    reason: Text | None = Field(
+        default=None, max_length=REASON_CHARS, description="Why, if they say"
+    )
+    at: str | None = Field(default=None, max_length=TIME_CHARS, description=WHEN)
 
 
 class StepOut(BaseModel):

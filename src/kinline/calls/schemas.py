@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from kinline.bounds import CODE_CHARS, ID_CHARS, NAME_CHARS
 from kinline.people.schemas import plain_text
 from kinline.rules.model import Channel
 
@@ -66,25 +67,25 @@ class AuthorizeIn(BaseModel):
         },
     )
 
-    person_id: Text = Field(min_length=1, max_length=64, description="The caller")
+    person_id: Text = Field(min_length=1, max_length=ID_CHARS, description="The caller")
     dialed: Text | None = Field(
         default=None,
         min_length=1,
-        max_length=64,
+        max_length=ID_CHARS,
         description="The number dialled, in any format; resolved to a contact by E.164",
     )
     contact_id: Text | None = Field(
-        default=None, min_length=1, max_length=64, description="Instead of dialed"
+        default=None, min_length=1, max_length=ID_CHARS, description="Instead of dialed"
     )
     channel: Text = Field(
         default="phone",
-        max_length=16,
+        max_length=CODE_CHARS,
         description="phone or video",
         json_schema_extra={"enum": [str(Channel.PHONE), str(Channel.VIDEO)]},
     )
     idempotency_key: Text = Field(
         min_length=1,
-        max_length=200,
+        max_length=NAME_CHARS,
         description="The platform's id for this set-up; the same key gives the same answer",
     )
 

@@ -17,8 +17,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from kinline.bounds import REASON_CHARS
 from kinline.courts.service import record_adverse_action
 from kinline.db.engine import Database
+from kinline.errors import InvalidInput
 from kinline.notices.model import Change, ChangeFacts
 from kinline.notices.service import write_notices
 from kinline.people import custody
@@ -41,6 +43,7 @@ def approve_contact(
 ) -> int | None:
     """Approve a contact for a channel; returns the notice id, or None when it
     already was approved (nothing changes, so nothing is written)."""
+    _bounded(reason)
     with db.transaction() as session:
         approval = people.approve(
             session, facility_id, contact_id, channel, at=at, actor=actor, reason=reason
@@ -70,6 +73,7 @@ def revoke_contact(
 ) -> int:
     """End a contact's approval for a channel; the person is told why, and the
     revocation is an adverse action the retaliation report weighs."""
+    _bounded(reason)
     with db.transaction() as session:
         approval = people.revoke(
             session, facility_id, contact_id, channel, reason=reason, at=at, actor=actor
@@ -107,6 +111,7 @@ def impose_rule(
     ``at``. Every person it concerns is told; a deny or limit on one person is an
     adverse action. ``in_force_at_start`` loads a rule that was already in force:
     no notice, no adverse action."""
+    _bounded(reason)
     with db.transaction() as session:
         imposed = policy.impose(
             session,
@@ -140,6 +145,7 @@ def lift_rule(
 ) -> Rule:
     """End a rule at ``at``; the people it concerned are told, with the reason.
     Lifting a grant to one person is an adverse action."""
+    _bounded(reason)
     with db.transaction() as session:
         lifted = policy.lift(session, facility_id, rule_id, reason=reason, at=at, actor=actor)
         rule = lifted.rule
@@ -161,6 +167,7 @@ def release_person(
 ) -> tuple[CustodyChange, int]:
     """Release the person (``kinline.people.custody``): their record here closes,
     every open approval ends, and they are told; returns the notice id."""
+    _bounded(reason)
     with db.transaction() as session:
         released = custody.release(
             session, facility_id, person_id, reason=reason, at=at, actor=actor
@@ -194,6 +201,7 @@ def transfer_person(
     where the person now reads their notices and files appeals; the transfer is
     an adverse action at the old one, where the retaliation report weighs it.
     Returns the notice id."""
+    _bounded(reason)
     with db.transaction() as session:
         moved = custody.transfer(
             session,
@@ -317,3 +325,10 @@ def _rule_facts(
         case_number=rule.case_number,
         reason=reason,
     )
+
+
+def _bounded(reason: str | None) -> None:
+    """A reason is a paragraph a person reads in a notice: at most ``REASON_CHARS``
+    (the API's schemas say so too; this holds for the commands and scenario files)."""
+    if reason is not None and len(reason) > REASON_CHARS:
+        raise InvalidInput(f"must be at most {REASON_CHARS} characters", field="reason")

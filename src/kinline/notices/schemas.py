@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, Field
 
+from kinline.bounds import NAME_CHARS
 from kinline.people.schemas import plain_text
 
 
@@ -31,6 +32,6 @@ class NoticeOut(BaseModel):
 class AcknowledgeIn(BaseModel):
     by: Annotated[str, AfterValidator(plain_text)] = Field(
         min_length=1,
-        max_length=200,
+        max_length=NAME_CHARS,
         description="Who acknowledges: the person, or who read it to them",
     )

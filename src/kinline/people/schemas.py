@@ -6,6 +6,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from kinline.bounds import CODE_CHARS, LONG_TEXT_CHARS, REASON_CHARS, TIME_CHARS
+
 
 def plain_text(text: str) -> str:
     """PostgreSQL can neither store nor compare text with a NUL character."""
@@ -17,6 +19,9 @@ def plain_text(text: str) -> str:
 def stated_reason(text: str) -> str:
     if not text.strip():
         raise ValueError("must state a reason, not only spaces")
+    # Each field says its own cap (kinline.bounds); none is longer than this.
+    if len(text) > LONG_TEXT_CHARS:
+        raise ValueError(f"must be at most {LONG_TEXT_CHARS} characters")
     return plain_text(text)
 
 
@@ -213,14 +218,26 @@ class PhoneIn(BaseModel):
 
 
 class ApprovalIn(BaseModel):
-    channel: str = Field(description="phone, video or visit")
-    reason: Reason = Field(min_length=1, description="Why; the person reads it in their notice")
-    at: str | None = Field(default=None, description="Local wall time; default now")
+    channel: str = Field(max_length=CODE_CHARS, description="phone, video or visit")
+    reason: Reason = Field(
+        min_length=1,
+        max_length=REASON_CHARS,
+        description="Why; the person reads it in their notice",
+    )
+    at: str | None = Field(
+        default=None, max_length=TIME_CHARS, description="Local wall time; default now"
+    )
 
 
 class RevocationIn(BaseModel):
-    reason: Reason = Field(min_length=1, description="Why; the person reads it in their notice")
-    at: str | None = Field(default=None, description="Local wall time; default now")
+    reason: Reason = Field(
+        min_length=1,
+        max_length=REASON_CHARS,
+        description="Why; the person reads it in their notice",
+    )
+    at: str | None = Field(
+        default=None, max_length=TIME_CHARS, description="Local wall time; default now"
+    )
 
 
 class ApprovalOut(BaseModel):

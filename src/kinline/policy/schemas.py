@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
+from kinline.bounds import REASON_CHARS, TIME_CHARS
 from kinline.people.schemas import Reason, plain_text
 
 
@@ -27,9 +28,13 @@ class RuleOut(BaseModel):
 class ImposeIn(BaseModel):
     rule: dict[str, Any] = Field(description="A rule as in the scenario format (SPEC section 3)")
     reason: Reason = Field(
-        min_length=1, description="Why; the people concerned read it in their notice"
+        min_length=1,
+        max_length=REASON_CHARS,
+        description="Why; the people concerned read it in their notice",
     )
-    at: str | None = Field(default=None, description="Local wall time; default now")
+    at: str | None = Field(
+        default=None, max_length=TIME_CHARS, description="Local wall time; default now"
+    )
 
     @field_validator("rule")
     @classmethod
@@ -55,6 +60,10 @@ def _check_text(value: object, where: str) -> None:
 
 class LiftIn(BaseModel):
     reason: Reason = Field(
-        min_length=1, description="Why; the people concerned read it in their notice"
+        min_length=1,
+        max_length=REASON_CHARS,
+        description="Why; the people concerned read it in their notice",
     )
-    at: str | None = Field(default=None, description="Local wall time; default now")
+    at: str | None = Field(
+        default=None, max_length=TIME_CHARS, description="Local wall time; default now"
+    )
