@@ -126,7 +126,35 @@ APPEALS: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
     ),
     ("post", "/v1/appeals/{appeal_id}/withdraw"): ("/v1/appeals/1/withdraw", {}),
 }
-ENDPOINTS = [*READS, *STAFF_READS, *WRITES, *CALLS, *KIOSK, *APPEALS]
+# Staff keeping people and contacts; tests/integration/test_people_admin.py tries
+# them in depth. Only some change what the person may do, so not all leave a notice;
+# the supermax has no second facility, so its transfer is refused once authenticated.
+PEOPLE_ADMIN: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
+    ("post", "/v1/people"): ("/v1/people", {"id": "okafor", "name": "D. Okafor", "language": "en"}),
+    ("patch", "/v1/people/{person_id}"): ("/v1/people/salazar", {"housing_unit": "D-4"}),
+    ("post", "/v1/people/{person_id}/transfer"): (
+        "/v1/people/salazar/transfer",
+        {"to_facility_id": "usp-red-mesa", "reason": "Redesignated."},
+    ),
+    ("post", "/v1/people/{person_id}/release"): (
+        "/v1/people/salazar/release",
+        {"reason": "Sentence served."},
+    ),
+    ("post", "/v1/contacts"): (
+        "/v1/contacts",
+        {"id": "aunt", "person_id": "salazar", "name": "L. Ruiz", "relationship": "other_family"},
+    ),
+    ("patch", "/v1/contacts/{contact_id}"): ("/v1/contacts/brother", {"name": "J. A. Salazar"}),
+    ("post", "/v1/contacts/{contact_id}/phones"): (
+        "/v1/contacts/brother/phones",
+        {"number": "+1 303 555 0177"},
+    ),
+    ("delete", "/v1/contacts/{contact_id}/phones/{e164}"): (
+        "/v1/contacts/wife/phones/+12135550147",
+        None,
+    ),
+}
+ENDPOINTS = [*READS, *STAFF_READS, *WRITES, *CALLS, *KIOSK, *APPEALS, *PEOPLE_ADMIN]
 
 
 @dataclass
@@ -149,8 +177,9 @@ class Api:
         if endpoint in READS or endpoint in STAFF_READS:
             url = {**READS, **STAFF_READS}[endpoint]
             return self.client.get(url + ("&" if "?" in url else "?") + query, headers=headers)
-        url, body = {**WRITES, **CALLS, **KIOSK, **APPEALS}[endpoint]
-        return self.client.post(f"{url}?{query}", json=body, headers=headers)
+        url, body = {**WRITES, **CALLS, **KIOSK, **APPEALS, **PEOPLE_ADMIN}[endpoint]
+        method = endpoint[0].upper()
+        return self.client.request(method, f"{url}?{query}", json=body, headers=headers)
 
     def ok(self, url: str, role: str = "staff", **params: str) -> Any:
         response = self.get(url, role, **params)
@@ -264,7 +293,17 @@ def test_facilities(api: Api, role: str) -> None:
 
 
 def test_people(api: Api, role: str) -> None:
-    salazar = {"id": "salazar", "name": "R. Salazar", "language": "es"}
+    salazar = {
+        "id": "salazar",
+        "name": "R. Salazar",
+        "language": "es",
+        "housing_unit": None,
+        "custody": "in_custody",
+        "admitted_at": "2024-03-03T10:00:00",
+        "custody_changed_at": None,
+        "transferred_to": None,
+        "transferred_from": None,
+    }
     assert api.ok("/v1/people", role) == [salazar]
     assert api.ok("/v1/people/salazar", role) == salazar
     assert api.ok("/v1/people", role, facility_id="usp-red-mesa") == [salazar]
@@ -281,12 +320,20 @@ def test_contacts_with_e164_numbers(api: Api, role: str) -> None:
         "privileged": False,
         "phones": ["+526675550101"],
         "approved": ["phone", "video"],
+        "email": None,
+        "notify_by_email": False,
+        "language": None,
+        "country": None,
+        "withheld": False,
     }
     assert contacts["wife"]["phones"] == ["+12135550147"]
     # Approved for visits by the timeline on 2024-06-10.
     assert contacts["wife"]["approved"] == ["phone", "visit"]
     assert contacts["counsel"]["privileged"] is True
-    assert contacts["counsel"]["phones"] == ["+12125550199"]
+    # How counsel is reached is shown only to staff (machine clients read it withheld).
+    need = role != "telephony"
+    assert contacts["counsel"]["phones"] == (["+12125550199"] if need else [])
+    assert contacts["counsel"]["withheld"] is not need
     assert all(c["privileged"] is False for k, c in contacts.items() if k != "counsel")
     assert api.ok("/v1/contacts", role) == list(contacts.values())
 
