@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PORT ?= 8000
 KINLINE_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 export KINLINE_TEST_POSTGRES_URL
 
@@ -20,10 +21,10 @@ $(STAMP): pyproject.toml requirements.lock
 
 setup: $(STAMP)  ## Create the virtual environment and install pinned dependencies.
 
-run: setup  ## Migrate the embedded database, load the demo facility, serve on :8000.
+run: setup  ## Migrate the embedded database, load the demo facility (once), serve on :8000 (or PORT=N).
 	$(BIN)/kinline db upgrade
 	$(BIN)/kinline demo
-	$(BIN)/kinline serve --port 8000
+	$(BIN)/kinline serve --port $(PORT)
 
 lint: setup  ## ruff, formatting and import layers.
 	$(BIN)/ruff check src tests bench
