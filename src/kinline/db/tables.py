@@ -302,8 +302,12 @@ class NoticeDeliveryRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     facility_id: Mapped[str] = mapped_column(ID)
-    notice_id: Mapped[int] = mapped_column(Integer)
+    # None: a message of its own (a password reset link), not a notice.
+    notice_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     channel: Mapped[str] = mapped_column(String(8))  # inbox, email, print
+    # A message of its own: its subject line and plain-text body.
+    message_subject: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    message_body: Mapped[str | None] = mapped_column(Text, nullable=True)
     recipient: Mapped[str] = mapped_column(String(254))  # kiosk, an address, a housing unit
     status: Mapped[str] = mapped_column(String(12))  # pending, sent, failed
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
