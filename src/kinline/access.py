@@ -118,6 +118,39 @@ def _not_found(field: str) -> NotFound:
     return NotFound(f"no {field.removesuffix('_id')} with that id is known", field=field)
 
 
+@dataclass(frozen=True, slots=True)
+class Reach:
+    """An admitted request about no one facility: who, and the database."""
+
+    db: Database
+    subject: Subject
+    action: Action
+
+
+class AcrossFacilities:
+    """A route's dependency for an action over every facility the caller is
+    bound to (listing them): ``action`` as for ``Guard``."""
+
+    def __init__(self, action: Action) -> None:
+        self.action = action
+
+    async def __call__(
+        self,
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> Reach:
+        db = await get_db(request)
+        subject = await admitted(request, db, credentials)
+        if not any(self.action in actions_of(subject, place) for place in subject.facilities()):
+            raise Forbidden(f"a {subject.kind} subject may not {self.action}")
+        return Reach(db, subject, self.action)
+
+
+def everywhere(action: Action) -> Any:
+    """The dependency for a route over every facility the caller is bound to."""
+    return Depends(AcrossFacilities(action))
+
+
 def allowed(action: Action, locate: Locator | None = None) -> Any:
     """The dependency for a route's signature:
     ``grant: Annotated[Access, allowed(Action.NOTICE_READ, notice)]``."""

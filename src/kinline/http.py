@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 from cachetools import TTLCache
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -353,33 +353,3 @@ def moment(text: str | None, place: Facility, field: str = "at") -> datetime:
         raise InvalidInput(error.message, field=field) from None
     except OverflowError:
         raise InvalidInput(f"{text!r} is out of range", field=field) from None
-
-
-# --- until every route declares its action (kinline.access) -------------------
-
-
-async def _subject(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> Subject:
-    return await admitted(request, await get_db(request), credentials)
-
-
-async def _staff(who: Annotated[Subject, Depends(_subject)]) -> Subject:
-    if who.kind != "staff":
-        raise Unauthenticated("staff only")
-    return who
-
-
-async def _facility(
-    request: Request,
-    who: Annotated[Subject, Depends(_subject)],
-    facility_id: Annotated[str | None, Query(max_length=64)] = None,
-) -> Facility:
-    db = await get_db(request)
-    return await facility_of(db, await get_memo(request), who, facility_id)
-
-
-Reader = Annotated[Subject, Depends(_subject)]
-Staff = Annotated[Subject, Depends(_staff)]
-FacilityDep = Annotated[Facility, Depends(_facility)]

@@ -6,12 +6,16 @@ notices and its audit events have committed together."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Annotated
 
 from fastapi import APIRouter
 
+from kinline import access
+from kinline.access import Access, allowed
 from kinline.changes import service
-from kinline.http import DbDep, FacilityDep, Staff, moment
-from kinline.people.api import actor_of, contact_out, person_out
+from kinline.http import moment
+from kinline.identity.model import Action, Target
+from kinline.people.api import contact_out, contact_target, person_out
 from kinline.people.schemas import (
     ApprovalIn,
     ApprovalOut,
@@ -23,7 +27,7 @@ from kinline.people.schemas import (
     TransferIn,
 )
 from kinline.people.service import KEEP, get_facility, get_person_record
-from kinline.policy.api import rule_out
+from kinline.policy.api import rule_out, rule_target
 from kinline.policy.schemas import ImposeIn, LiftIn, RuleOut
 
 router = APIRouter(prefix="/v1")
@@ -31,15 +35,18 @@ router = APIRouter(prefix="/v1")
 
 @router.post("/contacts/{contact_id}/approvals", response_model=ApprovalOut, tags=["people"])
 def approve(
-    contact_id: str, body: ApprovalIn, db: DbDep, place: FacilityDep, who: Staff
+    contact_id: str,
+    body: ApprovalIn,
+    grant: Annotated[Access, allowed(Action.APPROVAL_DECIDE, contact_target)],
 ) -> ApprovalOut:
+    db, place = grant.db, grant.facility
     notice = service.approve_contact(
         db,
         place.id,
         contact_id,
         body.channel,
         at=moment(body.at, place),
-        actor=f"token:{who.name}",
+        actor=grant.actor,
         reason=body.reason,
     )
     return ApprovalOut(
@@ -53,8 +60,12 @@ def approve(
     tags=["people"],
 )
 def revoke(
-    contact_id: str, channel: str, body: RevocationIn, db: DbDep, place: FacilityDep, who: Staff
+    contact_id: str,
+    channel: str,
+    body: RevocationIn,
+    grant: Annotated[Access, allowed(Action.APPROVAL_DECIDE, contact_target)],
 ) -> ApprovalOut:
+    db, place = grant.db, grant.facility
     notice = service.revoke_contact(
         db,
         place.id,
@@ -62,33 +73,37 @@ def revoke(
         channel,
         reason=body.reason,
         at=moment(body.at, place),
-        actor=f"token:{who.name}",
+        actor=grant.actor,
     )
     return ApprovalOut(contact_id=contact_id, channel=channel, changed=True, notice_id=notice)
 
 
 @router.post("/rules", response_model=RuleOut, status_code=201, tags=["rules"])
-def impose(body: ImposeIn, db: DbDep, place: FacilityDep, who: Staff) -> RuleOut:
+def impose(body: ImposeIn, grant: Annotated[Access, allowed(Action.RULE_IMPOSE)]) -> RuleOut:
+    db, place = grant.db, grant.facility
     rule = service.impose_rule(
         db,
         place.id,
         body.rule,
         at=moment(body.at, place),
-        actor=f"token:{who.name}",
+        actor=grant.actor,
         reason=body.reason,
     )
     return rule_out(rule, place)
 
 
 @router.post("/rules/{rule_id}/lift", response_model=RuleOut, tags=["rules"])
-def lift(rule_id: str, body: LiftIn, db: DbDep, place: FacilityDep, who: Staff) -> RuleOut:
+def lift(
+    rule_id: str, body: LiftIn, grant: Annotated[Access, allowed(Action.RULE_LIFT, rule_target)]
+) -> RuleOut:
+    db, place = grant.db, grant.facility
     rule = service.lift_rule(
         db,
         place.id,
         rule_id,
         reason=body.reason,
         at=moment(body.at, place),
-        actor=f"token:{who.name}",
+        actor=grant.actor,
     )
     return rule_out(rule, place)
 
@@ -100,8 +115,12 @@ def lift(rule_id: str, body: LiftIn, db: DbDep, place: FacilityDep, who: Staff) 
     summary="Transfer a person to another facility (contacts move, approvals do not)",
 )
 def transfer(
-    person_id: str, body: TransferIn, db: DbDep, place: FacilityDep, who: Staff
+    person_id: str,
+    body: TransferIn,
+    grant: Annotated[Access, allowed(Action.PERSON_MANAGE, access.person_record)],
 ) -> CustodyOut:
+    db, place = grant.db, grant.facility
+    grant.require(Target(body.to_facility_id))
     moved, notice = service.transfer_person(
         db,
         place.id,
@@ -109,7 +128,7 @@ def transfer(
         body.to_facility_id,
         reason=body.reason,
         at=moment(body.at, place),
-        actor=actor_of(who),
+        actor=grant.actor,
         housing_unit=body.housing_unit,
     )
     record = get_person_record(db, moved.target.id, person_id)
@@ -128,10 +147,13 @@ def transfer(
     summary="Release a person: their custody here ends, with a notice",
 )
 def release(
-    person_id: str, body: ReleaseIn, db: DbDep, place: FacilityDep, who: Staff
+    person_id: str,
+    body: ReleaseIn,
+    grant: Annotated[Access, allowed(Action.PERSON_MANAGE, access.person_record)],
 ) -> CustodyOut:
+    db, place = grant.db, grant.facility
     released, notice = service.release_person(
-        db, place.id, person_id, reason=body.reason, at=moment(body.at, place), actor=actor_of(who)
+        db, place.id, person_id, reason=body.reason, at=moment(body.at, place), actor=grant.actor
     )
     return CustodyOut(
         person=person_out(get_person_record(db, place.id, person_id), place),
@@ -147,15 +169,18 @@ def release(
     summary="Edit a contact (a new relationship is noticed to the person)",
 )
 def edit_contact(
-    contact_id: str, body: ContactPatch, db: DbDep, place: FacilityDep, who: Staff
+    contact_id: str,
+    body: ContactPatch,
+    grant: Annotated[Access, allowed(Action.CONTACT_MANAGE, contact_target)],
 ) -> ContactChangeOut:
+    db, place = grant.db, grant.facility
     given = body.model_fields_set
     edit, notice = service.edit_contact(
         db,
         place.id,
         contact_id,
         at=moment(body.at, place),
-        actor=actor_of(who),
+        actor=grant.actor,
         name=body.name,
         relationship=body.relationship,
         email=body.email if "email" in given else KEEP,
@@ -173,9 +198,12 @@ def edit_contact(
     summary="Remove a contact's phone number (the last one of an approved contact is noticed)",
 )
 def remove_phone(
-    contact_id: str, e164: str, db: DbDep, place: FacilityDep, who: Staff
+    contact_id: str,
+    e164: str,
+    grant: Annotated[Access, allowed(Action.CONTACT_MANAGE, contact_target)],
 ) -> ContactChangeOut:
+    db, place = grant.db, grant.facility
     removal, notice = service.remove_phone(
-        db, place.id, contact_id, e164, at=datetime.now(UTC), actor=actor_of(who)
+        db, place.id, contact_id, e164, at=datetime.now(UTC), actor=grant.actor
     )
     return ContactChangeOut(contact=contact_out(removal.view), notice_id=notice)

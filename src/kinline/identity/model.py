@@ -82,6 +82,13 @@ class Action(StrEnum):
     APPEAL_WITHDRAW = "appeal:withdraw"
     APPEAL_LATE = "appeal:late"  # file or escalate late, or at another time than now
     COMPLIANCE_READ = "compliance:read"
+    VISITOR_APPLY = "visitor:apply"  # apply to visit a person; read one's own application
+    VISITOR_READ = "visitor:read"
+    VISITOR_DECIDE = "visitor:decide"  # approve, refuse, restrict; record consent
+    VISITOR_FLAGGED = "visitor:flagged"  # decide a flagged case (a former co-defendant)
+    VISIT_READ = "visit:read"  # slots, bookings
+    VISIT_BOOK = "visit:book"  # request, reserve, book, cancel one's own
+    VISIT_MANAGE = "visit:manage"  # rooms, session templates, blocks, check-in, outcomes
 
 
 _READS = frozenset(
@@ -97,6 +104,8 @@ _READS = frozenset(
         Action.DELIVERY_READ,
         Action.APPEAL_READ,
         Action.COMPLIANCE_READ,
+        Action.VISITOR_READ,
+        Action.VISIT_READ,
     }
 )
 _APPEALS_STAFF = frozenset(
@@ -120,11 +129,22 @@ ROLE_ACTIONS: Mapping[Role, frozenset[Action]] = {
         Action.NOTICE_ACKNOWLEDGE,
         Action.DELIVERY_RETRY,
     },
-    Role.VISITING: _READS | {Action.APPROVAL_DECIDE, Action.NOTICE_ACKNOWLEDGE},
+    Role.VISITING: _READS
+    | {
+        Action.APPROVAL_DECIDE,
+        Action.NOTICE_ACKNOWLEDGE,
+        Action.VISITOR_DECIDE,
+        Action.VISIT_BOOK,
+        Action.VISIT_MANAGE,
+    },
     Role.SECURITY: _READS | {Action.RULE_IMPOSE, Action.RULE_LIFT},
     Role.WARDEN: _READS
     | _APPEALS_STAFF
     | {
+        Action.VISITOR_DECIDE,
+        Action.VISITOR_FLAGGED,
+        Action.VISIT_BOOK,
+        Action.VISIT_MANAGE,
         Action.APPROVAL_DECIDE,
         Action.RULE_IMPOSE,
         Action.RULE_LIFT,
@@ -154,13 +174,25 @@ PERSON_ACTIONS = frozenset(
         Action.APPEAL_READ,
         Action.APPEAL_ESCALATE,
         Action.APPEAL_WITHDRAW,
+        Action.VISITOR_READ,
+        Action.VISIT_READ,
+        Action.VISIT_BOOK,
     }
 )
 COUNSEL_ACTIONS = PERSON_ACTIONS - {Action.NOTICE_ACKNOWLEDGE} | {Action.COMPLIANCE_READ}
 # A family member sees their own contact record, the person it links to (by
 # name), and decisions about calling or visiting that person.
 FAMILY_ACTIONS = frozenset(
-    {Action.FACILITY_READ, Action.PERSON_READ, Action.CONTACT_READ, Action.DECISION_READ}
+    {
+        Action.FACILITY_READ,
+        Action.PERSON_READ,
+        Action.CONTACT_READ,
+        Action.DECISION_READ,
+        Action.VISITOR_APPLY,
+        Action.VISITOR_READ,
+        Action.VISIT_READ,
+        Action.VISIT_BOOK,
+    }
 )
 # A court reads the orders of its cases and what they delivered; never
 # monitoring data (calls, decisions) or notices.
@@ -255,6 +287,8 @@ class Record(StrEnum):
     NOTICE = "notice"
     APPEAL = "appeal"
     ORDER = "order"
+    VISITOR = "visitor"  # a visitor's application and approval: contact_id is the visitor's
+    VISIT = "visit"  # a booking: person_id is the person visited; contact_id a visitor in it
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,7 +359,7 @@ def visible(subject: Subject, target: Target) -> bool:
         case Kind.FAMILY:
             if record is Record.PERSON:
                 return target.person_id in subject.people_at(facility)
-            if record in (Record.CONTACT, Record.DECISION):
+            if record in (Record.CONTACT, Record.DECISION, Record.VISITOR, Record.VISIT):
                 return target.contact_id in subject.contacts_at(facility)
             return False
         case Kind.COURT:

@@ -10,11 +10,15 @@ callers with need (staff); others see the contact ``withheld``.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Annotated
 
 from fastapi import APIRouter
 
-from kinline.http import DbDep, FacilityDep, Reader, Staff, moment
-from kinline.identity.model import Kind
+from kinline import access
+from kinline.access import Access, Params, Reach, allowed, everywhere
+from kinline.db.engine import Database
+from kinline.http import moment
+from kinline.identity.model import Action, Record, Target
 from kinline.people import service
 from kinline.people.model import Facility, Person, PersonRecord
 from kinline.people.schemas import (
@@ -33,15 +37,20 @@ from kinline.rules.periods import local
 router = APIRouter(prefix="/v1", tags=["people"])
 
 
-def actor_of(who: Reader) -> str:
-    """How the audit log names the caller, as the other routes name it."""
-    return f"token:{who.name}"
+def contact_target(db: Database, place: Facility, params: Params) -> Target:
+    """The contact named in the path: whose it is, and whether it is privileged."""
+    view = service.get_contact(db, place.id, params["contact_id"], at=datetime.now(UTC))
+    return _contact(place, view.contact)
 
 
-def has_need(who: Reader) -> bool:
-    """Whether the caller may see how privileged contacts are reached: staff.
-    (The access policy narrows this per role once routes declare their actions.)"""
-    return who.kind == Kind.STAFF
+def _contact(place: Facility, contact: Contact) -> Target:
+    return Target(
+        place.id,
+        Record.CONTACT,
+        person_id=contact.person,
+        contact_id=contact.id,
+        privileged=contact.privileged,
+    )
 
 
 def _wall(value: datetime | None, place: Facility) -> str | None:
@@ -80,15 +89,24 @@ def contact_out(view: ContactView) -> ContactOut:
 
 
 @router.get("/facilities", response_model=list[FacilityOut], summary="List the facilities")
-def list_facilities(db: DbDep, _who: Reader) -> list[FacilityOut]:
-    return [FacilityOut(**vars_of(f)) for f in service.list_facilities(db)]
+def list_facilities(
+    reach: Annotated[Reach, everywhere(Action.FACILITY_READ)],
+) -> list[FacilityOut]:
+    """The facilities the caller is bound to."""
+    mine = reach.subject.facilities()
+    return [FacilityOut(**vars_of(f)) for f in service.list_facilities(reach.db) if f.id in mine]
 
 
 @router.get(
     "/people", response_model=list[PersonOut], summary="List the people held or once held here"
 )
-def list_people(db: DbDep, place: FacilityDep, _who: Reader) -> list[PersonOut]:
-    return [person_out(r, place) for r in service.list_person_records(db, place.id)]
+def list_people(grant: Annotated[Access, allowed(Action.PERSON_READ)]) -> list[PersonOut]:
+    db, place = grant.db, grant.facility
+    return [
+        person_out(r, place)
+        for r in service.list_person_records(db, place.id)
+        if grant.sees(Target(place.id, Record.PERSON, person_id=r.person.id))
+    ]
 
 
 @router.get(
@@ -96,9 +114,12 @@ def list_people(db: DbDep, place: FacilityDep, _who: Reader) -> list[PersonOut]:
     response_model=PersonOut,
     summary="Read a person's record (audited: who looked at whom)",
 )
-def get_person(person_id: str, db: DbDep, place: FacilityDep, who: Reader) -> PersonOut:
+def get_person(
+    person_id: str, grant: Annotated[Access, allowed(Action.PERSON_READ, access.person_record)]
+) -> PersonOut:
+    db, place = grant.db, grant.facility
     record = service.view_person(
-        db, place.id, person_id, at=datetime.now(UTC), viewed_by=actor_of(who)
+        db, place.id, person_id, at=datetime.now(UTC), viewed_by=grant.actor
     )
     return person_out(record, place)
 
@@ -109,10 +130,11 @@ def get_person(person_id: str, db: DbDep, place: FacilityDep, who: Reader) -> Pe
     status_code=201,
     summary="Admit a person: open their record at this facility",
 )
-def admit(body: AdmitIn, db: DbDep, place: FacilityDep, who: Staff) -> PersonOut:
+def admit(body: AdmitIn, grant: Annotated[Access, allowed(Action.PERSON_MANAGE)]) -> PersonOut:
+    db, place = grant.db, grant.facility
     at = moment(body.at, place)
     person = Person(place.id, body.id, body.name, body.language)
-    service.admit_person(db, person, at=at, actor=actor_of(who), housing_unit=body.housing_unit)
+    service.admit_person(db, person, at=at, actor=grant.actor, housing_unit=body.housing_unit)
     return person_out(service.get_person_record(db, place.id, person.id), place)
 
 
@@ -122,14 +144,17 @@ def admit(body: AdmitIn, db: DbDep, place: FacilityDep, who: Staff) -> PersonOut
     summary="Change a person's name, language or housing unit",
 )
 def edit_person(
-    person_id: str, body: PersonPatch, db: DbDep, place: FacilityDep, who: Staff
+    person_id: str,
+    body: PersonPatch,
+    grant: Annotated[Access, allowed(Action.PERSON_MANAGE, access.person_record)],
 ) -> PersonOut:
+    db, place = grant.db, grant.facility
     record = service.edit_person(
         db,
         place.id,
         person_id,
         at=moment(body.at, place),
-        actor=actor_of(who),
+        actor=grant.actor,
         name=body.name,
         language=body.language,
         housing_unit=body.housing_unit if "housing_unit" in body.model_fields_set else KEEP,
@@ -143,17 +168,19 @@ def edit_person(
     summary="List a person's contacts (audited), or everyone's",
 )
 def list_contacts(
-    db: DbDep, place: FacilityDep, who: Reader, person_id: str | None = None
+    grant: Annotated[Access, allowed(Action.CONTACT_READ, access.person)],
+    person_id: str | None = None,
 ) -> list[ContactOut]:
+    db, place = grant.db, grant.facility
     views = service.list_contacts(
         db,
         place.id,
         person_id,
         at=datetime.now(UTC),
-        include_privileged=has_need(who),
-        viewed_by=actor_of(who),
+        include_privileged=grant.privileged(),
+        viewed_by=grant.actor,
     )
-    return [contact_out(v) for v in views]
+    return [contact_out(v) for v in views if grant.sees(_contact(place, v.contact))]
 
 
 @router.post(
@@ -162,7 +189,11 @@ def list_contacts(
     status_code=201,
     summary="Add a contact to a person's list (approve it separately)",
 )
-def add_contact(body: ContactIn, db: DbDep, place: FacilityDep, who: Staff) -> ContactOut:
+def add_contact(
+    body: ContactIn, grant: Annotated[Access, allowed(Action.CONTACT_MANAGE)]
+) -> ContactOut:
+    db, place = grant.db, grant.facility
+    grant.require(Target(place.id, Record.PERSON, person_id=body.person_id))
     contact = Contact(
         id=body.id,
         person=body.person_id,
@@ -177,7 +208,7 @@ def add_contact(body: ContactIn, db: DbDep, place: FacilityDep, who: Staff) -> C
         name=body.name,
         phones=body.phones,
         at=moment(body.at, place),
-        actor=actor_of(who),
+        actor=grant.actor,
         email=body.email,
         notify_by_email=body.notify_by_email,
         language=body.language,
@@ -193,10 +224,13 @@ def add_contact(body: ContactIn, db: DbDep, place: FacilityDep, who: Staff) -> C
     summary="Add a phone number to a contact",
 )
 def add_phone(
-    contact_id: str, body: PhoneIn, db: DbDep, place: FacilityDep, who: Staff
+    contact_id: str,
+    body: PhoneIn,
+    grant: Annotated[Access, allowed(Action.CONTACT_MANAGE, contact_target)],
 ) -> ContactOut:
+    db, place = grant.db, grant.facility
     view = service.add_phone(
-        db, place.id, contact_id, body.number, at=moment(body.at, place), actor=actor_of(who)
+        db, place.id, contact_id, body.number, at=moment(body.at, place), actor=grant.actor
     )
     return contact_out(view)
 

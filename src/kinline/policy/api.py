@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter
 
 from kinline import access
-from kinline.access import Access, allowed
+from kinline.access import Access, Params, allowed
+from kinline.db.engine import Database
 from kinline.http import moment
 from kinline.identity.model import Action, Record, Target
 from kinline.people.model import Facility, parse_channel
@@ -18,6 +19,11 @@ from kinline.rules.parse import rule_definition
 from kinline.rules.periods import local
 
 router = APIRouter(prefix="/v1", tags=["rules"])
+
+
+def rule_target(db: Database, place: Facility, params: Params) -> Target:
+    """The rule named in the path: whose it is and which court case made it."""
+    return _target(service.get_rule(db, place.id, params["rule_id"]), place)
 
 
 def rule_out(rule: Rule, place: Facility) -> RuleOut:
