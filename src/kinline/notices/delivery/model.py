@@ -55,9 +55,12 @@ def retry_delay(attempts: int, jitter: float) -> timedelta:
     return ceiling / 2 + ceiling / 2 * jitter
 
 
-def message_id(delivery_id: int, notice_id: int, domain: str) -> str:
+def message_id(delivery_id: int, notice_id: int | None, domain: str) -> str:
     """The same ``Message-ID`` every time one delivery is sent, so a resend after
-    a crash is recognisably the same message (RFC 5322 3.6.4)."""
+    a crash is recognisably the same message (RFC 5322 3.6.4). A message of its
+    own (no notice) is named by its delivery alone."""
+    if notice_id is None:
+        return f"<message.delivery-{delivery_id}@{domain}>"
     return f"<notice-{notice_id}.delivery-{delivery_id}@{domain}>"
 
 
@@ -97,11 +100,13 @@ class Delivery:
 @dataclass(frozen=True, slots=True)
 class ClaimedEmail:
     """An email delivery a worker holds until ``claimed_until``; ``attempt`` counts
-    this try (claims that ended in a crash count too)."""
+    this try (claims that ended in a crash count too). ``notice_id`` is None for
+    a message of its own (a password reset link): its subject and plain-text
+    body travel with the delivery and it is sent without a PDF."""
 
     id: int
     facility_id: str
-    notice_id: int
+    notice_id: int | None
     recipient: str
     attempt: int
     claimed_until: datetime

@@ -57,3 +57,20 @@ def enqueue_deliveries(
         sent=False,
     )
     session.flush()
+
+
+def enqueue_message(
+    session: Session,
+    *,
+    facility_id: str,
+    recipient: str,
+    subject: str,
+    body: str,
+    at: datetime,
+) -> int:
+    """An email of its own (a password reset link) in the outbox, inside the
+    caller's transaction: it is sent by the same worker, with the same retries,
+    as a plain-text email without a PDF. Returns the delivery's id."""
+    return repository.add_message(
+        session, facility_id=facility_id, recipient=recipient, subject=subject, body=body, at=at
+    )

@@ -75,6 +75,33 @@ def add_delivery(
     )
 
 
+def add_message(
+    session: Session,
+    *,
+    facility_id: str,
+    recipient: str,
+    subject: str,
+    body: str,
+    at: datetime,
+) -> int:
+    """An email of its own (no notice) in the outbox, due at ``at``."""
+    row = NoticeDeliveryRow(
+        facility_id=facility_id,
+        notice_id=None,
+        channel=str(Channel.EMAIL),
+        message_subject=subject,
+        message_body=body,
+        recipient=recipient,
+        status=str(Status.PENDING),
+        attempts=0,
+        next_attempt_at=at,
+        created_at=at,
+    )
+    session.add(row)
+    session.flush()
+    return row.id
+
+
 def claim_due_emails(
     session: Session, *, now: datetime, until: datetime, limit: int
 ) -> list[ClaimedEmail]:
@@ -169,6 +196,18 @@ def notice_text(session: Session, facility_id: str, notice_id: int) -> tuple[str
     return None if row is None else (row[0], row[1])
 
 
+def message_text(session: Session, delivery_id: int) -> tuple[str, str] | None:
+    """A message of its own: the delivery's subject line and plain-text body."""
+    row = session.execute(
+        select(NoticeDeliveryRow.message_subject, NoticeDeliveryRow.message_body).where(
+            NoticeDeliveryRow.id == delivery_id, NoticeDeliveryRow.notice_id.is_(None)
+        )
+    ).one_or_none()
+    if row is None or row[0] is None or row[1] is None:
+        return None
+    return (row[0], row[1])
+
+
 def notice_person(session: Session, facility_id: str, notice_id: int) -> str | None:
     return session.scalars(
         select(NoticeRow.person_id).where(
@@ -220,6 +259,7 @@ def units_with_pending_prints(
     """``(facility_id, housing_unit)`` of every unit with paper notices waiting."""
     query = select(NoticeDeliveryRow.facility_id, NoticeDeliveryRow.recipient).where(
         NoticeDeliveryRow.channel == str(Channel.PRINT),
+        NoticeDeliveryRow.notice_id.is_not(None),
         NoticeDeliveryRow.status == str(Status.PENDING),
         NoticeDeliveryRow.created_at <= before,
     )
@@ -244,6 +284,7 @@ def lock_pending_prints(
             .where(
                 NoticeDeliveryRow.facility_id == facility_id,
                 NoticeDeliveryRow.channel == str(Channel.PRINT),
+                NoticeDeliveryRow.notice_id.is_not(None),
                 NoticeDeliveryRow.recipient == unit,
                 NoticeDeliveryRow.status == str(Status.PENDING),
                 NoticeDeliveryRow.created_at <= before,
@@ -319,7 +360,7 @@ def list_deliveries(session: Session, facility_id: str, notice_id: int) -> list[
         Delivery(
             id=row.id,
             facility_id=row.facility_id,
-            notice_id=row.notice_id,
+            notice_id=notice_id,
             channel=row.channel,
             recipient=row.recipient,
             status=row.status,

@@ -137,7 +137,22 @@ def deliver_emails(
 def _email(
     db: Database, claim: ClaimedEmail, *, sender: str, ident: str, now: datetime
 ) -> EmailMessage:
-    """The notice as an email: its title, its text, and its PDF attached."""
+    """The notice as an email: its title, its text, and its PDF attached; a
+    message of its own as a plain-text email with its subject and body."""
+    if claim.notice_id is None:
+        with db.transaction() as session:
+            message = repository.message_text(session, claim.id)
+        if message is None:
+            raise ValueError(f"delivery {claim.id} has neither a notice nor a message")
+        subject, plain = message
+        return compose_email(
+            sender=sender,
+            recipient=claim.recipient,
+            subject=subject,
+            body=plain,
+            message_id=ident,
+            sent_at=now,
+        )
     with db.transaction() as session:
         text = repository.notice_text(session, claim.facility_id, claim.notice_id)
         if text is None:  # pragma: no cover - notices are never deleted
@@ -255,13 +270,26 @@ def _record_failure(
 def _audit_email(
     session: Session,
     facility_id: str,
-    notice_id: int,
+    notice_id: int | None,
     outcome: str,
     at: datetime,
     payload: dict[str, object],
 ) -> None:
     """A notice emailed, or given up on, is a fact about the person's notice: it
-    goes on their chain, in the transaction that records it."""
+    goes on their chain, in the transaction that records it. A message of its
+    own goes on its facility's chain, never with its subject or body (a reset
+    link is a secret)."""
+    if notice_id is None:
+        record_event(
+            session,
+            facility_id=facility_id,
+            chain=facility_chain(facility_id),
+            actor=WORKER_ACTOR,
+            tag=f"delivery:message:{outcome}",
+            payload=payload,
+            at=at,
+        )
+        return
     person_id = repository.notice_person(session, facility_id, notice_id)
     if person_id is None:  # pragma: no cover - notices are never deleted
         return
@@ -349,7 +377,8 @@ def _print_batch(
             return None  # another worker printed them first
         if once_a_day and repository.batch_exists(session, facility_id, unit, day):
             return None
-        pdf = render_pdf([notice_document(session, facility_id, row.notice_id) for row in rows])
+        notice_ids = [row.notice_id for row in rows if row.notice_id is not None]
+        pdf = render_pdf([notice_document(session, facility_id, ident) for ident in notice_ids])
         batch_id = repository.add_print_batch(
             session,
             facility_id=facility_id,
@@ -383,7 +412,7 @@ def _print_batch(
                 "batch_id": batch_id,
                 "housing_unit": unit,
                 "day": day,
-                "notice_ids": [row.notice_id for row in rows],
+                "notice_ids": notice_ids,
             },
             at=at,
         )
