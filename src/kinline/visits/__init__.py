@@ -1,0 +1,1 @@
+"""Visits: visitors, sessions, bookings and the weekly allocation of places."""
