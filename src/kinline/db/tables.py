@@ -7,7 +7,7 @@ except to set their end; sessions, notices and audit events are append-only.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, time
 
 from sqlalchemy import (
     JSON,
@@ -19,10 +19,11 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    Time,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
-from sqlalchemy.sql.expression import false
+from sqlalchemy.sql.expression import false, true
 
 from kinline.db.base import Base
 from kinline.db.types import UTCDateTime
@@ -534,3 +535,306 @@ class PasswordResetRow(Base):
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     __table_args__ = (ForeignKeyConstraint(["subject_id"], ["subjects.id"]),)
+
+
+# ---------------------------------------------------------------------------
+# Visits: visitors and their approval, rooms, session templates, concrete
+# sessions (slots), bookings, non-associations and allocation requests.
+# ---------------------------------------------------------------------------
+
+
+class VisitorRow(Base):
+    """One application of a contact to visit a person, and its decision.
+
+    The contact row (people.contacts) holds the name, relationship, country,
+    language and email; this row what approval to visit needs on top. An
+    approved visitor's contact is also approved for the ``visit`` channel, so
+    the engine sees it. A refused or withdrawn visitor may apply again: a new row.
+    """
+
+    __tablename__ = "visitors"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    facility_id: Mapped[str] = mapped_column(ID)
+    person_id: Mapped[str] = mapped_column(ID)
+    contact_id: Mapped[str] = mapped_column(ID)
+    date_of_birth: Mapped[date] = mapped_column(Date)
+    address: Mapped[str] = mapped_column(Text)
+    country: Mapped[str] = mapped_column(String(2))
+    # The visitor's own IANA time zone (null: the country's main zone).
+    timezone: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    id_document_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    id_document_number: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    id_checked_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    id_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    criminal_record_declared: Mapped[bool] = mapped_column(Boolean)
+    criminal_record: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # probation, supervised_release, parole; null: not under supervision.
+    supervision_kind: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    supervising_officer: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    supervising_office: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    officer_consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    officer_consent_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    officer_consent_note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    co_defendant: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    # A minor's approved adult visitor (a contact of the same person).
+    accompanying_contact_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    # applied, approved, refused, withdrawn
+    status: Mapped[str] = mapped_column(String(16))
+    applied_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    applied_by: Mapped[str] = mapped_column(String(200))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    decided_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    decision_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["facility_id", "contact_id"], ["contacts.facility_id", "contacts.id"]
+        ),
+        Index("ix_visitors_contact", "facility_id", "contact_id"),
+        Index("ix_visitors_person", "facility_id", "person_id", "status"),
+    )
+
+
+class VisitorRestrictionRow(Base):
+    """A visitor banned, or held to closed or non-contact visits, from
+    ``starts_on`` until the day before ``until`` (null: until lifted)."""
+
+    __tablename__ = "visitor_restrictions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    facility_id: Mapped[str] = mapped_column(ID)
+    visitor_id: Mapped[int] = mapped_column(Integer)
+    contact_id: Mapped[str] = mapped_column(ID)
+    kind: Mapped[str] = mapped_column(String(16))  # banned, closed, non_contact
+    reason: Mapped[str] = mapped_column(Text)
+    starts_on: Mapped[date] = mapped_column(Date)
+    until: Mapped[date | None] = mapped_column(Date, nullable=True)
+    imposed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    imposed_by: Mapped[str] = mapped_column(String(200))
+    lifted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    lifted_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    lift_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (
+        ForeignKeyConstraint(["visitor_id"], ["visitors.id"]),
+        Index("ix_visitor_restrictions_contact", "facility_id", "contact_id"),
+    )
+
+
+class VisitSettingsRow(Base):
+    """A facility's visit settings; no row: the defaults of ``visits.model``."""
+
+    __tablename__ = "visit_settings"
+
+    facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    adult_age: Mapped[int] = mapped_column(Integer, server_default="18")
+    max_visitors: Mapped[int] = mapped_column(Integer, server_default="3")
+    max_adults: Mapped[int] = mapped_column(Integer, server_default="3")
+    max_children: Mapped[int] = mapped_column(Integer, server_default="3")
+    staff_min_notice_days: Mapped[int] = mapped_column(Integer, server_default="0")
+    staff_max_notice_days: Mapped[int] = mapped_column(Integer, server_default="60")
+    public_min_notice_days: Mapped[int] = mapped_column(Integer, server_default="2")
+    public_max_notice_days: Mapped[int] = mapped_column(Integer, server_default="28")
+    reservation_minutes: Mapped[int] = mapped_column(Integer, server_default="10")
+    auto_refuse_hours: Mapped[int] = mapped_column(Integer, server_default="72")
+    officer_consent_required: Mapped[bool] = mapped_column(Boolean, server_default=true())
+    co_defendants_to_warden: Mapped[bool] = mapped_column(Boolean, server_default=true())
+    minors_need_adult: Mapped[bool] = mapped_column(Boolean, server_default=true())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_by: Mapped[str] = mapped_column(String(200))
+
+    __table_args__ = (ForeignKeyConstraint(["facility_id"], ["facilities.id"]),)
+
+
+class VisitRoomRow(Base):
+    __tablename__ = "visit_rooms"
+
+    facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    __table_args__ = (ForeignKeyConstraint(["facility_id"], ["facilities.id"]),)
+
+
+class VisitTemplateRow(Base):
+    """A recurring visiting session: a room on a weekday, every one or two
+    weeks counted from ``valid_from``, except ``excluded_dates`` (ISO dates)."""
+
+    __tablename__ = "visit_templates"
+
+    facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    room_id: Mapped[str] = mapped_column(ID)
+    weekday: Mapped[int] = mapped_column(Integer)  # 0 Monday .. 6 Sunday
+    start_time: Mapped[time] = mapped_column(Time)  # facility local time
+    end_time: Mapped[time] = mapped_column(Time)
+    capacity_open: Mapped[int] = mapped_column(Integer)
+    capacity_closed: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(12))  # contact, non_contact, video
+    valid_from: Mapped[date] = mapped_column(Date)
+    valid_to: Mapped[date | None] = mapped_column(Date, nullable=True)
+    every_weeks: Mapped[int] = mapped_column(Integer, server_default="1")
+    excluded_dates: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(String(200))
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["facility_id", "room_id"], ["visit_rooms.facility_id", "visit_rooms.id"]
+        ),
+    )
+
+
+class VisitBlockRow(Base):
+    """A date closed to visits, in one room or (room null) the whole facility."""
+
+    __tablename__ = "visit_blocks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    facility_id: Mapped[str] = mapped_column(ID)
+    room_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    on_date: Mapped[date] = mapped_column(Date)
+    reason: Mapped[str] = mapped_column(Text)
+    blocked_by: Mapped[str] = mapped_column(String(200))
+    blocked_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    lifted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    lifted_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+    __table_args__ = (Index("ix_visit_blocks_date", "facility_id", "on_date"),)
+
+
+class VisitSlotRow(Base):
+    """One occurrence of a template on a date: the row locked while booking.
+
+    The counters hold the places taken by reserved, requested and booked
+    visits of each setting, so a racing booking sees them.
+    """
+
+    __tablename__ = "visit_slots"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    facility_id: Mapped[str] = mapped_column(ID)
+    template_id: Mapped[str] = mapped_column(ID)
+    room_id: Mapped[str] = mapped_column(ID)
+    on_date: Mapped[date] = mapped_column(Date)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    kind: Mapped[str] = mapped_column(String(12))
+    capacity_open: Mapped[int] = mapped_column(Integer)
+    capacity_closed: Mapped[int] = mapped_column(Integer)
+    booked_open: Mapped[int] = mapped_column(Integer, server_default="0")
+    booked_closed: Mapped[int] = mapped_column(Integer, server_default="0")
+    blocked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    block_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("facility_id", "template_id", "on_date", name="uq_visit_slots_occurrence"),
+        Index("ix_visit_slots_date", "facility_id", "on_date"),
+    )
+
+
+class VisitBookingRow(Base):
+    """A visit: reserved (until ``expires_at``), requested, booked, checked in,
+    completed (``session_id`` in the usage ledger), cancelled or no-show."""
+
+    __tablename__ = "visit_bookings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    facility_id: Mapped[str] = mapped_column(ID)
+    slot_id: Mapped[int] = mapped_column(Integer)
+    person_id: Mapped[str] = mapped_column(ID)
+    setting: Mapped[str] = mapped_column(String(12))  # open, non_contact, closed
+    status: Mapped[str] = mapped_column(String(16))
+    booker_kind: Mapped[str] = mapped_column(String(8))  # staff, public
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(String(200))
+    requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    booked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    booked_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    cancelled_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    cancel_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    checked_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    checked_in_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    completed_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    no_show_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    no_show_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    session_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    rescheduled_from: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (
+        ForeignKeyConstraint(["slot_id"], ["visit_slots.id"]),
+        Index("ix_visit_bookings_slot", "facility_id", "slot_id", "status"),
+        Index("ix_visit_bookings_person", "facility_id", "person_id"),
+        Index("ix_visit_bookings_due", "status", "expires_at"),
+        UniqueConstraint(
+            "facility_id", "idempotency_key", name="uq_visit_bookings_idempotency_key"
+        ),
+    )
+
+
+class VisitBookingVisitorRow(Base):
+    __tablename__ = "visit_booking_visitors"
+
+    facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    booking_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    contact_id: Mapped[str] = mapped_column(ID, primary_key=True)
+
+    __table_args__ = (
+        ForeignKeyConstraint(["booking_id"], ["visit_bookings.id"]),
+        Index("ix_visit_booking_visitors_contact", "facility_id", "contact_id"),
+    )
+
+
+class NonAssociationRow(Base):
+    """Two people who must not be in the same visiting session (stored once
+    per direction, so either person's query finds it)."""
+
+    __tablename__ = "non_associations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    facility_id: Mapped[str] = mapped_column(ID)
+    person_id: Mapped[str] = mapped_column(ID)
+    other_person_id: Mapped[str] = mapped_column(ID)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    recorded_by: Mapped[str] = mapped_column(String(200))
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    __table_args__ = (Index("ix_non_associations_person", "facility_id", "person_id"),)
+
+
+class VisitRequestRow(Base):
+    """A family's ranked preferences for the weekly allocation.
+
+    ``visitors``: contact ids; ``preferences``: ranked
+    ``{"template_id": ..., "date": "YYYY-MM-DD"}``.
+    """
+
+    __tablename__ = "visit_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    facility_id: Mapped[str] = mapped_column(ID)
+    person_id: Mapped[str] = mapped_column(ID)
+    requested_by: Mapped[str] = mapped_column(String(200))
+    visitors: Mapped[list[str]] = mapped_column(JSON)
+    preferences: Mapped[list[dict[str, object]]] = mapped_column(JSON)
+    setting: Mapped[str] = mapped_column(String(12), server_default="open")
+    window_closes_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16))  # pending, met, unmet, withdrawn
+    outcome_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    booking_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    __table_args__ = (
+        Index("ix_visit_requests_window", "facility_id", "window_closes_at", "status"),
+        Index("ix_visit_requests_person", "facility_id", "person_id"),
+    )
