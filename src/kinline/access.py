@@ -107,10 +107,18 @@ class Guard:
 def check(subject: Subject, action: Action, target: Target) -> None:
     """404 for what the subject may not see, 403 for what it may not do."""
     if not visible(subject, target):
-        record = "facility" if target.record is None else str(target.record)
-        raise _not_found(f"{record}_id")
+        raise _not_found(_FIELDS.get(target.record, f"{target.record}_id"))
     if action not in actions_of(subject, target.facility_id):
         raise Forbidden(f"a {subject.kind} subject here may not {action}")
+
+
+# The request field that names each kind of record.
+_FIELDS: dict[Record | None, str] = {
+    None: "facility_id",
+    Record.DECISION: "contact_id",
+    Record.CALL: "hold_id",
+    Record.ORDER: "case_number",
+}
 
 
 def _not_found(field: str) -> NotFound:
