@@ -125,9 +125,9 @@ from _support import (
     run_pgbench,
     wait_for,
 )
-from kinline.identity.service import create_token
 from kinline.changes.service import impose_rule
 from kinline.db.engine import Database
+from kinline.identity.service import create_token
 from kinline.people.model import Facility, Person
 from kinline.people.service import add_contact, admit_person, register_facility
 from kinline.rules.model import Channel, Contact

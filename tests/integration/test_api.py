@@ -18,8 +18,8 @@ import pytest
 from _databases import SUPERMAX, DbTemplate
 
 from kinline.api import create_app
-from kinline.identity.service import create_token
 from kinline.db.engine import Database
+from kinline.identity.service import create_token
 
 with warnings.catch_warnings():
     # starlette warns that it would rather use httpx2, which is not a dependency.

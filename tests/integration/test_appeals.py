@@ -34,7 +34,6 @@ from kinline.appeals.service import (
     withdraw_appeal,
 )
 from kinline.audit.service import verify_log
-from kinline.identity.service import create_token
 from kinline.calls.service import attempt_session
 from kinline.changes.service import impose_rule
 from kinline.cli import app as cli
@@ -42,6 +41,7 @@ from kinline.courts.service import retaliation_report
 from kinline.db.engine import Database
 from kinline.db.tables import AuditEventRow, ProtectedActivityRow
 from kinline.errors import Conflict, InvalidInput, KinlineError, NotFound
+from kinline.identity.service import create_token
 from kinline.notices.service import list_notices
 
 with warnings.catch_warnings():

@@ -21,7 +21,6 @@ from sqlalchemy import func, select
 
 from kinline.api import create_app
 from kinline.audit.service import verify_log
-from kinline.identity.service import create_token
 from kinline.calls.path import (
     Status,
     authorize,
@@ -37,6 +36,7 @@ from kinline.calls.service import decide_contact
 from kinline.db.engine import Database
 from kinline.db.tables import AuditEventRow, GapMarkRow, SessionRow, UsageCounterRow
 from kinline.errors import Conflict, InvalidInput, NotFound
+from kinline.identity.service import create_token
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")

@@ -32,9 +32,9 @@ from _server import KINLINE, Server, running_server
 from sqlalchemy import func, select
 
 from kinline.audit.service import verify_log
-from kinline.identity.service import create_token
 from kinline.db.engine import Database
 from kinline.db.tables import AuditEventRow, SessionRow, UsageCounterRow
+from kinline.identity.service import create_token
 from kinline.rules.model import MONTH, WEEK, Period
 from kinline.rules.periods import period_key
 from kinline.scenario import load_into

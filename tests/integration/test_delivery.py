@@ -38,12 +38,12 @@ from typer.testing import CliRunner
 
 import kinline.changes.service as changes_service
 from kinline.audit.service import verify_log
-from kinline.identity.service import create_token
 from kinline.changes.service import impose_rule
 from kinline.cli import app
 from kinline.db.engine import Database
 from kinline.db.tables import AuditEventRow, DeliveryAttemptRow, NoticeDeliveryRow, NoticeRow
 from kinline.errors import InvalidInput, NotFound
+from kinline.identity.service import create_token
 from kinline.notices.delivery import repository as delivery_repository
 from kinline.notices.delivery.model import MAX_ATTEMPTS, Delivery, retry_delay
 from kinline.notices.delivery.service import (

@@ -30,12 +30,12 @@ from typer.testing import CliRunner
 
 from kinline.api import create_app
 from kinline.audit.service import verify_log
-from kinline.identity.service import create_token
 from kinline.changes.service import impose_rule
 from kinline.cli import app as cli_app
 from kinline.db.engine import Database
 from kinline.db.tables import AuditEventRow
 from kinline.errors import InvalidInput, NotFound
+from kinline.identity.service import create_token
 from kinline.notices.render import render_html, render_pdf
 from kinline.notices.service import (
     acknowledge_notice,
