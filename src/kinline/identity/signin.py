@@ -90,6 +90,9 @@ class ResetIssued:
     language: str
     token: str
     expires_at: datetime
+    # The subject's first bound facility ("*" when bound to none): where the
+    # email waits in the outbox and its sending is audited.
+    facility_id: str = "*"
 
 
 @cache
@@ -347,7 +350,9 @@ def issue_password_reset(
         {"subject_id": row.id, "reset_id": reset.id, "outcome": "sent"},
         at,
     )
-    return ResetIssued(row.id, row.name, row.email, row.language, token, expires_at)
+    bound = repository.bindings_of(session, [row.id])[row.id]
+    facility_id = bound[0].facility_id if bound else "*"
+    return ResetIssued(row.id, row.name, row.email, row.language, token, expires_at, facility_id)
 
 
 def reset_password(db: Database, token: str, new_password: str, *, at: datetime) -> None:

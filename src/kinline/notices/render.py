@@ -94,6 +94,13 @@ def _translations(language: str) -> Translations:
     return Translations(compiled, domain=DOMAIN)
 
 
+def catalog(language: str) -> tuple[str, str, _Gettext]:
+    """For words outside a notice (an email of its own): the language resolved
+    to a catalog, its CLDR locale for dates, and the catalog's ``gettext``."""
+    resolved = resolve_language(language)
+    return resolved, _babel_locale(resolved), _translations(resolved).gettext
+
+
 @cache
 def _babel_locale(language: str) -> str:
     """The CLDR locale for dates: the catalog's language, or English when CLDR
