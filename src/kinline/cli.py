@@ -19,6 +19,7 @@ from kinline.changes.cli import (
     edit_contact_command,
     release_command,
     remove_phone_command,
+    reset_command,
     revoke_command,
     transfer_command,
 )
@@ -72,6 +73,9 @@ app.add_typer(notices_app, name="notices", help="Notices of changes to what a pe
 app.add_typer(report_app, name="report", help="Reports for courts and counsel.")
 app.add_typer(token_app, name="token", help="API tokens: create, list, revoke.")
 app.add_typer(subject_app, name="subject", help="Who may call kinline, bound to what.")
+subject_app.command("reset", help="Queue a password reset email with a one-time link.")(
+    reset_command
+)
 app.add_typer(holds_app, name="holds", help="Call set-ups held on an allowance.")
 app.add_typer(import_app, name="import", help="Import records from other systems.")
 app.add_typer(print_app, name="print", help="Printed notices: daily batches per housing unit.")

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, Field, ValidationError
 
+from kinline.changes.password_reset import request_password_reset
 from kinline.errors import InvalidInput, Unauthenticated
 from kinline.http import (
     SESSION_COOKIE,
@@ -30,11 +31,17 @@ from kinline.http import (
 )
 from kinline.identity.credentials import ABSOLUTE
 from kinline.identity.model import Subject
-from kinline.identity.signin import enroll_totp, session_of, sign_in, sign_out
+from kinline.identity.signin import enroll_totp, reset_password, session_of, sign_in, sign_out
 
 M = TypeVar("M", bound=BaseModel)
 router = APIRouter(prefix="/v1/auth", tags=["sign-in"])
 INSECURE_ENV = "KINLINE_INSECURE_COOKIES"
+# Where reset links point; set it in production (else the request's own URL).
+PUBLIC_URL_ENV = "KINLINE_PUBLIC_URL"
+RESET_ACCEPTED = (
+    "If an account with that login or email has an email address, a link to "
+    "reset its password was sent there. It works once, for 30 minutes."
+)
 MAX_FIELD = 1024
 
 
@@ -42,6 +49,20 @@ class SignInForm(BaseModel):
     login: str = Field(min_length=1, max_length=254)
     password: str = Field(min_length=1, max_length=MAX_FIELD)
     totp: str | None = Field(default=None, max_length=16, description="Staff: the TOTP code")
+
+
+class ResetRequestForm(BaseModel):
+    login: str = Field(min_length=1, max_length=254, description="Login or email")
+
+
+class ResetCompleteForm(BaseModel):
+    token: str = Field(min_length=1, max_length=MAX_FIELD)
+    password: str = Field(min_length=1, max_length=MAX_FIELD)
+
+
+class ResetAcceptedOut(BaseModel):
+    status: str = "accepted"
+    detail: str = RESET_ACCEPTED
 
 
 class SignedInOut(BaseModel):
@@ -186,3 +207,33 @@ async def totp_route(who: SignedInSubject, db: DbDep) -> TotpOut:
     """A new TOTP secret for the signed-in subject; the next sign-in needs its code."""
     enrolled = await in_thread(enroll_totp, db, who.id, at=datetime.now(UTC), actor=who.actor)
     return TotpOut(secret=enrolled.secret, uri=enrolled.uri)
+
+
+def public_url(request: Request) -> str:
+    return os.environ.get(PUBLIC_URL_ENV) or str(request.base_url)
+
+
+@router.post(
+    "/password-reset",
+    status_code=202,
+    response_model=ResetAcceptedOut,
+    openapi_extra=FORM_BODY,
+)
+async def password_reset_route(request: Request, db: DbDep) -> ResetAcceptedOut:
+    """Ask for a password reset link by login or email. The answer is the same
+    whether or not there is such an account: the link goes only to its email."""
+    form = parsed(ResetRequestForm, await form_fields(request))
+    await in_thread(
+        request_password_reset, db, form.login, at=datetime.now(UTC), base_url=public_url(request)
+    )
+    return ResetAcceptedOut()
+
+
+@router.post("/password-reset/complete", status_code=204, openapi_extra=FORM_BODY)
+async def password_reset_complete_route(request: Request, db: DbDep) -> Response:
+    """Set a new password with the token from a reset link: once, within 30
+    minutes. Every session of the account ends. 422 names ``token`` (unknown,
+    used or expired) or ``password`` (too weak)."""
+    form = parsed(ResetCompleteForm, await form_fields(request))
+    await in_thread(reset_password, db, form.token, form.password, at=datetime.now(UTC))
+    return Response(status_code=204)

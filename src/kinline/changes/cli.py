@@ -4,21 +4,25 @@ contacts edit|remove-phone|approve|revoke`` (mounted beside ``kinline.people.cli
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 
 from kinline.changes import service
+from kinline.changes.password_reset import request_password_reset
 from kinline.cli_support import (
     DatabaseOption,
     FacilityOption,
     JsonOption,
     console,
+    database,
     friendly,
     moment,
     opened,
     print_json,
 )
+from kinline.errors import InvalidInput, NotFound
 from kinline.people.cli import (
     DEFAULT_ACTOR,
     ActorOption,
@@ -221,3 +225,35 @@ def revoke_command(
             db, place.id, contact, channel, reason=reason, at=moment(at, place), actor=actor
         )
     console.print(f"{contact} no longer approved for {channel}; notice {notice}")
+
+
+@friendly
+def reset_command(
+    login: Annotated[str, typer.Argument(help="The subject's login (or email).")],
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            "--base-url",
+            envvar="KINLINE_PUBLIC_URL",
+            help="Where kinline's pages are served; the link is BASE/reset?token=...",
+        ),
+    ] = None,
+    actor: ActorOption = DEFAULT_ACTOR,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Queue a password reset email for a subject, as the sign-in page does."""
+    if not base_url:
+        raise InvalidInput("give --base-url or set KINLINE_PUBLIC_URL", field="--base-url")
+    db = database(database_url)
+    try:
+        queued = request_password_reset(
+            db, login, at=datetime.now(UTC), base_url=base_url, actor=actor
+        )
+    finally:
+        db.dispose()
+    if not queued:
+        raise NotFound(
+            f"no subject with login or email {login!r} that has an email and is not disabled",
+            field="login",
+        )
+    console.print(f"a password reset link for {login} is queued; the worker emails it")
