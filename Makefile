@@ -7,7 +7,7 @@ PORT ?= 8000
 KINLINE_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 export KINLINE_TEST_POSTGRES_URL
 
-.PHONY: help setup run test lint typecheck migrations-check unit integration scenarios bench bench-floor clean
+.PHONY: help setup run test lint typecheck migrations-check unit integration scenarios bench bench-floor bench-allocate clean
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -54,6 +54,10 @@ bench: setup  ## Benchmarks against their named baselines.
 	$(BIN)/python bench/decide.py
 	$(BIN)/python bench/authorize.py
 	$(BIN)/python bench/import_calls.py
+	$(BIN)/python bench/allocate.py
+
+bench-allocate: setup  ## A week's 5,000 visit requests: CP-SAT against first come, first served.
+	$(BIN)/python bench/allocate.py
 
 bench-floor: setup  ## bench/authorize.py against a do-nothing batched ledger (bench/_floor.py).
 	$(BIN)/python bench/authorize.py --app _floor:create_app
