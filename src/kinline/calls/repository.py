@@ -170,6 +170,13 @@ def due(session: Session, at: datetime, limit: int = 10_000) -> list[tuple[str, 
     return [(facility_id, hold_id) for facility_id, hold_id in rows if hold_id is not None]
 
 
+def session_by_id(session: Session, facility_id: str, session_id: int) -> SessionRow | None:
+    """One session as an ORM row (changes to it are written at commit)."""
+    return session.scalars(
+        select(SessionRow).where(SessionRow.facility_id == facility_id, SessionRow.id == session_id)
+    ).one_or_none()
+
+
 def add_session(session: Session, row: SessionRow) -> SessionRow:
     session.add(row)
     session.flush()

@@ -7,6 +7,7 @@ session this one allowed.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -137,6 +138,118 @@ def attempt_session(
             at=at,
         )
         return RecordedSession(row.id, row.status, used, explained)
+
+
+def hold_visit(
+    session: Session,
+    facility: Facility,
+    person_id: str,
+    contact_id: str,
+    channel: Channel,
+    at: datetime,
+    minutes: int,
+    *,
+    actor: str,
+) -> tuple[ExplainedDecision, int | None]:
+    """Decide a booked visit at its start, inside the caller's transaction (which
+    has locked the person's ledger), and when allowed hold it in the usage ledger
+    at ``minutes`` (at most its ``max_minutes``) until it happens: a visit booked
+    counts against the quotas from the moment it is booked, so a second booking
+    cannot spend what the first will. Returns the decision and the held
+    session's id (None when refused; nothing is written then).
+
+    The hold has no expiry: the call path's sweep leaves it alone; the visit's
+    completion settles it (``settle_visit``), its cancellation takes it back."""
+    explained = decide_in(
+        session, facility, person_id, contact_id, channel, at, person_checked=True, recording=True
+    )
+    decision = explained.decision
+    if not decision.allowed:
+        return explained, None
+    held = min(minutes, decision.max_minutes or 0)
+    reserved = None
+    change = model.charged_usage(decision, explained.rules, at, held, facility.zone)
+    if change is not None:
+        added = model.usage_added([(person_id, change)])
+        ids = ledger.write_usage(session, facility.id, added, entry_ids=True)
+        reserved = model.reservation(change, explained.usage.gaps, ids).as_json()
+    row = repository.add_session(
+        session,
+        SessionRow(
+            facility_id=facility.id,
+            person_id=person_id,
+            contact_id=contact_id,
+            channel=str(channel),
+            started_at=at,
+            minutes=held,
+            status=Status.HELD,
+            reason=None,
+            charged_to=decision.charged_to,
+            governed_by=list(decision.governed_by),
+            decision=model.decision_json(decision),
+            recorded_at=at,
+            source="visit",
+            hold_id=f"v_{uuid.uuid4().hex}",
+            max_minutes=held,
+            expires_at=None,
+            reserved=reserved,
+        ),
+    )
+    record_event(
+        session,
+        facility_id=facility.id,
+        chain=person_chain(facility.id, person_id),
+        actor=actor,
+        tag="calls:session:held",
+        payload={
+            "session_id": row.id,
+            "contact_id": contact_id,
+            "channel": str(channel),
+            "started_at": at,
+            "minutes": held,
+            "decision": decision.as_dict(),
+        },
+        at=at,
+    )
+    return explained, row.id
+
+
+def settle_visit(
+    session: Session,
+    facility_id: str,
+    session_id: int,
+    minutes: int | None,
+    *,
+    actor: str,
+    at: datetime,
+) -> None:
+    """Settle a visit's hold (``hold_visit``) inside the caller's transaction, which
+    has locked the person's ledger: completed at ``minutes`` (at most those held),
+    or taken back entirely when ``minutes`` is None (the visit did not happen).
+    A session already settled is left as it is."""
+    row = repository.session_by_id(session, facility_id, session_id)
+    if row is None or row.status != Status.HELD:
+        return
+    used = None if minutes is None else max(0, min(minutes, row.minutes))
+    settled = model.settlement(
+        model.Reservation.from_json(row.reserved),
+        started_at=row.started_at,
+        held_minutes=row.minutes,
+        minutes=used,
+    )
+    row.reserved = ledger.settle_usage(session, facility_id, row.person_id, settled).as_json()
+    row.status = Status.RELEASED if used is None else Status.COMPLETED
+    row.minutes = used or 0
+    row.ended_at = None if used is None else row.started_at + timedelta(minutes=used)
+    record_event(
+        session,
+        facility_id=facility_id,
+        chain=person_chain(facility_id, row.person_id),
+        actor=actor,
+        tag=f"calls:session:{row.status}",
+        payload={"session_id": row.id, "minutes": row.minutes},
+        at=at,
+    )
 
 
 def decide_in(
