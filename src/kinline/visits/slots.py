@@ -270,12 +270,6 @@ class BookingWindow:
     max_days: int
 
 
-DEFAULT_WINDOWS: Mapping[Booker, BookingWindow] = {
-    Booker.STAFF: BookingWindow(0, 60),
-    Booker.PUBLIC: BookingWindow(2, 28),
-}
-
-
 def within_window(window: BookingWindow, today: date, day: date) -> bool:
     """Whether a session on ``day`` may be booked on ``today`` (both facility dates)."""
     ahead = (day - today).days
