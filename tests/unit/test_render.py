@@ -17,6 +17,7 @@ from babel.messages.extract import extract_from_file
 from babel.messages.pofile import read_po
 from pypdf import PdfReader
 
+import kinline.notices.messages as messages_module
 import kinline.notices.render as render_module
 from kinline.notices.document import NoticeDocument
 from kinline.notices.render import (
@@ -161,7 +162,11 @@ def test_languages_are_the_catalogs_in_the_locale_folder() -> None:
 
 @pytest.mark.parametrize("language", ["en", "es"])
 def test_every_label_the_renderer_asks_for_is_in_each_catalog(language: str) -> None:
-    asked = {message for _, message, _, _ in extract_from_file("python", render_module.__file__)}
+    asked = {
+        message
+        for module in (render_module, messages_module)  # notices, and emails of their own
+        for _, message, _, _ in extract_from_file("python", module.__file__)
+    }
     with (LOCALE / language / "LC_MESSAGES" / "kinline.po").open("rb") as po:
         catalog = read_po(po)
     listed = {message.id for message in catalog if message.id}
