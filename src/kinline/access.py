@@ -174,13 +174,15 @@ def _param(params: Params, name: str) -> str | None:
 
 
 def whole(params: Params, name: str) -> int:
+    """A record's serial id from the path, checked as the route's own parameter is
+    (1 to 2**31 - 1), so a malformed id is a 422 before anything is looked up."""
     raw = params.get(name, "")
     try:
         value = int(raw)
     except ValueError:
         raise InvalidInput("must be a whole number", field=name) from None
     if not 1 <= value <= 2_147_483_647:
-        raise NotFound(f"no {name.removesuffix('_id')} {raw}", field=name)
+        raise InvalidInput("must be between 1 and 2147483647", field=name)
     return value
 
 

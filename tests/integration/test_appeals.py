@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from _databases import SUPERMAX, DbTemplate
+from _identity import person_token
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -625,8 +626,10 @@ class Api:
 def api(loaded: Database) -> Iterator[Api]:
     tokens = {
         role: create_token(loaded, f"{role}-client", role, at=at("2024-01-01T00:00"))[1]
-        for role in ("read", "staff", "telephony")
+        for role in ("staff", "telephony")
     }
+    # The person at a kiosk: their own account.
+    tokens["read"] = person_token(loaded, FAC, "salazar", "read-client")
     with TestClient(create_app(loaded), raise_server_exceptions=False) as client:
         yield Api(client, tokens)
 
@@ -685,14 +688,15 @@ def test_api_staff_file_answer_extend_escalate(api: Api) -> None:
     assert "steps" not in listed.json()[0]
     overdue = api.get("/v1/appeals", "read", overdue="true", at="2024-06-21T23:00")
     assert overdue.json() == []
-    shown = api.get(url, "telephony")
+    assert api.get(url, "telephony").status_code == 404  # not the call path's to see
+    shown = api.get(url, "read")
     assert [s["kind"] for s in shown.json()["steps"]] == [
         "filed",
         "answered",
         "escalated",
         "extended",
     ]
-    assert shown.json()["steps"][1]["actor"] == "token:staff-client"
+    assert shown.json()["steps"][1]["actor"].endswith(":staff-client")
 
 
 def test_api_scopes(api: Api) -> None:
@@ -704,9 +708,11 @@ def test_api_scopes(api: Api) -> None:
     assert "2024-05-21" in body["detail"]
     created = api.post("/v1/appeals", {**FILING, "at": "2024-05-10T09:00"})
     url = f"/v1/appeals/{created.json()['id']}"
-    for role in ("read", "telephony"):
-        problem(api.post(f"{url}/answer", {"outcome": "denied", "text": "No."}, role), 403)
-        problem(api.post(f"{url}/extend", {"reason": "More time."}, role), 403)
+    # The person sees their appeal but may not answer it; the telephony platform
+    # does not see it at all.
+    for role, status in (("read", 403), ("telephony", 404)):
+        problem(api.post(f"{url}/answer", {"outcome": "denied", "text": "No."}, role), status)
+        problem(api.post(f"{url}/extend", {"reason": "More time."}, role), status)
     # Deemed denied long ago, and the warden's window has closed too.
     problem(api.post(f"{url}/escalate", {"text": "No answer."}, "read"), 422, "at")
     withdrawn = api.post(f"{url}/withdraw", {"reason": "Moot."}, "read")
@@ -738,7 +744,9 @@ def test_api_a_kiosk_files_against_a_fresh_notice(api: Api, loaded: Database) ->
     )
     assert created.status_code == 201, created.text
     assert created.json()["level_name"] == "issuing office"
-    assert created.json()["steps"][0]["actor"] == "token:read-client"
+    actor = created.json()["steps"][0]["actor"]
+    assert actor.startswith("person:")
+    assert actor.endswith(":read-client")
 
 
 def test_api_bad_input_is_problem_json(api: Api) -> None:
@@ -761,9 +769,11 @@ def test_api_bad_input_is_problem_json(api: Api) -> None:
     problem(
         api.post("/v1/appeals/999/answer", {"outcome": "denied", "text": "x"}), 404, "appeal_id"
     )
-    problem(api.post("/v1/appeals/1/answer", {"outcome": "nope", "text": "x"}), 422, "outcome")
+    filed = api.post("/v1/appeals", {**FILING, "at": "2024-05-10T09:00"}).json()
+    answer = {"outcome": "nope", "text": "x"}
+    problem(api.post(f"/v1/appeals/{filed['id']}/answer", answer), 422, "outcome")
     problem(api.get("/v1/appeals", person_id="nobody"), 404, "person_id")
-    assert api.get("/v1/appeals").json() == []
+    assert [appeal["id"] for appeal in api.get("/v1/appeals").json()] == [filed["id"]]
 
 
 # --- the CLI ----------------------------------------------------------------------

@@ -142,11 +142,26 @@ def test_unknown_person_is_a_clear_error(tmp_path: Path) -> None:
 def test_token_create_prints_a_secret_once(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'k.db'}"
     runner.invoke(app, ["db", "upgrade", "--database-url", url])
-    result = runner.invoke(
-        app, ["token", "create", "--name", "switch", "--scope", "telephony", "--database-url", url]
-    )
+    create = ["token", "create", "--name", "switch", "--scope", "telephony"]
+    # A token is bound to a facility: with none yet, there is nothing to bind it to.
+    empty = runner.invoke(app, [*create, "--database-url", url])
+    assert empty.exit_code == 2
+    assert "facility_id" in empty.output
+    assert runner.invoke(app, ["demo", "--database-url", url]).exit_code == 0
+    result = runner.invoke(app, [*create, "--database-url", url])
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip().startswith("kl_")
+    secret = result.stdout.strip()
+    assert secret.startswith("kl_")
+    listed = runner.invoke(app, ["token", "list", "--json", "--database-url", url])
+    assert listed.exit_code == 0, listed.output
+    [token] = json.loads(listed.stdout)
+    assert token["subject_name"] == "switch"
+    assert token["state"] == "active"
+    assert secret not in listed.stdout
+    revoked = runner.invoke(app, ["token", "revoke", str(token["id"]), "--database-url", url])
+    assert revoked.exit_code == 0, revoked.output
+    listed = runner.invoke(app, ["token", "list", "--json", "--database-url", url])
+    assert json.loads(listed.stdout)[0]["state"] == "revoked"
     bad = runner.invoke(
         app, ["token", "create", "--name", "x", "--scope", "root", "--database-url", url]
     )
