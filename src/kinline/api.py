@@ -18,6 +18,7 @@ from kinline.appeals.service import sweep_appeals
 from kinline.calls.api import calls_router, decisions_router
 from kinline.calls.path import sweep
 from kinline.changes.api import router as changes_router
+from kinline.changes.visitor_api import router as visitor_decisions_router
 from kinline.db.engine import Database
 from kinline.http import PROBLEM_RESPONSES, install_problem_handlers
 from kinline.limits import BodyLimit
@@ -27,6 +28,7 @@ from kinline.notices.delivery.worker import start_worker_from_env
 from kinline.people.api import router as people_router
 from kinline.policy.api import router as rules_router
 from kinline.signin_api import router as signin_router
+from kinline.visits.api import router as visitors_router
 
 log = logging.getLogger("kinline.sweep")
 
@@ -103,6 +105,8 @@ def create_app(db: Database | None = None) -> FastAPI:
         appeals_router,
         delivery_router,
         signin_router,
+        visitors_router,
+        visitor_decisions_router,
     ):
         app.include_router(router)
     return app

@@ -157,7 +157,54 @@ PEOPLE_ADMIN: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
         None,
     ),
 }
-ENDPOINTS = [*READS, *STAFF_READS, *WRITES, *CALLS, *KIOSK, *APPEALS, *PEOPLE_ADMIN]
+# Visitors and visit settings; tests/integration/test_visitors.py tries them in depth.
+VISITORS: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
+    ("get", "/v1/visitors"): ("/v1/visitors?person_id=salazar", None),
+    ("post", "/v1/visitors"): (
+        "/v1/visitors",
+        {
+            "contact_id": "brother",
+            "date_of_birth": "1975-01-02",
+            "address": "2 Elm St, Denver",
+            "country": "US",
+            "criminal_record_declared": False,
+        },
+    ),
+    ("get", "/v1/visitors/{visitor_id}"): ("/v1/visitors/1", None),
+    ("post", "/v1/visitors/{visitor_id}/id-check"): (
+        "/v1/visitors/1/id-check",
+        {"document_type": "passport", "document_number": "P1"},
+    ),
+    ("post", "/v1/visitors/{visitor_id}/consent"): (
+        "/v1/visitors/1/consent",
+        {"officer": "P. Officer"},
+    ),
+    ("post", "/v1/visitors/{visitor_id}/decision"): (
+        "/v1/visitors/1/decision",
+        {"verdict": "refuse", "reason": "Not known to the person."},
+    ),
+    ("post", "/v1/visitors/{visitor_id}/withdraw"): ("/v1/visitors/1/withdraw", {}),
+    ("post", "/v1/visitors/{visitor_id}/restrictions"): (
+        "/v1/visitors/1/restrictions",
+        {"kind": "closed", "reason": "Contraband."},
+    ),
+    ("post", "/v1/visitors/{visitor_id}/restrictions/{restriction_id}/lift"): (
+        "/v1/visitors/1/restrictions/1/lift",
+        {"reason": "Reviewed."},
+    ),
+    ("get", "/v1/visit-settings"): ("/v1/visit-settings", None),
+    ("put", "/v1/visit-settings"): ("/v1/visit-settings", {"adult_age": 18}),
+}
+ENDPOINTS = [
+    *READS,
+    *STAFF_READS,
+    *WRITES,
+    *CALLS,
+    *KIOSK,
+    *APPEALS,
+    *PEOPLE_ADMIN,
+    *VISITORS,
+]
 
 
 @dataclass
@@ -180,7 +227,7 @@ class Api:
         if endpoint in READS or endpoint in STAFF_READS:
             url = {**READS, **STAFF_READS}[endpoint]
             return self.client.get(url + ("&" if "?" in url else "?") + query, headers=headers)
-        url, body = {**WRITES, **CALLS, **KIOSK, **APPEALS, **PEOPLE_ADMIN}[endpoint]
+        url, body = {**WRITES, **CALLS, **KIOSK, **APPEALS, **PEOPLE_ADMIN, **VISITORS}[endpoint]
         method = endpoint[0].upper()
         return self.client.request(method, f"{url}?{query}", json=body, headers=headers)
 

@@ -24,6 +24,11 @@ class Change(StrEnum):
     PHONE_REMOVED = "phone_removed"
     TRANSFERRED = "transferred"
     RELEASED = "released"
+    # A visitor's application decided, and visits with a visitor restricted.
+    VISITOR_APPROVED = "visitor_approved"
+    VISITOR_REFUSED = "visitor_refused"
+    VISITOR_RESTRICTED = "visitor_limited"
+    VISITOR_UNRESTRICTED = "visits_restored"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +106,10 @@ _TITLES = {
             "Transferred to {subject}: your contacts must be approved again there"
         ),
         Change.RELEASED: "Released from {subject}: {channel} through this facility end",
+        Change.VISITOR_APPROVED: "{contact} approved as a visitor",
+        Change.VISITOR_REFUSED: "{contact} not approved as a visitor",
+        Change.VISITOR_RESTRICTED: "Visits with {contact} restricted",
+        Change.VISITOR_UNRESTRICTED: "Restriction on visits with {contact} lifted",
     },
     "es": {
         Change.IMPOSED: "Nueva regla sobre sus {channel}: {subject}",
@@ -111,6 +120,10 @@ _TITLES = {
         Change.PHONE_REMOVED: ("{contact} no tiene número de teléfono registrado: no hay llamadas"),
         Change.TRANSFERRED: ("Traslado a {subject}: sus contactos deben aprobarse de nuevo allí"),
         Change.RELEASED: "Liberación de {subject}: terminan las {channel} por este centro",
+        Change.VISITOR_APPROVED: "{contact} aprobado/a como visitante",
+        Change.VISITOR_REFUSED: "{contact} no aprobado/a como visitante",
+        Change.VISITOR_RESTRICTED: "Visitas con {contact} restringidas",
+        Change.VISITOR_UNRESTRICTED: "Se levantó la restricción de visitas con {contact}",
     },
 }
 _LINES = {

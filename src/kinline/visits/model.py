@@ -11,12 +11,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
+from typing import TypeVar
 
 from kinline.errors import InvalidInput
 from kinline.rules.model import Setting
 from kinline.visits.slots import Booker, BookingWindow, GroupLimits, Refusal, age_on
 
 REASON_REQUIRED = "a reason is required"
+E = TypeVar("E", bound=StrEnum)
 
 
 class VisitorStatus(StrEnum):
@@ -352,3 +354,12 @@ def standing(
         if required.level > setting.level:
             setting = required
     return Standing(contact_id, None, setting, None, visitor.date_of_birth)
+
+
+def choice(kind: type[E], value: str, field: str) -> E:
+    """``value`` as one of ``kind``'s words, or ``InvalidInput`` naming the field."""
+    try:
+        return kind(value)
+    except ValueError:
+        words = ", ".join(member.value for member in kind)
+        raise InvalidInput(f"{value!r} is not one of {words}", field=field) from None
