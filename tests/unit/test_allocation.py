@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,6 +19,8 @@ from kinline.visits.allocation import (
     allocate,
     first_come_first_served,
     violations,
+    week_of,
+    window_closes_at,
 )
 
 T0 = datetime(2026, 3, 2, 9, 0)
@@ -270,3 +273,12 @@ def test_any_allocation_is_valid_optimal_and_explained(problem: Problem) -> None
             if item.session is None:
                 asked = next(r for r in problem.requests if r.key == item.request)
                 assert len(item.reasons) == len(asked.preferences)
+
+
+def test_a_weeks_window_closes_at_midnight_the_friday_before() -> None:
+    denver = ZoneInfo("America/Denver")
+    for day in (date(2026, 3, 9), date(2026, 3, 12), date(2026, 3, 15)):
+        assert week_of(day) == date(2026, 3, 9)
+        assert window_closes_at(day, denver) == datetime(2026, 3, 6, 7, 0, tzinfo=UTC)
+    # After the change to summer time the same local midnight is an hour earlier in UTC.
+    assert window_closes_at(date(2026, 3, 18), denver) == datetime(2026, 3, 13, 6, 0, tzinfo=UTC)

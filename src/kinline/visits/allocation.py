@@ -38,12 +38,22 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
+from datetime import time as dt_time
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
 from ortools.graph.python import min_cost_flow
 from ortools.sat.python import cp_model
 
+from kinline.rules.periods import wall_to_instant
+
+WINDOW_CLOSES_DAYS_BEFORE = 3
+"""A week's request window closes at midnight, facility time, this many days before
+its Monday (the Friday before): time to allocate, book and tell every family."""
+MOST_PREFERENCES = 5
+RECENT_DAYS = 28
+"""Visits completed in these days before the window closes count as recent."""
 FAIRNESS_CAP = 4
 """Recent visits beyond this count as this many: a person with 4 and one with 9
 recent visits are equally far back in the queue."""
@@ -142,7 +152,25 @@ class Allocation:
         return max(0, self.bound - self.objective) / self.bound
 
 
+class RequestStatus(StrEnum):
+    PENDING = "pending"
+    MET = "met"
+    UNMET = "unmet"
+    WITHDRAWN = "withdrawn"
+
+
 Choice = tuple[int, int]  # (request index, preference index)
+
+
+def week_of(day: date) -> date:
+    """The Monday of ``day``'s week: requests are allocated a week at a time."""
+    return day - timedelta(days=day.weekday())
+
+
+def window_closes_at(day: date, zone: ZoneInfo) -> datetime:
+    """When the request window for the week holding ``day`` closes (UTC)."""
+    closing = week_of(day) - timedelta(days=WINDOW_CLOSES_DAYS_BEFORE)
+    return wall_to_instant(datetime.combine(closing, dt_time()), zone)
 
 
 # --------------------------------------------------------------------------- state
