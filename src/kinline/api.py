@@ -29,6 +29,8 @@ from kinline.people.api import router as people_router
 from kinline.policy.api import router as rules_router
 from kinline.signin_api import router as signin_router
 from kinline.visits.api import router as visitors_router
+from kinline.visits.booking_api import router as visits_router
+from kinline.visits.upkeep import sweep_visits
 
 log = logging.getLogger("kinline.sweep")
 
@@ -42,6 +44,7 @@ def sweep_once(db: Database) -> None:
     now = datetime.now(UTC)
     sweep(db, at=now)
     sweep_appeals(db, at=now, actor="kinline:sweep")
+    sweep_visits(db, now=now)
 
 
 async def sweep_forever(db: Database, interval: float) -> None:
@@ -107,6 +110,7 @@ def create_app(db: Database | None = None) -> FastAPI:
         signin_router,
         visitors_router,
         visitor_decisions_router,
+        visits_router,
     ):
         app.include_router(router)
     return app
