@@ -23,6 +23,7 @@ from kinline.changes.cli import (
     revoke_command,
     transfer_command,
 )
+from kinline.changes.visitor_cli import app as visitors_app
 from kinline.cli_base import report
 from kinline.cli_support import DatabaseOption, console, database, errors, friendly
 from kinline.courts.cli import app as report_app
@@ -69,6 +70,11 @@ contacts_app.command(
 )(remove_phone_command)
 app.add_typer(audit_app, name="audit", help="The tamper-evident audit log.")
 app.add_typer(appeals_app, name="appeals", help="Appeals against notices and decisions.")
+app.add_typer(
+    visitors_app,
+    name="visitors",
+    help="Visitors: apply, check ID, officer consent, decide, restrict, settings.",
+)
 app.add_typer(notices_app, name="notices", help="Notices of changes to what a person may do.")
 app.add_typer(report_app, name="report", help="Reports for courts and counsel.")
 app.add_typer(token_app, name="token", help="API tokens: create, list, revoke.")

@@ -6,6 +6,7 @@ the applicant's email, restrictions shown as "not until {date}", settings."""
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -15,10 +16,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from _databases import SUPERMAX, DbTemplate
 from sqlalchemy import select
+from typer.testing import CliRunner, Result
 
 from kinline.api import create_app
 from kinline.audit.service import verify_log
 from kinline.changes.visitors import decide_visitor, lift_visitor_restriction, restrict_visitor
+from kinline.cli import app as cli
 from kinline.db.engine import Database
 from kinline.db.tables import AuditEventRow, NoticeDeliveryRow
 from kinline.errors import AlreadyExists, Conflict, Forbidden, InvalidInput, KinlineError
@@ -37,6 +40,7 @@ with warnings.catch_warnings():
 FAC = "usp-red-mesa"
 DENVER = ZoneInfo("America/Denver")
 WHEN = datetime(2024, 7, 1, 9, tzinfo=DENVER).astimezone(UTC)
+runner = CliRunner()
 
 
 @pytest.fixture
@@ -469,3 +473,98 @@ def test_the_api_reads_and_sets_visit_settings(
     )
     assert bad.status_code == 422 and bad.json()["field"] == "staff_min_notice_days"
     assert http.get("/v1/visit-settings", headers=observer).json()["adult_age"] == 16
+
+
+# --- the CLI --------------------------------------------------------------------
+
+
+def kinline(db_url: str, *args: str) -> Result:
+    return runner.invoke(cli, [*args, "--database-url", db_url])
+
+
+def test_the_cli_takes_the_wife_through_both_keys_and_a_restriction(
+    db: Database, db_url: str
+) -> None:
+    applied = kinline(
+        db_url,
+        "visitors",
+        "apply",
+        "--contact",
+        "wife",
+        "--born",
+        "1982-04-05",
+        "--address",
+        "100 Spring St, Los Angeles, CA",
+        "--country",
+        "US",
+        "--timezone",
+        "America/Los_Angeles",
+        "--supervision",
+        "supervised_release",
+        "--officer",
+        "P. Ortega",
+        "--at",
+        "2024-07-01T09:00",
+        "--json",
+    )
+    assert applied.exit_code == 0, applied.output
+    visitor = json.loads(applied.output)
+    vid = str(visitor["id"])
+    assert [b["code"] for b in visitor["blockers"]] == ["id_not_checked", "officer_consent_missing"]
+    early = kinline(db_url, "visitors", "decide", vid, "approve", "--reason", "Verified.")
+    assert early.exit_code != 0
+    assert "ID document has not been checked" in early.output
+    for step in (
+        ["check-id", vid, "--id-type", "passport", "--id-number", "P1"],
+        ["consent", vid, "--officer", "P. Ortega", "--note", "No objection."],
+    ):
+        result = kinline(db_url, "visitors", *step)
+        assert result.exit_code == 0, result.output
+    decided = kinline(
+        db_url, "visitors", "decide", vid, "approve", "--reason", "Verified.", "--channel", "visit"
+    )
+    assert decided.exit_code == 0, decided.output
+    assert f"visitor {vid} (wife, E. Salazar) decided: approved" in decided.output
+    restricted = kinline(
+        db_url,
+        "visitors",
+        "restrict",
+        vid,
+        "closed",
+        "--reason",
+        "Contraband.",
+        "--until",
+        "2099-01-01",
+    )
+    assert restricted.exit_code == 0, restricted.output
+    assert "Closed visits only, not until 2099-01-01" in restricted.output
+    listed = kinline(db_url, "visitors", "list", "--person", "salazar")
+    words = " ".join(listed.output.split())
+    assert "wife E. Salazar approved Closed visits only, not until 2099-01-01" in words
+    bad = kinline(db_url, "visitors", "restrict", vid, "sometimes", "--reason", "x")
+    assert bad.exit_code == 2 and "kind" in bad.output
+    changed = kinline(db_url, "visitors", "settings", "set", "adult_age=16", "--json")
+    assert changed.exit_code == 0, changed.output
+    assert json.loads(changed.output)["adult_age"] == 16
+    wrong = kinline(db_url, "visitors", "settings", "set", "adult_age=old")
+    assert wrong.exit_code == 2
+    assert visitors.get_settings(db, FAC).adult_age == 16
+
+
+def test_every_visitors_command_has_help() -> None:
+    for command in (
+        "apply",
+        "list",
+        "show",
+        "check-id",
+        "consent",
+        "decide",
+        "restrict",
+        "lift",
+        "withdraw",
+    ):
+        result = runner.invoke(cli, ["visitors", command, "--help"])
+        assert result.exit_code == 0, result.output
+        assert "--facility" in result.output
+    for command in ("show", "set"):
+        assert runner.invoke(cli, ["visitors", "settings", command, "--help"]).exit_code == 0
