@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -29,6 +30,7 @@ from kinline.cli_support import DatabaseOption, console, database, errors, frien
 from kinline.courts.cli import app as report_app
 from kinline.db.engine import configured_url, shown_url
 from kinline.db.migrate import upgrade
+from kinline.demo.visits import load_visits
 from kinline.errors import KinlineError, ServiceUnavailable
 from kinline.identity.cli import subject_app, token_app
 from kinline.notices.cli import app as notices_app
@@ -166,8 +168,11 @@ def demo(database_url: DatabaseOption = None) -> None:
         console.print("the demo facility usp-red-mesa is already loaded")
         return
     scenario = load_into(str(DEMO), db)
-    db.dispose()
-    console.print(f"loaded the demo facility {scenario.facility.id}")
+    try:
+        load_visits(db, scenario.facility.id, at=datetime.now(UTC))
+    finally:
+        db.dispose()
+    console.print(f"loaded the demo facility {scenario.facility.id}, with its visits")
 
 
 @app.command("serve", help="Serve the API (binds 127.0.0.1 unless told otherwise).")
