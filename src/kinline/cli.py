@@ -38,6 +38,7 @@ from kinline.notices.delivery.cli import deliveries_command, print_app, worker_c
 from kinline.people.cli import contacts_app, people_app
 from kinline.scenario import FreshDatabases, check_file, load_into
 from kinline.scenariofile import ScenarioFormatError
+from kinline.visits.booking_cli import app as visits_app
 
 app = typer.Typer(
     help="kinline: lawful, explained contact between incarcerated people and their families.",
@@ -76,6 +77,11 @@ app.add_typer(
     visitors_app,
     name="visitors",
     help="Visitors: apply, check ID, officer consent, decide, restrict, settings.",
+)
+app.add_typer(
+    visits_app,
+    name="visits",
+    help="Visits: rooms, session templates, blocks, slots, booking through to completion.",
 )
 app.add_typer(notices_app, name="notices", help="Notices of changes to what a person may do.")
 app.add_typer(report_app, name="report", help="Reports for courts and counsel.")

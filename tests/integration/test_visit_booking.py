@@ -5,6 +5,7 @@ shown in each visitor's own time with an iCalendar invitation."""
 
 from __future__ import annotations
 
+import json
 import textwrap
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
@@ -348,3 +349,41 @@ def test_a_video_visit_shows_the_visitor_s_own_time(db: Database) -> None:
     ((subject, body),) = messages(db, "hija@example.mx")
     assert "Your time: 2026-03-09 09:00-10:00 America/Mexico_City (-06:00)" in body
     assert "BEGIN:VTIMEZONE" in body and "Video visit" in subject
+
+
+def test_the_cli_books_a_visit_through_to_completion(db: Database) -> None:
+    from typer.testing import CliRunner
+
+    from kinline.cli import app
+
+    runner = CliRunner()
+    url = ["--database-url", db.url]
+    at = ["--at", "2026-03-02T10:00"]
+
+    def run(*args: str) -> str:
+        done = runner.invoke(app, ["visits", *args, *url])
+        assert done.exit_code == 0, done.output
+        return done.output
+
+    run("rooms", "add", "annex", "--name", "Annex", *at)
+    run(
+        "templates", "add", "sun-pm", "--room", "annex", "--weekday", "6", "--starts", "14:00",
+        "--ends", "15:30", "--from", "2026-03-08", "--open", "4", "--every-weeks", "2", *at,
+    )  # fmt: skip
+    assert "2026-03-08" in run("slots", "2026-03-08", "2026-03-15", "--json")
+    assert "2026-03-15" not in run("slots", "2026-03-08", "2026-03-15", "--json")
+    booked = run(
+        "book", "--person", "ana", "--template", "sun-pm", "--date", "2026-03-08",
+        "--visitor", "mom", "--json", *at,
+    )  # fmt: skip
+    visit_id = str(json.loads(booked)["id"])
+    run("check-in", visit_id, *at)
+    assert json.loads(run("complete", visit_id, "--json", *at))["status"] == "completed"
+    (listed,) = json.loads(run("list", "--person", "ana", "--json"))
+    assert listed["status"] == "completed" and listed["session_id"] is not None
+    refused = runner.invoke(
+        app,
+        ["visits", "book", "--person", "ana", "--template", "sun-pm", "--date", "2026-03-22",
+         "--visitor", "friend", *at, *url],
+    )  # fmt: skip
+    assert refused.exit_code == 1 and "not_on_list" in refused.output

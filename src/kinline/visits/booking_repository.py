@@ -248,7 +248,7 @@ def list_bookings(
     if status is not None:
         query = query.where(VisitBookingRow.status == status)
     query = query.order_by(VisitSlotRow.starts_at, VisitBookingRow.id).limit(1000)
-    return [(booking, slot) for booking, slot in session.execute(query).tuples()]
+    return [(row[0], row[1]) for row in session.execute(query)]
 
 
 def due_bookings(
