@@ -30,6 +30,7 @@ from kinline.policy.api import router as rules_router
 from kinline.signin_api import router as signin_router
 from kinline.visits.api import router as visitors_router
 from kinline.visits.booking_api import router as visits_router
+from kinline.visits.request_api import router as visit_requests_router
 from kinline.visits.upkeep import sweep_visits
 
 log = logging.getLogger("kinline.sweep")
@@ -111,6 +112,7 @@ def create_app(db: Database | None = None) -> FastAPI:
         visitors_router,
         visitor_decisions_router,
         visits_router,
+        visit_requests_router,
     ):
         app.include_router(router)
     return app

@@ -8,21 +8,32 @@ Mexico City's time beside the facility's."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from _databases import SUPERMAX, DbTemplate
+from sqlalchemy import update
 
+from kinline.api import create_app
 from kinline.changes.visitors import decide_visitor
 from kinline.db.engine import Database
+from kinline.db.tables import VisitRequestRow
 from kinline.demo.visits import load_visits
 from kinline.errors import Conflict, Forbidden
+from kinline.identity.model import Binding, Kind, Role
+from kinline.identity.service import add_subject, issue_token
 from kinline.visits import booking, requests, visitors
-from kinline.visits.allocation import RequestStatus
+from kinline.visits.allocation import RequestStatus, week_of
 from kinline.visits.model import Verdict, VisitorStatus
 from kinline.visits.requests import Preferred
 from kinline.visits.slots import SessionKind
+
+with warnings.catch_warnings():
+    # starlette would rather use httpx2, which is not a dependency.
+    warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
+    from fastapi.testclient import TestClient
 
 F = "usp-red-mesa"
 NOW = datetime(2026, 12, 1, 17, 0, tzinfo=UTC)  # Tuesday 10:00 in Denver
@@ -131,3 +142,54 @@ def test_the_daughters_request_a_video_visit_in_the_weekly_window(db: Database) 
     visit = booking.get_booking(db, F, done.booking_id or 0)
     assert (visit.template_id, visit.day) == ("video-tue", date(2026, 12, 15))
     assert [t.local.timezone for t in visit.visitor_times] == ["America/Mexico_City"]
+
+
+def _token(db: Database, name: str, kind: Kind, binding: Binding) -> dict[str, str]:
+    subject = add_subject(db, name, kind, at=NOW, actor="test", bindings=(binding,))
+    secret = issue_token(db, subject.id, facility_id=F, at=NOW, actor="test")[1]
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def test_a_daughter_asks_over_http_and_staff_allocate_at_the_close(db: Database) -> None:
+    daughter = _token(db, "A. Salazar", Kind.FAMILY, Binding(F, contact_id="daughter-a"))
+    wife = _token(db, "E. Salazar", Kind.FAMILY, Binding(F, contact_id="wife"))
+    visiting = _token(db, "Visiting room", Kind.STAFF, Binding(F, role=Role.VISITING))
+    monday = week_of(datetime.now(UTC).date()) + timedelta(days=14)
+    body = {
+        "person_id": "salazar",
+        "visitors": ["daughter-a"],
+        "preferences": [
+            {"template_id": "video-tue", "date": (monday + timedelta(days=1)).isoformat()},
+            {"template_id": "video-thu", "date": (monday + timedelta(days=3)).isoformat()},
+        ],
+    }
+    with TestClient(create_app(db), raise_server_exceptions=False) as http:
+        asked = http.post("/v1/visits/requests", json=body, headers=daughter)
+        assert asked.status_code == 201, asked.text
+        assert asked.json()["status"] == "pending"
+        request_id = asked.json()["id"]
+        # The wife may not ask in her daughter's name, nor see her request.
+        assert http.post("/v1/visits/requests", json=body, headers=wife).status_code == 404
+        assert http.get("/v1/visits/requests", headers=wife).json() == []
+        assert http.get(f"/v1/visits/requests/{request_id}", headers=wife).status_code == 404
+        mine = http.get("/v1/visits/requests", headers=daughter).json()
+        assert [r["id"] for r in mine] == [request_id]
+        bad = http.post("/v1/visits/requests", json={**body, "preferences": []}, headers=daughter)
+        assert bad.status_code == 422
+        # Families do not allocate.
+        assert http.post("/v1/visits/allocations", json={}, headers=daughter).status_code == 403
+        # Before the close staff find nothing to allocate.
+        early = http.post("/v1/visits/allocations", json={"seconds": 5}, headers=visiting)
+        assert early.status_code == 200, early.text
+        assert early.json()["requests"] == []
+        with db.transaction() as session:
+            session.execute(
+                update(VisitRequestRow).values(window_closes_at=datetime.now(UTC) - timedelta(1))
+            )
+        run = http.post("/v1/visits/allocations", json={"seconds": 5}, headers=visiting)
+        assert run.status_code == 200, run.text
+        assert (run.json()["met"], run.json()["unmet"]) == (1, 0)
+        (done,) = run.json()["requests"]
+        assert done["status"] == "met" and done["booking_id"] is not None
+        shown = http.get(f"/v1/visits/requests/{request_id}", headers=daughter).json()
+        assert shown["booking_id"] == done["booking_id"]
