@@ -25,7 +25,8 @@ from kinline.cli import app as cli
 from kinline.db.engine import Database
 from kinline.db.tables import AuditEventRow, NoticeDeliveryRow
 from kinline.errors import AlreadyExists, Conflict, Forbidden, InvalidInput, KinlineError
-from kinline.identity.service import create_token
+from kinline.identity.model import Binding, Kind, Role
+from kinline.identity.service import add_subject, create_token, issue_token
 from kinline.notices.service import list_notices
 from kinline.people.service import get_contact
 from kinline.rules.model import Channel, Setting
@@ -568,3 +569,77 @@ def test_every_visitors_command_has_help() -> None:
         assert "--facility" in result.output
     for command in ("show", "set"):
         assert runner.invoke(cli, ["visitors", "settings", command, "--help"]).exit_code == 0
+
+
+# --- who may do what --------------------------------------------------------------
+
+
+def token(db: Database, name: str, kind: Kind, binding: Binding) -> dict[str, str]:
+    at = datetime(2024, 1, 1, tzinfo=UTC)
+    subject = add_subject(db, name, kind, at=at, actor="test", bindings=(binding,))
+    secret = issue_token(db, subject.id, facility_id=FAC, at=at, actor="test")[1]
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def test_a_family_member_applies_for_themselves_only_and_decides_nothing(
+    db: Database, client: tuple[TestClient, dict[str, str]]
+) -> None:
+    http, auth = client
+    wife = token(db, "E. Salazar", Kind.FAMILY, Binding(FAC, contact_id="wife"))
+    body = {
+        "contact_id": "wife",
+        "date_of_birth": "1982-04-05",
+        "address": "100 Spring St, Los Angeles, CA",
+        "country": "US",
+        "criminal_record_declared": False,
+    }
+    dated = http.post("/v1/visitors", json={**body, "at": "2024-01-01T09:00"}, headers=wife)
+    assert dated.status_code == 403 and dated.json()["field"] == "at"
+    mine = http.post("/v1/visitors", json=body, headers=wife)
+    assert mine.status_code == 201, mine.text
+    other = http.post("/v1/visitors", json={**body, "contact_id": "brother"}, headers=wife)
+    assert other.status_code == 404
+    staff = {"Authorization": auth["staff"]}
+    brother = http.post("/v1/visitors", json={**body, "contact_id": "brother"}, headers=staff)
+    assert brother.status_code == 201, brother.text
+    listed = http.get("/v1/visitors", headers=wife)
+    assert [v["contact_id"] for v in listed.json()] == ["wife"]
+    assert http.get(f"/v1/visitors/{brother.json()['id']}", headers=wife).status_code == 404
+    decided = http.post(
+        f"/v1/visitors/{mine.json()['id']}/decision",
+        json={"verdict": "approve", "reason": "Self-approved."},
+        headers=wife,
+    )
+    assert decided.status_code == 403
+    withdrawn = http.post(f"/v1/visitors/{mine.json()['id']}/withdraw", json={}, headers=wife)
+    assert withdrawn.status_code == 200 and withdrawn.json()["status"] == "withdrawn"
+
+
+def test_only_the_warden_decides_a_former_co_defendant(
+    db: Database, client: tuple[TestClient, dict[str, str]]
+) -> None:
+    http, _auth = client
+    wife = visitors.apply(
+        db,
+        FAC,
+        application(
+            supervision=None,
+            supervising_officer=None,
+            supervising_office=None,
+            co_defendant=True,
+        ),
+        at=WHEN,
+        actor="applicant",
+    )
+    check(db, wife.id)
+    visiting = token(db, "Visiting room", Kind.STAFF, Binding(FAC, role=Role.VISITING))
+    warden = token(db, "Warden", Kind.STAFF, Binding(FAC, role=Role.WARDEN))
+    body = {"verdict": "approve", "reason": "Ties verified; risk assessed."}
+    shown = http.get(f"/v1/visitors/{wife.id}", headers=visiting).json()
+    assert shown["flagged_for_warden"] is True
+    refused = http.post(f"/v1/visitors/{wife.id}/decision", json=body, headers=visiting)
+    assert refused.status_code == 403
+    assert "the warden decides" in refused.json()["detail"]
+    approved = http.post(f"/v1/visitors/{wife.id}/decision", json=body, headers=warden)
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["visitor"]["decided_by"] is not None

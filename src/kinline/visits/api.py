@@ -12,6 +12,7 @@ from fastapi import APIRouter, Path, Query
 from kinline import access
 from kinline.access import Access, Params, allowed, whole
 from kinline.db.engine import Database
+from kinline.errors import Forbidden
 from kinline.http import moment
 from kinline.identity.model import Action, Record, Target
 from kinline.people import service as people
@@ -46,6 +47,12 @@ def visitor_target(db: Database, place: Facility, params: Params) -> Target:
     """The visitor record named in the path, as its contact's and person's."""
     person_id, contact_id = service.visitor_owner(db, place.id, whole(params, "visitor_id"))
     return Target(place.id, Record.VISITOR, person_id=person_id, contact_id=contact_id)
+
+
+def _staff_only_at(grant: Access, at: str | None) -> None:
+    """Only staff may date an application or a withdrawal: anyone else acts now."""
+    if at is not None and not grant.may(Action.VISITOR_DECIDE):
+        raise Forbidden("only staff may set at", field="at")
 
 
 def _wall(value: datetime | None, place: Facility) -> str | None:
@@ -151,6 +158,7 @@ def apply_to_visit(
     """A contact applies to visit their person: identity, relationship (the
     contact's), address and country, declared record, court supervision."""
     place = grant.facility
+    _staff_only_at(grant, body.at)
     at = moment(body.at, place)
     contact = people.get_contact(grant.db, place.id, body.contact_id, at=at)
     grant.require(
@@ -242,6 +250,7 @@ def withdraw_application(
 ) -> VisitorOut:
     """The applicant withdraws an application not yet decided."""
     place = grant.facility
+    _staff_only_at(grant, body.at)
     service.withdraw(grant.db, place.id, visitor_id, at=moment(body.at, place), actor=grant.actor)
     return view_of(grant, visitor_id)
 
