@@ -19,6 +19,7 @@ from kinline.db.tables import (
     ContactRow,
     NonAssociationRow,
     NoticeDeliveryRow,
+    NoticeRow,
     SessionRow,
     UsageCounterRow,
     VisitorRestrictionRow,
@@ -122,6 +123,16 @@ def messages(db: Database, recipient: str) -> list[tuple[str, str]]:
                 select(NoticeDeliveryRow)
                 .where(NoticeDeliveryRow.recipient == recipient)
                 .order_by(NoticeDeliveryRow.id)
+            )
+        ]
+
+
+def notices(db: Database, person: str) -> list[tuple[str, str | None, str]]:
+    with db.transaction() as session:
+        return [
+            (row.change, row.reason, row.title)
+            for row in session.scalars(
+                select(NoticeRow).where(NoticeRow.person_id == person).order_by(NoticeRow.id)
             )
         ]
 
@@ -259,6 +270,9 @@ def test_an_unanswered_request_is_refused_with_a_message(db: Database) -> None:
     assert refused.status is VisitStatus.CANCELLED and "72 hours" in str(refused.cancel_reason)
     ((subject, body),) = messages(db, "mom@example.org")
     assert "cancelled" in subject and "METHOD:CANCEL" in body
+    ((change, reason, title),) = notices(db, "ana")
+    assert (change, reason) == ("visit_cancelled", refused.cancel_reason)
+    assert title.startswith("Visit of 2026-03-07 09:00 with ") and title.endswith(" cancelled")
     # its place and its quota are free again
     assert book(db, "mom").allowed and book(db, "mom", day=SAT + timedelta(days=7)).allowed
 
@@ -335,6 +349,9 @@ def test_a_block_cancels_the_visits_it_hits_and_tells_the_visitors(db: Database)
     assert book(db, "mom").reason == "session_blocked"
     (_booked, (subject, body)) = messages(db, "mom@example.org")
     assert "cancelled" in subject and "Lockdown" in body
+    assert [(change, reason) for change, reason, _title in notices(db, "ana")] == [
+        ("visit_cancelled", "Lockdown")
+    ]
 
 
 def test_a_video_visit_shows_the_visitor_s_own_time(db: Database) -> None:

@@ -29,6 +29,8 @@ class Change(StrEnum):
     VISITOR_REFUSED = "visitor_refused"
     VISITOR_RESTRICTED = "visitor_limited"
     VISITOR_UNRESTRICTED = "visits_restored"
+    # A booked or requested visit cancelled: by a block, a refusal, or unanswered.
+    VISIT_CANCELLED = "visit_cancelled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +112,7 @@ _TITLES = {
         Change.VISITOR_REFUSED: "{contact} not approved as a visitor",
         Change.VISITOR_RESTRICTED: "Visits with {contact} restricted",
         Change.VISITOR_UNRESTRICTED: "Restriction on visits with {contact} lifted",
+        Change.VISIT_CANCELLED: "Visit of {subject} with {contact} cancelled",
     },
     "es": {
         Change.IMPOSED: "Nueva regla sobre sus {channel}: {subject}",
@@ -124,6 +127,7 @@ _TITLES = {
         Change.VISITOR_REFUSED: "{contact} no aprobado/a como visitante",
         Change.VISITOR_RESTRICTED: "Visitas con {contact} restringidas",
         Change.VISITOR_UNRESTRICTED: "Se levantó la restricción de visitas con {contact}",
+        Change.VISIT_CANCELLED: "Visita del {subject} con {contact} cancelada",
     },
 }
 _LINES = {

@@ -29,6 +29,8 @@ from kinline.db.engine import Database
 from kinline.db.tables import VisitBookingRow, VisitSlotRow
 from kinline.errors import Conflict, InvalidInput, NotFound, WrongState
 from kinline.notices.delivery.outbox import enqueue_message
+from kinline.notices.model import Change, ChangeFacts
+from kinline.notices.service import write_notices
 from kinline.people.model import Facility
 from kinline.people.service import require_facility, require_person
 from kinline.rules.model import Setting
@@ -719,7 +721,8 @@ def cancel_in(
     tell: bool = True,
 ) -> None:
     """End a booking cancelled: its place freed, its hold in the ledger taken back,
-    and (``tell``) each visitor with an email told, with the reason."""
+    and (``tell``) a visit that was booked or requested ends with a notice to the
+    person and a message to each visitor with an email, with the reason."""
     status = VisitStatus(row.status)
     assert may_move(status, VisitStatus.CANCELLED)
     told = status in (VisitStatus.REQUESTED, VisitStatus.BOOKED) and tell
@@ -736,7 +739,38 @@ def cancel_in(
         settle_visit(session, facility.id, row.session_id, None, actor=actor, at=now)
     _event(session, row, "cancelled", actor, now, {"why": str(why), "reason": reason})
     if told:
+        _notify_person(session, facility, row, slot, reason, actor, now)
         _tell(session, facility, row, slot, now, cancelled=True, reason=reason)
+
+
+def _notify_person(
+    session: Session,
+    facility: Facility,
+    row: VisitBookingRow,
+    slot: VisitSlotRow,
+    reason: str,
+    actor: str,
+    now: datetime,
+) -> None:
+    person = require_person(session, facility.id, row.person_id)
+    visitors = repository.contacts(
+        session, facility.id, repository.booking_visitors(session, facility.id, row.id)
+    )
+    write_notices(
+        session,
+        facility,
+        [person],
+        ChangeFacts(
+            change=Change.VISIT_CANCELLED,
+            subject=f"{local(slot.starts_at, facility.zone):%Y-%m-%d %H:%M}",
+            channel=str(SessionKind(slot.kind).channel),
+            effective_at=now,
+            contact_name=", ".join(contact.name for contact in visitors),
+            reason=reason,
+        ),
+        at=now,
+        actor=actor,
+    )
 
 
 # -- telling visitors ------------------------------------------------------------
