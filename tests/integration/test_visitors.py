@@ -421,7 +421,10 @@ def test_the_api_applies_checks_consents_decides_and_restricts(
     )
     assert response.status_code == 200, response.text
     assert response.json()["visitor"]["status"] == "approved"
-    assert response.json()["notice_id"] >= 1
+    notice = response.json()["notice_id"]
+    letter = http.get(f"/v1/notices/{notice}/html", headers=staff).text
+    assert "E. Salazar está aprobado/a para visitarle" in letter  # the person reads Spanish
+    assert "Verified." in letter
 
     observer = {"Authorization": auth["read"]}
     forbidden = http.post(

@@ -1,6 +1,8 @@
 """Decisions about visitors that change what a person may do, each in one
 transaction with its notices: the person's (in their language, delivered as
 every notice is) and the applicant's own email, in the applicant's language.
+A notice's subject is ``{contact}:visit``, as for an approval, so its letter
+names the visitor.
 
 Approving a visitor also approves their contact for visits (and, when asked,
 video visits) through ``people``, so the engine sees it; a restriction is an
@@ -82,7 +84,7 @@ def decide_visitor(
         change = Change.VISITOR_APPROVED if verdict is Verdict.APPROVE else Change.VISITOR_REFUSED
         facts = ChangeFacts(
             change=change,
-            subject=f"visitor:{visitor.id}",
+            subject=f"{visitor.contact_id}:{Channel.VISIT}",
             channel=str(Channel.VISIT),
             effective_at=at,
             contact_name=visitor.name,
@@ -129,7 +131,7 @@ def restrict_visitor(
         )
         facts = ChangeFacts(
             change=Change.VISITOR_RESTRICTED,
-            subject=f"visitor:{addressed.visitor.id}",
+            subject=f"{addressed.visitor.contact_id}:{Channel.VISIT}",
             channel=str(Channel.VISIT),
             effective_at=at,
             contact_name=addressed.visitor.name,
@@ -155,7 +157,7 @@ def lift_visitor_restriction(
         addressed = change.addressed
         facts = ChangeFacts(
             change=Change.VISITOR_UNRESTRICTED,
-            subject=f"visitor:{addressed.visitor.id}",
+            subject=f"{addressed.visitor.contact_id}:{Channel.VISIT}",
             channel=str(Channel.VISIT),
             effective_at=at,
             contact_name=addressed.visitor.name,

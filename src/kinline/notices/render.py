@@ -317,6 +317,10 @@ def _explanation(doc: NoticeDocument, channel: str, _: _Gettext) -> str:
             "facility; the rules of your former facility no longer apply to you."
         ),
         "released": _("Your {channel} through this facility have ended."),
+        "visitor_approved": _("This visitor may now visit you, within the visiting rules."),
+        "visitor_refused": _("This visitor may not visit you; they may apply again."),
+        "visitor_limited": _("Visits with this visitor are restricted as stated below."),
+        "visits_restored": _("A restriction on visits with this visitor no longer applies."),
     }
     return sentences.get(doc.change, _("{channel} changed for you.")).format(channel=channel)
 
@@ -332,6 +336,10 @@ def _headline(doc: NoticeDocument, channel: str, _: _Gettext) -> str:
         "phone_removed": _("{contact} has no telephone number on file"),
         "transferred": _("You were transferred to {subject}"),
         "released": _("You were released from {subject}"),
+        "visitor_approved": _("{contact} is approved to visit you"),
+        "visitor_refused": _("{contact} is not approved to visit you"),
+        "visitor_limited": _("Visits with {contact} are restricted"),
+        "visits_restored": _("A restriction on visits with {contact} was lifted"),
     }
     template = templates.get(doc.change, _("A change to your {channel}: {subject}"))
     return template.format(channel=channel, subject=doc.subject, contact=contact)
