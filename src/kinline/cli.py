@@ -39,6 +39,12 @@ from kinline.people.cli import contacts_app, people_app
 from kinline.scenario import FreshDatabases, check_file, load_into
 from kinline.scenariofile import ScenarioFormatError
 from kinline.visits.booking_cli import app as visits_app
+from kinline.visits.request_cli import (
+    allocate_command,
+    request_command,
+    requests_command,
+    withdraw_request_command,
+)
 
 app = typer.Typer(
     help="kinline: lawful, explained contact between incarcerated people and their families.",
@@ -83,6 +89,16 @@ app.add_typer(
     name="visits",
     help="Visits: rooms, session templates, blocks, slots, booking through to completion.",
 )
+visits_app.command(
+    "request", help="Ask for a visit in one of up to five ranked sessions of a week."
+)(request_command)
+visits_app.command("requests", help="List visit requests and their outcomes.")(requests_command)
+visits_app.command("withdraw-request", help="Withdraw a pending visit request.")(
+    withdraw_request_command
+)
+visits_app.command(
+    "allocate", help="Allocate every request window that has closed: book the met, say why not."
+)(allocate_command)
 app.add_typer(notices_app, name="notices", help="Notices of changes to what a person may do.")
 app.add_typer(report_app, name="report", help="Reports for courts and counsel.")
 app.add_typer(token_app, name="token", help="API tokens: create, list, revoke.")

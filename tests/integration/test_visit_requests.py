@@ -4,6 +4,7 @@ tells the unmet why (places, non-associations, quotas, approval)."""
 
 from __future__ import annotations
 
+import json
 import textwrap
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
@@ -11,7 +12,9 @@ from datetime import UTC, date, datetime, time, timedelta
 import pytest
 from _databases import DbTemplate, scenario_template
 from sqlalchemy import select
+from typer.testing import CliRunner, Result
 
+from kinline.cli import app
 from kinline.db.engine import Database
 from kinline.db.tables import AuditEventRow, NonAssociationRow, VisitorRow
 from kinline.errors import InvalidInput, WrongState
@@ -251,3 +254,41 @@ def test_a_place_booked_directly_meanwhile_is_respected(db: Database) -> None:
     done = by_id(allocate(db))
     assert done[ana.id].status is RequestStatus.UNMET
     assert done[ana.id].reason == "no_capacity"
+
+
+def test_the_command_line_asks_lists_allocates_and_withdraws(db: Database) -> None:
+    runner = CliRunner()
+    common = ["--facility", F, "--database-url", db.url]
+
+    def kinline(*args: str) -> Result:
+        return runner.invoke(app, ["visits", *args, *common])
+
+    asked = kinline(
+        "request", "--person", "ben", "--visitor", "wife", "--prefer", f"sat-am@{SAT}",
+        "--prefer", f"sun-am@{SUN}", "--at", "2026-03-02T10:00", "--json",
+    )  # fmt: skip
+    assert asked.exit_code == 0, asked.output
+    ben = json.loads(asked.output)
+    assert (ben["status"], ben["window_closes"]) == ("pending", "2026-03-06T00:00")
+    other = kinline(
+        "request", "--person", "ana", "--visitor", "mom", "--prefer", f"sat-am@{SAT}",
+        "--at", "2026-03-02T10:05", "--json",
+    )  # fmt: skip
+    ana = json.loads(other.output)
+    gone = kinline(
+        "request", "--person", "cal", "--visitor", "bro", "--prefer", f"sun-am@{SUN}",
+        "--at", "2026-03-02T10:10", "--json",
+    )  # fmt: skip
+    cal = json.loads(gone.output)
+    assert kinline("withdraw-request", str(cal["id"]), "--at", "2026-03-02T11:00").exit_code == 0
+    bad = kinline("request", "--person", "ana", "--visitor", "mom", "--prefer", "sat-am")
+    assert bad.exit_code != 0
+    assert "TEMPLATE@YYYY-MM-DD" in bad.output
+    listed = json.loads(kinline("requests", "--status", "pending", "--json").output)
+    assert [r["id"] for r in listed] == [ben["id"], ana["id"]]
+    run = kinline("allocate", "--at", "2026-03-06T00:30", "--seconds", "5", "--json")
+    assert run.exit_code == 0, run.output
+    result = json.loads(run.output)
+    assert (result["met"], result["unmet"], result["fcfs_met"]) == (2, 0, 1)
+    table = kinline("requests", "--person", "cal")
+    assert "withdrawn" in table.output
