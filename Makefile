@@ -23,7 +23,7 @@ setup: $(STAMP)  ## Create the virtual environment and install pinned dependenci
 
 run: setup  ## Migrate the embedded database, load the demo facility (once), serve on :8000 (or PORT=N).
 	$(BIN)/kinline db upgrade
-	$(BIN)/kinline demo
+	$(BIN)/kinline demo --base-url http://127.0.0.1:$(PORT)
 	$(BIN)/kinline serve --port $(PORT)
 
 lint: setup  ## ruff, formatting and import layers.

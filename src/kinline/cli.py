@@ -30,6 +30,7 @@ from kinline.cli_support import DatabaseOption, console, database, errors, frien
 from kinline.courts.cli import app as report_app
 from kinline.db.engine import configured_url, shown_url
 from kinline.db.migrate import upgrade
+from kinline.demo.callers import DemoAccess, demo_access
 from kinline.demo.visits import load_visits
 from kinline.errors import KinlineError, ServiceUnavailable
 from kinline.identity.cli import subject_app, token_app
@@ -179,22 +180,49 @@ def scenario_load(
     )
 
 
-@app.command("demo", help="Load the demo facility (the supermax case) unless it is there.")
+@app.command(
+    "demo",
+    help=(
+        "Load the demo facility (the supermax case) unless it is there, and print how to "
+        "sign in to it and a staff API token (new passwords and token each time)."
+    ),
+)
 @friendly
-def demo(database_url: DatabaseOption = None) -> None:
+def demo(
+    database_url: DatabaseOption = None,
+    base_url: Annotated[
+        str, typer.Option(help="Where kinline will be served, for the examples printed.")
+    ] = "http://127.0.0.1:8000",
+) -> None:
     db = database(database_url)
     upgrade(db.url)
     from kinline.people.service import list_facilities
 
-    if any(f.id == "usp-red-mesa" for f in list_facilities(db)):
-        console.print("the demo facility usp-red-mesa is already loaded")
-        return
-    scenario = load_into(str(DEMO), db)
     try:
-        load_visits(db, scenario.facility.id, at=datetime.now(UTC))
+        if any(f.id == "usp-red-mesa" for f in list_facilities(db)):
+            console.print("the demo facility usp-red-mesa is already loaded")
+        else:
+            scenario = load_into(str(DEMO), db)
+            load_visits(db, scenario.facility.id, at=datetime.now(UTC))
+            console.print(f"loaded the demo facility {scenario.facility.id}, with its visits")
+        _print_demo_access(demo_access(db), base_url.rstrip("/"))
     finally:
         db.dispose()
-    console.print(f"loaded the demo facility {scenario.facility.id}, with its visits")
+
+
+def _print_demo_access(access: DemoAccess, base: str) -> None:
+    console.print(
+        "\n[bold]Sign in[/bold] (POST a form or JSON to "
+        f"{base}/v1/auth/sign-in with login, password and, for staff, totp):\n"
+        f"  staff (admin):   login staff    password {access.staff_password}\n"
+        f"                   TOTP secret {access.totp_secret} "
+        f"(code now: {access.totp_now()}; add the secret to an authenticator app)\n"
+        f"  the person:      login salazar  password {access.person_password}\n"
+        "\n[bold]A staff API token[/bold] for usp-red-mesa, valid 30 days:\n"
+        f"  export TOKEN={access.token}\n"
+        f'  curl -H "Authorization: Bearer $TOKEN" {base}/v1/people\n'
+        f"API documentation: {base}/docs"
+    )
 
 
 @app.command("serve", help="Serve the API (binds 127.0.0.1 unless told otherwise).")
@@ -230,6 +258,10 @@ def serve(
         port=port,
         workers=workers,
         access_log=access_log,
+        # A worker process starting on a busy machine may take longer than
+        # uvicorn's 5 s to import the app; it would be killed and restarted
+        # over and over instead of serving.
+        timeout_worker_healthcheck=120,
     )
 
 
