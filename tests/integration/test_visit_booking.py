@@ -9,6 +9,7 @@ import json
 import textwrap
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from _databases import DbTemplate, scenario_template
@@ -404,3 +405,89 @@ def test_the_cli_books_a_visit_through_to_completion(db: Database) -> None:
          "--visitor", "friend", *at, *url],
     )  # fmt: skip
     assert refused.exit_code == 1 and "not_on_list" in refused.output
+
+
+def test_the_api_for_staff_and_a_daughter_abroad(db: Database) -> None:
+    import warnings
+
+    from _identity import token_for
+
+    from kinline.api import create_app
+    from kinline.identity.model import Binding, Kind
+    from kinline.identity.service import create_token
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
+        from fastapi.testclient import TestClient
+
+    now = datetime.now(UTC)
+    today = now.astimezone(ZoneInfo("America/Denver")).date()
+    day = today + timedelta(days=7)
+    staff = {"Authorization": f"Bearer {create_token(db, 'desk', 'staff', at=now)[1]}"}
+    family = {
+        "Authorization": "Bearer "
+        + token_for(db, "hija", Kind.FAMILY, Binding(F, contact_id="daughter"))
+    }
+    with TestClient(create_app(db)) as client:
+        room = client.post("/v1/visits/rooms", json={"id": "v2", "name": "Video 2"}, headers=staff)
+        assert room.status_code == 201, room.text
+        template = {
+            "id": "vid", "room_id": "v2", "weekday": day.weekday(), "starts": "09:00",
+            "ends": "10:00", "kind": "video", "capacity_open": 1, "capacity_closed": 0,
+            "valid_from": today.isoformat(),
+        }  # fmt: skip
+        bad = client.post("/v1/visits/templates", json={**template, "ends": "08:00"}, headers=staff)
+        assert (bad.status_code, bad.json()["field"]) == (422, "ends")
+        made = client.post("/v1/visits/templates", json=template, headers=staff)
+        assert made.status_code == 201, made.text
+        slots = client.get(
+            "/v1/visits/slots",
+            params={"first": day.isoformat(), "last": day.isoformat(), "kind": "video"},
+            headers=staff,
+        ).json()
+        assert [(s["template_id"], s["free_open"]) for s in slots] == [("vid", 1)]
+        asked = client.post(
+            "/v1/visits/bookings",
+            json={
+                "person_id": "ana",
+                "template_id": "vid",
+                "date": day.isoformat(),
+                "visitors": ["daughter"],
+            },
+            headers=family,
+        )
+        assert asked.status_code == 200, asked.text
+        answer = asked.json()
+        assert answer["allowed"] and answer["booking"]["status"] == "requested"
+        visit = answer["booking"]
+        (own,) = visit["visitor_times"]
+        assert own["local"]["timezone"] == "America/Mexico_City"
+        assert visit["facility_time"]["timezone"] == "America/Denver"
+        # the family sees their own booking, and may not answer it
+        listed = client.get("/v1/visits/bookings", headers=family).json()
+        assert [b["id"] for b in listed] == [visit["id"]]
+        denied = client.post(
+            f"/v1/visits/bookings/{visit['id']}/answer", json={"accept": True}, headers=family
+        )
+        assert denied.status_code == 403
+        # a booking for someone else's person is not even known to them
+        other = client.post(
+            "/v1/visits/bookings",
+            json={"person_id": "ben", "template_id": "vid", "date": day.isoformat(),
+                  "visitors": ["wife"]},
+            headers=family,
+        )  # fmt: skip
+        assert other.status_code == 404
+        accepted = client.post(
+            f"/v1/visits/bookings/{visit['id']}/answer", json={"accept": True}, headers=staff
+        )
+        assert accepted.json()["status"] == "booked"
+        apart = {"person_id": "ana", "other_person_id": "ben", "reason": "gang conflict"}
+        first = client.post("/v1/visits/non-associations", json=apart, headers=staff)
+        assert first.status_code == 201, first.text
+        again = client.post("/v1/visits/non-associations", json=apart, headers=staff)
+        assert again.status_code == 409
+        gone = client.post(
+            f"/v1/visits/bookings/{visit['id']}/cancel", json={"reason": "ill"}, headers=staff
+        )
+        assert (gone.json()["status"], gone.json()["cancel_reason"]) == ("cancelled", "ill")

@@ -29,6 +29,8 @@ from kinline.visits.booking_schemas import (
     BookingOut,
     CompleteIn,
     LocalTimeOut,
+    NonAssociationIn,
+    NonAssociationOut,
     ReasonIn,
     RescheduleIn,
     RoomIn,
@@ -410,3 +412,27 @@ async def no_show(booking_id: BookingId, grant: ManageOne) -> BookingOut:
         booking.no_show, grant.db, grant.facility.id, booking_id, actor=grant.actor, now=_now()
     )
     return booking_out(done)
+
+
+@router.post(
+    "/non-associations",
+    response_model=NonAssociationOut,
+    status_code=201,
+    summary="Keep two people out of the same visiting session",
+)
+async def add_non_association(body: NonAssociationIn, grant: Manage) -> NonAssociationOut:
+    for who in (body.person_id, body.other_person_id):
+        grant.require(Target(grant.facility.id, Record.PERSON, person_id=who))
+    found = await in_thread(
+        upkeep.record_non_association,
+        grant.db,
+        grant.facility.id,
+        body.person_id,
+        body.other_person_id,
+        reason=body.reason,
+        actor=grant.actor,
+        at=_now(),
+    )
+    return NonAssociationOut(
+        id=found, person_id=body.person_id, other_person_id=body.other_person_id
+    )

@@ -608,3 +608,21 @@ def sweep_command(
     with opened(database_url, facility) as (db, place):
         done = upkeep.sweep_visits(db, now=moment(at, place))
         console.print(f"{done.lapsed} reservations freed, {done.refused} requests refused")
+
+
+@app.command("non-associate", help="Keep two people out of the same visiting session, saying why.")
+@friendly
+def non_associate_command(
+    person: Annotated[str, typer.Argument(help="One person's id.")],
+    other: Annotated[str, typer.Argument(help="The other person's id.")],
+    reason: ReasonOption,
+    at: AtOption = None,
+    actor: ActorOption = DEFAULT_ACTOR,
+    facility: FacilityOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    with opened(database_url, facility) as (db, place):
+        found = upkeep.record_non_association(
+            db, place.id, person, other, reason=reason, actor=actor, at=moment(at, place)
+        )
+        console.print(f"non-association {found}: {person} and {other} are kept apart")

@@ -159,3 +159,15 @@ class BookingAnswerOut(BaseModel):
     contact_id: str | None = None
     rules: list[str] = Field(default_factory=list)
     booking: BookingOut | None = None
+
+
+class NonAssociationIn(Strict):
+    person_id: str = Id
+    other_person_id: str = Id
+    reason: str = Field(min_length=1, max_length=REASON_CHARS)
+
+
+class NonAssociationOut(BaseModel):
+    id: int
+    person_id: str
+    other_person_id: str

@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from kinline.audit.service import facility_chain, record_event
+from kinline.audit.service import facility_chain, person_chain, record_event
 from kinline.db.engine import Database
-from kinline.db.tables import VisitBlockRow
-from kinline.errors import NotFound
+from kinline.db.tables import NonAssociationRow, VisitBlockRow
+from kinline.errors import AlreadyExists, InvalidInput, NotFound
 from kinline.people.service import require_facility, require_person
 from kinline.visits import booking_repository as repository
 from kinline.visits.booking import UPCOMING, cancel_in, check_reason, open_booking
@@ -136,3 +136,52 @@ def sweep_visits(db: Database, *, now: datetime, actor: str = "kinline:sweep") -
                 )
                 refused += 1
     return VisitSweep(freed, refused)
+
+
+# -- non-associations --------------------------------------------------------------
+
+
+def record_non_association(
+    db: Database,
+    facility_id: str,
+    person_id: str,
+    other_person_id: str,
+    *,
+    reason: str,
+    actor: str,
+    at: datetime,
+) -> int:
+    """Two people who must not be booked into the same visiting session (security's
+    word; each of them is kept apart from the other). Returns its id."""
+    check_reason(reason)
+    if person_id == other_person_id:
+        raise InvalidInput("a person cannot be kept apart from themselves", field="other_person_id")
+    with db.transaction() as session:
+        require_facility(session, facility_id)
+        for who in sorted({person_id, other_person_id}):
+            require_person(session, facility_id, who)
+        if other_person_id in repository.non_associates(session, facility_id, person_id):
+            raise AlreadyExists(
+                f"{person_id!r} and {other_person_id!r} are already kept apart",
+                field="other_person_id",
+            )
+        row = NonAssociationRow(
+            facility_id=facility_id,
+            person_id=person_id,
+            other_person_id=other_person_id,
+            reason=reason,
+            recorded_at=at,
+            recorded_by=actor,
+        )
+        repository.add(session, row)
+        for who, other in ((person_id, other_person_id), (other_person_id, person_id)):
+            record_event(
+                session,
+                facility_id=facility_id,
+                chain=person_chain(facility_id, who),
+                actor=actor,
+                tag="visits:non_association:recorded",
+                payload={"id": row.id, "other_person_id": other, "reason": reason},
+                at=at,
+            )
+        return row.id
