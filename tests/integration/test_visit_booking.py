@@ -25,6 +25,7 @@ from kinline.db.tables import (
     UsageCounterRow,
     VisitorRestrictionRow,
     VisitorRow,
+    VisitSlotRow,
 )
 from kinline.errors import InvalidInput, NotFound, WrongState
 from kinline.visits import booking, sessions, upkeep
@@ -395,6 +396,11 @@ def test_the_cli_books_a_visit_through_to_completion(db: Database) -> None:
         "--visitor", "mom", "--json", *at,
     )  # fmt: skip
     visit_id = str(json.loads(booked)["id"])
+    could = json.loads(
+        run("available", "--person", "ana", "--visitor", "mom", "2026-03-08", "2026-03-08",
+            "--json", *at)
+    )  # fmt: skip
+    assert [(a["template_id"], a["reason"]) for a in could] == [("sun-pm", "already_booked")]
     run("check-in", visit_id, *at)
     assert json.loads(run("complete", visit_id, "--json", *at))["status"] == "completed"
     (listed,) = json.loads(run("list", "--person", "ana", "--json"))
@@ -446,6 +452,18 @@ def test_the_api_for_staff_and_a_daughter_abroad(db: Database) -> None:
             headers=staff,
         ).json()
         assert [(s["template_id"], s["free_open"]) for s in slots] == [("vid", 1)]
+        could = client.get(
+            "/v1/visits/availability",
+            params={
+                "person_id": "ana",
+                "visitors": ["daughter"],
+                "first": day.isoformat(),
+                "last": day.isoformat(),
+            },
+            headers=family,
+        )
+        assert could.status_code == 200, could.text
+        assert [(a["template_id"], a["allowed"]) for a in could.json()] == [("vid", True)]
         asked = client.post(
             "/v1/visits/bookings",
             json={
@@ -491,3 +509,20 @@ def test_the_api_for_staff_and_a_daughter_abroad(db: Database) -> None:
             f"/v1/visits/bookings/{visit['id']}/cancel", json={"reason": "ill"}, headers=staff
         )
         assert (gone.json()["status"], gone.json()["cancel_reason"]) == ("cancelled", "ill")
+
+
+def test_available_slots_answer_as_a_booking_would_and_write_nothing(db: Database) -> None:
+    def available() -> list[tuple[str, date, str | None]]:
+        found = booking.available_slots(db, F, "ana", ["mom"], SAT, MON, booker="staff", now=NOW)
+        return [(a.template_id, a.day, a.reason) for a in found]
+
+    assert available() == [("sat-am", SAT, None), ("mon-video", MON, "not_on_list")]
+    with db.transaction() as session:
+        assert session.scalars(select(SessionRow)).all() == []
+        assert session.scalars(select(VisitSlotRow)).all() == []
+    assert book(db, "mom").allowed
+    assert available() == [("sat-am", SAT, "already_booked"), ("mon-video", MON, "not_on_list")]
+    with pytest.raises(InvalidInput):
+        booking.available_slots(
+            db, F, "ana", ["mom"], SAT, SAT + timedelta(days=90), booker="staff", now=NOW
+        )

@@ -39,7 +39,7 @@ from kinline.visits import booking_repository as repository
 from kinline.visits import calendar, slots
 from kinline.visits.calendar import LocalTime
 from kinline.visits.model import VisitSettings
-from kinline.visits.sessions import template_of
+from kinline.visits.sessions import check_range, template_of
 from kinline.visits.slots import Booker, Place, Refusal, SessionKind
 from kinline.visits.statuses import (
     CancelReason,
@@ -263,6 +263,80 @@ def book(
             _confirm(session, facility, row, slot, actor, now)
         session.flush()
         return Answer(True, booking=_booking(session, facility, row, slot))
+
+
+@dataclass(frozen=True, slots=True)
+class Availability:
+    """Whether a person and a group of visitors could book one session now, and
+    if not, the reason a booking would be refused."""
+
+    template_id: str
+    room_id: str
+    day: date
+    starts_at: datetime
+    ends_at: datetime
+    kind: SessionKind
+    allowed: bool
+    reason: str | None
+    detail: str | None
+    contact_id: str | None
+
+
+MAX_AVAILABILITY_DAYS = 62
+
+
+def available_slots(
+    db: Database,
+    facility_id: str,
+    person_id: str,
+    visitors: Sequence[str],
+    first: date,
+    last: date,
+    *,
+    booker: Booker | str,
+    now: datetime,
+) -> list[Availability]:
+    """Every session from ``first`` to ``last`` with whether this person and these
+    visitors could book it now: each is tried exactly as ``book`` would, every
+    check included, inside a savepoint that is then rolled back, so the answer
+    and a booking can never disagree and nothing is written."""
+    booker = _booker(booker)
+    visitors = _visitors(visitors)
+    check_range(first, last)
+    if (last - first).days >= MAX_AVAILABILITY_DAYS:
+        raise InvalidInput(f"at most {MAX_AVAILABILITY_DAYS} days at once", field="last")
+    found: list[Availability] = []
+    with db.transaction() as session:
+        facility = require_facility(session, facility_id)
+        require_person(session, facility_id, person_id, lock=True)
+        templates = [template_of(row) for row in repository.list_templates(session, facility_id)]
+        for occ in slots.occurrences(templates, [], first, last, facility.zone):
+            trial = session.begin_nested()
+            refused: Answer | None = None
+            try:
+                _take_place(
+                    session, facility, person_id, occ.template_id, occ.day, visitors, booker,
+                    "kinline:availability", now,
+                )  # fmt: skip
+            except _Refused as refusal:
+                refused = refusal.answer
+            finally:
+                trial.rollback()
+            found.append(
+                Availability(
+                    template_id=occ.template_id,
+                    room_id=occ.room_id,
+                    day=occ.day,
+                    starts_at=occ.starts_at,
+                    ends_at=occ.ends_at,
+                    kind=occ.kind,
+                    allowed=refused is None,
+                    reason=None if refused is None else refused.reason,
+                    detail=None if refused is None else refused.detail,
+                    contact_id=None if refused is None else refused.contact_id,
+                )
+            )
+    return found
 
 
 def _booker(value: Booker | str) -> Booker:

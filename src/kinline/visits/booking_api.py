@@ -13,6 +13,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
+from kinline import access
 from kinline.access import Access, Params, allowed, whole
 from kinline.db.engine import Database
 from kinline.http import in_thread
@@ -22,6 +23,7 @@ from kinline.visits import booking, sessions, upkeep
 from kinline.visits.booking import Answer, Booking
 from kinline.visits.booking_schemas import (
     AnswerIn,
+    AvailabilityOut,
     BlockIn,
     BlockOut,
     BookIn,
@@ -436,3 +438,44 @@ async def add_non_association(body: NonAssociationIn, grant: Manage) -> NonAssoc
     return NonAssociationOut(
         id=found, person_id=body.person_id, other_person_id=body.other_person_id
     )
+
+
+@router.get(
+    "/availability",
+    response_model=list[AvailabilityOut],
+    summary="Sessions a person and a group of visitors could book now, or why not",
+)
+async def availability(
+    person_id: Annotated[str, Query(min_length=1, max_length=64)],
+    visitors: Annotated[list[str], Query(min_length=1, max_length=10)],
+    first: Annotated[date, Query()],
+    last: Annotated[date, Query()],
+    grant: Annotated[Access, allowed(Action.VISIT_READ, access.person)],
+) -> list[AvailabilityOut]:
+    booker = Booker.STAFF if grant.subject.kind is Kind.STAFF else Booker.PUBLIC
+    found = await in_thread(
+        booking.available_slots,
+        grant.db,
+        grant.facility.id,
+        person_id,
+        visitors,
+        first,
+        last,
+        booker=booker,
+        now=_now(),
+    )
+    return [
+        AvailabilityOut(
+            template_id=a.template_id,
+            room_id=a.room_id,
+            date=a.day,
+            kind=str(a.kind),
+            starts_at=a.starts_at.isoformat(),
+            ends_at=a.ends_at.isoformat(),
+            allowed=a.allowed,
+            reason=a.reason,
+            detail=a.detail,
+            contact_id=a.contact_id,
+        )
+        for a in found
+    ]

@@ -626,3 +626,55 @@ def non_associate_command(
             db, place.id, person, other, reason=reason, actor=actor, at=moment(at, place)
         )
         console.print(f"non-association {found}: {person} and {other} are kept apart")
+
+
+@app.command(
+    "available", help="Sessions a person and visitors could book now, or the reason why not."
+)
+@friendly
+def available_command(
+    person: PersonOption,
+    visitor: VisitorsOption,
+    first: Annotated[str, typer.Argument(help="First date (YYYY-MM-DD).")],
+    last: Annotated[str, typer.Argument(help="Last date (YYYY-MM-DD).")],
+    booker: BookerOption = "staff",
+    at: AtOption = None,
+    facility: FacilityOption = None,
+    as_json: JsonOption = False,
+    database_url: DatabaseOption = None,
+) -> None:
+    with opened(database_url, facility) as (db, place):
+        found = booking.available_slots(
+            db,
+            place.id,
+            person,
+            visitor,
+            _date(first, "first"),
+            _date(last, "last"),
+            booker=booker,
+            now=moment(at, place),
+        )
+        rows = [
+            {
+                "template_id": a.template_id,
+                "date": a.day.isoformat(),
+                "starts": a.starts_at.astimezone(place.zone).isoformat(),
+                "kind": str(a.kind),
+                "allowed": a.allowed,
+                "reason": a.reason,
+                "detail": a.detail,
+            }
+            for a in found
+        ]
+        if as_json:
+            print_json(rows)
+            return
+        table = Table("template", "starts", "kind", "bookable", box=box.SIMPLE_HEAD)
+        for row in rows:
+            table.add_row(
+                str(row["template_id"]),
+                str(row["starts"])[:16],
+                str(row["kind"]),
+                "yes" if row["allowed"] else f"no: {row['reason']}",
+            )
+        console.print(table)

@@ -171,3 +171,16 @@ class NonAssociationOut(BaseModel):
     id: int
     person_id: str
     other_person_id: str
+
+
+class AvailabilityOut(BaseModel):
+    template_id: str
+    room_id: str
+    date: date
+    kind: str
+    starts_at: str
+    ends_at: str
+    allowed: bool
+    reason: str | None
+    detail: str | None
+    contact_id: str | None
