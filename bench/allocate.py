@@ -145,7 +145,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--people", type=int, default=2500)
     parser.add_argument("--seed", type=int, default=20260302)
-    parser.add_argument("--seconds", type=float, default=10.0, help="CP-SAT's time limit")
+    parser.add_argument("--seconds", type=float, default=8.0, help="CP-SAT's time limit")
     parser.add_argument("--workers", type=int, default=2, help="CP-SAT's search workers")
     args = parser.parse_args()
 
