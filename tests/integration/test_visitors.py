@@ -200,6 +200,9 @@ def test_a_former_co_defendant_is_decided_by_the_warden(db: Database) -> None:
     visitors.record_consent(db, FAC, wife.id, officer="P. Ortega", note=None, at=WHEN, actor="x")
     assert visitors.get_visitor(db, FAC, wife.id, at=WHEN).flagged
     raises(Forbidden, "visitor_id", decide, db, wife.id)
+    raises(
+        InvalidInput, "channels[1]", decide, db, wife.id, channels=[Channel.VISIT, Channel.PHONE]
+    )
     assert decide(db, wife.id, warden=True).visitor.status is VisitorStatus.APPROVED
 
 
@@ -258,6 +261,7 @@ def test_a_minor_visits_only_with_an_approved_adult(db: Database) -> None:
         ({"id_document_type": "library_card"}, "id_document_type"),
         ({"accompanying_contact_id": "wife"}, "accompanying_contact_id"),
         ({"contact_id": "nobody"}, "contact_id"),
+        ({"accompanying_contact_id": "nobody"}, "accompanying_contact_id"),
     ],
 )
 def test_a_bad_application_names_its_field_and_writes_nothing(

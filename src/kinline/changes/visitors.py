@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from kinline.courts.service import record_adverse_action
 from kinline.db.engine import Database
+from kinline.errors import InvalidInput
 from kinline.notices.delivery.outbox import enqueue_message
 from kinline.notices.model import Addressee, Change, ChangeFacts, compose_notice
 from kinline.notices.service import write_notices
@@ -27,6 +28,8 @@ from kinline.rules.model import Channel
 from kinline.rules.periods import local
 from kinline.visits import visitors
 from kinline.visits.model import Restriction, RestrictionKind, Verdict, Visitor
+
+VISIT_CHANNELS = frozenset({Channel.VISIT, Channel.VIDEO})
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +61,12 @@ def decide_visitor(
 ) -> VisitorDecision:
     """Approve or refuse an application with a required reason; approval also
     approves the contact for ``channels`` (visits; video visits when asked)."""
+    for index, channel in enumerate(channels):
+        if channel not in VISIT_CHANNELS:
+            raise InvalidInput(
+                f"a visitor is approved for visit or video, not {channel}",
+                field=f"channels[{index}]",
+            )
     with db.transaction() as session:
         addressed = visitors.record_decision(
             session,

@@ -199,9 +199,12 @@ def apply(
         contact = people.require_contact(session, facility_id, application.contact_id, at)
         people.require_held(session, facility_id, contact.person, at)
         if application.accompanying_contact_id is not None:
-            adult = people.require_contact(
-                session, facility_id, application.accompanying_contact_id, at
-            )
+            try:
+                adult = people.require_contact(
+                    session, facility_id, application.accompanying_contact_id, at
+                )
+            except NotFound as error:
+                raise NotFound(error.message, field="accompanying_contact_id") from None
             if adult.person != contact.person:
                 raise InvalidInput(
                     f"{adult.id!r} is not a contact of {contact.person!r}",
