@@ -5,7 +5,8 @@ Every step that changes a booking first locks the person's allowance ledger
 slot row: always in that order, so two steps never wait on each other in a
 circle. A booking is allowed only when every check of the issue passes, in
 this order, and a refusal names the first that failed: the session is offered
-and not blocked; the date is inside the booker's window; every visitor is the
+and not blocked; the date is inside the booker's window; the session is not
+full whatever the setting; every visitor is the
 person's, approved and not banned; the group fits the facility's limits; the
 person has no other visit then; no non-associated person is in the session;
 the engine allows the channel for the person and each visitor at the start
@@ -393,6 +394,10 @@ def _take_place(
             Refusal.OUTSIDE_BOOKING_WINDOW,
             f"{booker} bookings are made {window.min_days} to {window.max_days} days ahead",
         )
+    if slot.booked_open >= slot.capacity_open and slot.booked_closed >= slot.capacity_closed:
+        # Full whatever the setting: said before the visitors and the engine are
+        # asked, so the many refused at a popular session cost little.
+        raise _Refused(Refusal.NO_CAPACITY, "no places left in this session")
     required = _check_visitors(session, facility, person_id, visitors, day, settings, now)
     overlapping = [
         booking_id
