@@ -41,12 +41,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from datetime import time as dt_time
 from enum import StrEnum
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from ortools.graph.python import min_cost_flow
-from ortools.sat.python import cp_model
-
 from kinline.rules.periods import wall_to_instant
+
+if TYPE_CHECKING:  # OR-Tools is imported when an allocation runs, not with the API
+    from ortools.sat.python import cp_model
 
 WINDOW_CLOSES_DAYS_BEFORE = 3
 """A week's request window closes at midnight, facility time, this many days before
@@ -310,6 +311,8 @@ def allocate(problem: Problem, *, seconds: float = 15.0, workers: int = 2) -> Al
     """The CP-SAT allocation, within ``seconds`` of solving."""
     started = time.perf_counter()
     sessions = {session.key: session for session in problem.sessions}
+    from ortools.sat.python import cp_model
+
     met_worth, points = weights(problem)
     model = cp_model.CpModel()
     chosen: dict[Choice, cp_model.IntVar] = {}
@@ -400,6 +403,8 @@ def _relaxation(
 ) -> tuple[int, list[Choice]]:
     """(the most requests any allocation meets, the choices of a maximum flow
     that scores best on fairness and rank)."""
+    from ortools.graph.python import min_cost_flow
+
     flow = min_cost_flow.SimpleMinCostFlow()
     people = sorted({request.person for request in problem.requests})
     person_node = {person: 1 + n for n, person in enumerate(people)}
@@ -466,6 +471,8 @@ def _total(
     choices: Sequence[Choice],
     coefficients: Sequence[int] | None = None,
 ) -> cp_model.LinearExpr:
+    from ortools.sat.python import cp_model
+
     variables = [chosen[choice] for choice in choices]
     if coefficients is None:
         return cp_model.LinearExpr.sum(variables)
