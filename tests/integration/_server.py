@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 
 KINLINE = Path(sys.executable).parent / "kinline"
-READY_SECONDS = 60.0
+READY_SECONDS = 180.0  # a loaded 2-core machine starts two workers slowly
 
 
 def free_port(host: str = "127.0.0.1") -> int:

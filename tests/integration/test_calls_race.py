@@ -77,10 +77,10 @@ ONE_CALL = """\
 # call at 10 minutes, so settlement touches two counters and caps the minutes.
 PLENTY = """\
 - {id: g-plenty, authority: facility_policy, kind: grant, channel: phone, person: all,
-   contacts: any, quota: {count: 1000000, minutes: 100000000, per: month}, max_minutes: 15,
+   contacts: any, quota: {count: 100000, minutes: 100000, per: month}, max_minutes: 15,
    text: Calls.}
 - {id: l-week, authority: facility_policy, kind: limit, channel: phone, person: all,
-   contacts: any, quota: {count: 1000000, per: week}, max_minutes: 10,
+   contacts: any, quota: {count: 100000, per: week}, max_minutes: 10,
    text: Ten minutes a call.}
 """
 STREAMS = 8  # client threads streaming calls at the server that is to be killed
