@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import _server
 import httpx
 import pytest
 from _server import KINLINE, running_server
@@ -75,7 +76,11 @@ def postgres_url(postgres_templates: Any) -> Iterator[str]:
 
 @pytest.fixture
 def clients() -> Iterator[list[httpx.Client]]:
-    opened = [httpx.Client(timeout=60.0) for _ in range(RACERS)]
+    # A new connection for every request: uvicorn closes a connection idle for
+    # 5 s, and one closed just as a booking is sent on it would be a lost answer,
+    # not a refusal (on a busy machine a round takes longer than that).
+    no_reuse = httpx.Limits(max_keepalive_connections=0)
+    opened = [httpx.Client(timeout=60.0, limits=no_reuse) for _ in range(RACERS)]
     try:
         yield opened
     finally:
@@ -114,6 +119,7 @@ def prepare(db: Database, tmp_path: Path, today: date) -> list[date]:
     return days
 
 
+@pytest.mark.timeout(1800)
 @pytest.mark.parametrize(
     "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 )
@@ -122,7 +128,11 @@ def test_racing_bookings_take_exactly_the_last_place(
     request: pytest.FixtureRequest,
     tmp_path: Path,
     clients: list[httpx.Client],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # Two worker processes importing the app on a machine busy with other
+    # suites may take longer than the usual minute to answer.
+    monkeypatch.setattr(_server, "READY_SECONDS", 300.0)
     if backend == "postgresql":
         url = request.getfixturevalue("postgres_url")
     else:
@@ -142,8 +152,6 @@ def test_racing_bookings_take_exactly_the_last_place(
         _desk, token = create_token(db, "desk", "staff", at=datetime.now(UTC))
         headers = {"Authorization": f"Bearer {token}"}
         with running_server(url, workers=2) as server:
-            warm = race(clients, lambda client, _i: client.get(f"{server.base_url}/openapi.json"))
-            assert [a.status for a in warm] == [200] * RACERS
             for n, day in enumerate(days):
                 answers = race(
                     clients,
