@@ -171,7 +171,7 @@ def test_release_writes_notice_and_audit_and_refuses_later_calls(api: Api, db: D
     assert notices[-1].language == "es"
     assert "Liberación de FCI Alpha" in notices[-1].title
     released = [e for e in events(db, "fci-a", "rivera") if e[0] == "people:person:released"]
-    assert released and released[0][1] == "token:records-office"
+    assert released and released[0][1] == "staff:1:records-office"
     with pytest.raises(WrongState, match="released from 'fci-a'"):
         call(db, "fci-a", "rivera", "k-after", datetime.now(UTC) + timedelta(seconds=1))
     # A closed record is not released twice, nor edited.
@@ -300,8 +300,8 @@ def test_viewing_a_person_is_audited_with_who_looked(api: Api, db: Database) -> 
     api.ok("GET", "/v1/contacts?person_id=rivera")
     viewed = [e for e in events(db, "fci-a", "rivera") if e[0] == "people:person:viewed"]
     assert [(actor, payload["read"]) for _, actor, payload in viewed] == [
-        ("token:records-office", "record"),
-        ("token:records-office", "contacts"),
+        ("staff:1:records-office", "record"),
+        ("staff:1:records-office", "contacts"),
     ]
     assert viewed[1][2]["contact_ids"] == ["daughter"]
 
