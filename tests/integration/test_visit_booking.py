@@ -369,6 +369,20 @@ def test_a_video_visit_shows_the_visitor_s_own_time(db: Database) -> None:
     assert "BEGIN:VTIMEZONE" in body and "Video visit" in subject
 
 
+def test_a_visitor_is_written_to_in_their_own_language(db: Database) -> None:
+    from kinline.changes.service import edit_contact
+
+    edit_contact(db, F, "daughter", at=NOW, actor="records", language="es")
+    answer = book(db, "daughter", template="mon-video", day=MON)
+    assert answer.booking is not None
+    ((subject, body),) = messages(db, "hija@example.mx")
+    assert subject.startswith(f"Videovisita {answer.booking.id} reservada: ")
+    assert "Hola, " in body
+    assert "Su hora: 2026-03-09 09:00-10:00 America/Mexico_City (-06:00)" in body
+    assert "Your time" not in body
+    assert "BEGIN:VCALENDAR" in body
+
+
 def test_the_cli_books_a_visit_through_to_completion(db: Database) -> None:
     from typer.testing import CliRunner
 

@@ -34,3 +34,43 @@ def password_reset_email(
         ]
     )
     return subject, body + "\n"
+
+
+def visit_email(
+    language: str,
+    *,
+    name: str,
+    video: bool,
+    booking_id: int,
+    cancelled: bool,
+    reason: str | None,
+    facility_time: str,
+    own_time: str | None,
+    invitation: str,
+) -> tuple[str, str]:
+    """The subject line and plain-text body telling a visitor their visit is
+    booked or cancelled: on the facility's clock and their own, with the
+    iCalendar invitation (or its cancellation) below."""
+    _language, _locale, _ = catalog(language)
+    if cancelled:
+        subject = (
+            _("Video visit {id} cancelled: {when}") if video else _("Visit {id} cancelled: {when}")
+        )
+        news = (
+            _("Your video visit {id} has been cancelled: {reason}")
+            if video
+            else _("Your visit {id} has been cancelled: {reason}")
+        )
+    else:
+        subject = _("Video visit {id} booked: {when}") if video else _("Visit {id} booked: {when}")
+        news = _("Your video visit {id} is booked.") if video else _("Your visit {id} is booked.")
+    lines = [
+        _("Hello {name},").format(name=name),
+        "",
+        news.format(id=booking_id, reason=reason or ""),
+        _("Facility time: {when}").format(when=facility_time),
+    ]
+    if own_time is not None:
+        lines.append(_("Your time: {when}").format(when=own_time))
+    lines += ["", _("Calendar invitation (iCalendar):"), "", invitation]
+    return subject.format(id=booking_id, when=facility_time), "\n".join(lines)

@@ -30,6 +30,7 @@ from kinline.db.engine import Database
 from kinline.db.tables import VisitBookingRow, VisitSlotRow
 from kinline.errors import Conflict, InvalidInput, NotFound, WrongState
 from kinline.notices.delivery.outbox import enqueue_message
+from kinline.notices.messages import visit_email
 from kinline.notices.model import Change, ChangeFacts
 from kinline.notices.service import write_notices
 from kinline.people.model import Facility
@@ -910,24 +911,26 @@ def _tell(
         cancelled=cancelled,
     )
     ics = calendar.invitation_ics(invitation, stamp=now)
-    done = "cancelled" if cancelled else "booked"
     for contact in visitors:
         if not contact.email:
             continue
-        lines = [f"Hello {contact.name},", ""]
-        if cancelled:
-            lines.append(f"Your {kind.lower()} {row.id} has been cancelled: {reason}")
-        else:
-            lines.append(f"Your {kind.lower()} {row.id} is booked.")
-        lines.append(f"Facility time: {booking.facility_time.shown()}")
-        if contact.id in own_times:
-            lines.append(f"Your time: {own_times[contact.id].shown()}")
-        lines += ["", "Calendar invitation (iCalendar):", "", ics]
+        own = own_times.get(contact.id)
+        subject, body = visit_email(
+            contact.language or "en",
+            name=contact.name,
+            video=booking.kind is SessionKind.VIDEO,
+            booking_id=row.id,
+            cancelled=cancelled,
+            reason=reason,
+            facility_time=booking.facility_time.shown(),
+            own_time=None if own is None else own.shown(),
+            invitation=ics,
+        )
         enqueue_message(
             session,
             facility_id=facility.id,
             recipient=contact.email,
-            subject=f"{kind} {row.id} {done}: {booking.facility_time.shown()}",
-            body="\n".join(lines),
+            subject=subject,
+            body=body,
             at=now,
         )
