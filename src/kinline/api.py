@@ -25,6 +25,7 @@ from kinline.limits import BodyLimit
 from kinline.notices.api import router as notices_router
 from kinline.notices.delivery.api import router as delivery_router
 from kinline.notices.delivery.worker import start_worker_from_env
+from kinline.openapi import install_openapi
 from kinline.people.api import router as people_router
 from kinline.policy.api import router as rules_router
 from kinline.signin_api import router as signin_router
@@ -98,6 +99,7 @@ def create_app(db: Database | None = None) -> FastAPI:
     )
     app.state.db = db or Database()
     install_problem_handlers(app)
+    install_openapi(app)
     app.add_middleware(BodyLimit)
     for router in (
         people_router,

@@ -91,11 +91,20 @@ class Problem(BaseModel):
     )
 
 
+PROBLEM_REF = "#/components/schemas/Problem"
+
+
+def problem_schemas() -> dict[str, Any]:
+    """Problem and its issue items as OpenAPI components, each schema once: every
+    error response of every route refers to them (``$ref``) instead of carrying
+    its own copy (whose ``$defs`` a reference from outside could not reach)."""
+    schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    defined: dict[str, Any] = schema.pop("$defs", {})
+    return {**defined, "Problem": schema}
+
+
 def _problem_response(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {PROBLEM: {"schema": Problem.model_json_schema()}},
-    }
+    return {"description": description, "content": {PROBLEM: {"schema": {"$ref": PROBLEM_REF}}}}
 
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -111,7 +120,8 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     ),
 }
 """Declared for every route (``FastAPI(responses=...)``), so the OpenAPI document
-says how errors are answered."""
+says how errors are answered; kinline.openapi makes each a reference to one
+response component (``problem_schemas`` are the schemas they name)."""
 
 
 def problem(

@@ -381,13 +381,23 @@ def test_the_openapi_document_says_how_errors_are_answered(api: Api) -> None:
         for method, operation in operations.items():
             responses = operation["responses"]
             for status in ("400", "401", "403", "404", "409", "422"):
-                content = responses[status]["content"]
+                content = _resolved(document, responses[status])["content"]
                 assert list(content) == [PROBLEM], (method, path, status)
-                schema = content[PROBLEM]["schema"]
+                schema = _resolved(document, content[PROBLEM]["schema"])
                 assert {"title", "status", "detail"} <= set(schema["required"])
     # A call set-up names the contact one way: the number dialed or its id.
     authorize = document["components"]["schemas"]["AuthorizeIn"]
     assert [branch["required"] for branch in authorize["oneOf"]] == [["dialed"], ["contact_id"]]
+
+
+def _resolved(document: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
+    """``item``, or what its ``$ref`` (``#/components/...``) names."""
+    while "$ref" in item:
+        found: Any = document
+        for part in item["$ref"].removeprefix("#/").split("/"):
+            found = found[part]
+        item = found
+    return item
 
 
 # --- never a 500 ----------------------------------------------------------------------------
