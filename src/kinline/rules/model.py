@@ -7,6 +7,7 @@ timezone-aware ``datetime``; wall-clock reasoning happens in ``periods``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from enum import StrEnum
@@ -220,6 +221,9 @@ class Rule:
     setting: Setting | None = None  # visits only
     order: int = 0
     case_number: str | None = field(default=None, compare=False)
+    # The text per language (``{"en": ..., "es": ...}``) when it was written per
+    # language; ``text`` is then the English one, else the first given.
+    texts: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     @property
     def rank(self) -> int:
@@ -229,6 +233,14 @@ class Rule:
         if self.starts_at is not None and at < self.starts_at:
             return False
         return self.ends_at is None or at < self.ends_at
+
+    def text_in(self, language: str) -> str:
+        """The rule's text in ``language`` (``es-MX`` falls back to ``es``), else ``text``."""
+        normalized = language.replace("_", "-")
+        for candidate in (normalized, normalized.split("-")[0].lower()):
+            if candidate in self.texts:
+                return self.texts[candidate]
+        return self.text
 
     def concerns(self, person: str) -> bool:
         return self.person is None or self.person == person

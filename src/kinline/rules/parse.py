@@ -96,7 +96,7 @@ def rule_definition(rule: Rule) -> dict[str, Any]:
         "channel": str(rule.channel),
         "person": rule.person if rule.person is not None else "all",
         "contacts": selector_definition(rule.contacts),
-        "text": rule.text,
+        "text": dict(rule.texts) if rule.texts else rule.text,
     }
     if rule.overrides:
         out["overrides"] = sorted(rule.overrides)
@@ -171,10 +171,7 @@ def _build(
         parse_id(item, f"{field}.overrides")
         for item in expect_list(mapping.get("overrides", []), f"{field}.overrides")
     )
-    text = mapping.get("text", "")
-    if not isinstance(text, str):
-        raise RuleError(f"{field}.text", "must be text")
-    check_length(text, f"{field}.text", RULE_TEXT_CHARS)
+    text, texts = parse_text(mapping.get("text", ""), f"{field}.text")
     case_number = mapping.get("case_number")
     if case_number is not None and not isinstance(case_number, str):
         raise RuleError(f"{field}.case_number", "must be text")
@@ -205,6 +202,7 @@ def _build(
         person=person_id,
         contacts=parse_selector(mapping["contacts"], f"{field}.contacts"),
         text=text,
+        texts=texts,
         starts_at=starts_at,
         ends_at=ends_at,
         overrides=overrides,
@@ -224,6 +222,31 @@ def _build(
         order=order,
         case_number=case_number,
     )
+
+
+def parse_text(data: object, field: str) -> tuple[str, dict[str, str]]:
+    """A rule's text: one text, or one per language (``{en: ..., es: ...}``).
+
+    Returns the text to show when the reader's language has none (English if
+    given, else the first) and the texts per language (empty for one text)."""
+    if isinstance(data, str):
+        return check_length(data, field, RULE_TEXT_CHARS), {}
+    if not isinstance(data, Mapping):
+        raise RuleError(field, "must be text, or a mapping of language codes to texts")
+    if not data:
+        raise RuleError(field, "must give the text in at least one language")
+    texts: dict[str, str] = {}
+    for language, text in data.items():
+        if (
+            not isinstance(language, str)
+            or len(language) > CODE_CHARS
+            or not _LANGUAGE.fullmatch(language)
+        ):
+            raise RuleError(field, f"{language!r} is not a language code such as `es`")
+        if not isinstance(text, str):
+            raise RuleError(f"{field}.{language}", "must be text")
+        texts[language] = check_length(text, f"{field}.{language}", RULE_TEXT_CHARS)
+    return texts.get("en", next(iter(texts.values()))), texts
 
 
 def parse_selector(data: object, field: str) -> Selector:
