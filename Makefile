@@ -7,7 +7,7 @@ PORT ?= 8000
 KINLINE_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 export KINLINE_TEST_POSTGRES_URL
 
-.PHONY: help setup run test lint typecheck migrations-check unit integration scenarios bench bench-floor bench-allocate clean
+.PHONY: help setup run test lint typecheck migrations-check unit integration scenarios bench bench-floor bench-allocate clean vendor browser-setup
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -20,6 +20,16 @@ $(STAMP): pyproject.toml requirements.lock
 	touch $(STAMP)
 
 setup: $(STAMP)  ## Create the virtual environment and install pinned dependencies.
+
+vendor:  ## npm ci, then copy HTMX into the pages' static files (commit the copy).
+	npm ci --no-audit --no-fund
+	cp node_modules/htmx.org/dist/htmx.min.js src/kinline/web/static/htmx.min.js
+
+# The browser tests drive Debian's chromium (Playwright cannot download its own
+# here) and inject node_modules' axe-core.
+browser-setup:  ## Chromium (apt) and axe-core (npm ci) for tests/browser, when missing.
+	test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
+	test -d node_modules/axe-core || npm ci --no-audit --no-fund
 
 run: setup  ## Migrate the embedded database, load the demo facility (once), serve on :8000 (or PORT=N).
 	$(BIN)/kinline db upgrade
@@ -47,7 +57,7 @@ scenarios: setup  ## The SPEC's example scenarios and ours.
 # tests/conftest.py keeps tests that share a module-scoped server on one worker.
 # Bytecode may be written: pytest caches its assertion rewrite of every module it
 # rewrites (hypothesis, anyio, the tests) only then, else each worker redoes it.
-test: lint typecheck migrations-check  ## Every check and the whole test suite.
+test: lint typecheck migrations-check browser-setup  ## Every check and the whole test suite.
 	PYTHONDONTWRITEBYTECODE= $(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadgroup
 
 bench: setup  ## Benchmarks against their named baselines.

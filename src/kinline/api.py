@@ -33,6 +33,7 @@ from kinline.visits.api import router as visitors_router
 from kinline.visits.booking_api import router as visits_router
 from kinline.visits.request_api import router as visit_requests_router
 from kinline.visits.upkeep import sweep_visits
+from kinline.web.app import mount as mount_pages
 
 log = logging.getLogger("kinline.sweep")
 
@@ -117,4 +118,5 @@ def create_app(db: Database | None = None) -> FastAPI:
         visit_requests_router,
     ):
         app.include_router(router)
+    mount_pages(app)
     return app

@@ -50,6 +50,8 @@ USP, EAST = "usp-red-mesa", "fci-east"
 T = datetime(2024, 6, 20, 16, 0, tzinfo=UTC)  # 10:00 in Denver and 12:00 in the east
 # Routes anyone may call: signing in and out, and the API's own documents.
 PUBLIC = re.compile(r"^/(v1/auth/|docs|redoc|openapi\.json)")
+# Pages anyone may open or send: signing in and out, choosing the language.
+PUBLIC_PAGES = re.compile(r"^/(signin|signout|language)$")
 
 
 def court_order(rule_id: str, person: str, case: str) -> dict[str, Any]:
@@ -326,10 +328,13 @@ def _api_routes(routes: Any) -> Iterator[APIRoute]:
             yield from _api_routes(route.original_router.routes)
 
 
-def routes_of(app: Any) -> list[Route]:
+def routes_of(app: Any, *, pages: bool = False) -> list[Route]:
+    """The API's routes (bearer or session), or with ``pages`` the web pages'
+    (include_in_schema=False, a session cookie only)."""
     found: list[Route] = []
     for route in _api_routes(app.routes):
-        if not isinstance(route, APIRoute) or PUBLIC.match(route.path):
+        public = PUBLIC_PAGES if pages else PUBLIC
+        if route.include_in_schema == pages or public.match(route.path):
             continue
         guards = [
             dependency.call
