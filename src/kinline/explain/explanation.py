@@ -25,7 +25,7 @@ from babel.dates import format_date, format_time
 from babel.lists import format_list
 
 from kinline.explain.catalog import Words, words
-from kinline.rules.decide import Decision, Request
+from kinline.rules.decide import NO_BOUND_MINUTES, Decision, Request
 from kinline.rules.model import (
     Authority,
     Channel,
@@ -195,6 +195,12 @@ class _Context:
 
 
 def _allowed_headline(w: Words, channel: Channel, minutes: int) -> str:
+    if minutes >= NO_BOUND_MINUTES:  # no rule bounds it: a day is the engine's "no bound"
+        if channel is Channel.VIDEO:
+            return w.gettext("Video call allowed, with no time limit.")
+        if channel is Channel.VISIT:
+            return w.gettext("Visit allowed, with no time limit.")
+        return w.gettext("Call allowed, with no time limit.")
     if channel is Channel.VIDEO:
         text = w.ngettext(
             "Video call allowed for up to {num} minute.",
