@@ -1,5 +1,7 @@
 """Who can use the demo facility at once: a staff member (admin, with a second
-factor), the person held there (a kiosk account) and an API token for staff.
+factor), the person held there (a kiosk account), his daughter (family, bound
+to her contact record), his lawyer (counsel), a court (case CV-17) and an API
+token for staff.
 
 Each call gives the accounts new passwords, a new TOTP secret and a new token,
 so the README's first minutes work however often ``kinline demo`` runs; the
@@ -29,6 +31,9 @@ FACILITY = "usp-red-mesa"
 ACTOR = "kinline:demo"
 STAFF = ("Demo staff", Kind.STAFF, Binding(FACILITY, role=Role.ADMIN), "staff")
 PERSON = ("R. Salazar (kiosk)", Kind.PERSON, Binding(FACILITY, person_id="salazar"), "salazar")
+FAMILY = ("A. Salazar", Kind.FAMILY, Binding(FACILITY, contact_id="daughter-a"), "daughter")
+COUNSEL = ("D. Ruiz (counsel)", Kind.COUNSEL, Binding(FACILITY, person_id="salazar"), "counsel")
+COURT = ("Clerk, case CV-17", Kind.COURT, Binding(FACILITY, case_number="CV-17"), "court")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +42,9 @@ class DemoAccess:
     totp_secret: str
     person_password: str
     token: str
+    family_password: str = ""
+    counsel_password: str = ""
+    court_password: str = ""
 
     def totp_now(self) -> str:
         return pyotp.TOTP(self.totp_secret).now()
@@ -50,6 +58,10 @@ def demo_access(db: Database) -> DemoAccess:
     staff_password, person_password = _password(), _password()
     set_password(db, staff.id, staff_password, at=now, actor=ACTOR)
     set_password(db, person.id, person_password, at=now, actor=ACTOR)
+    others = []
+    for account in (FAMILY, COUNSEL, COURT):
+        others.append(_password())
+        set_password(db, _subject(db, *account, now).id, others[-1], at=now, actor=ACTOR)
     totp = enroll_totp(db, staff.id, at=now, actor=ACTOR)
     for token in list_tokens(db, staff.id):
         if token.revoked_at is None:
@@ -63,7 +75,7 @@ def demo_access(db: Database) -> DemoAccess:
         name="demo staff token",
         expires_at=now + timedelta(days=30),
     )
-    return DemoAccess(staff_password, totp.secret, person_password, secret)
+    return DemoAccess(staff_password, totp.secret, person_password, secret, *others)
 
 
 def _subject(

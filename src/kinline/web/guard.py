@@ -104,6 +104,11 @@ async def form_of(request: Request) -> dict[str, str]:
     return {key: value for key, value in form.items() if isinstance(value, str)}
 
 
+def sentence(message: str) -> str:
+    """A service's message (``the login ... is not right``) as a sentence on a page."""
+    return message[:1].upper() + message[1:]
+
+
 def is_page(request: Request) -> bool:
     return not request.url.path.startswith(API_PATHS)
 
@@ -122,7 +127,7 @@ def error_page(request: Request, status: int, message: str) -> Response:
         "error.html",
         status=status,
         title=titles.get(status, _("Something went wrong")),
-        message=_(message),
+        message=sentence(_(message)),
     )
 
 

@@ -19,7 +19,7 @@ from kinline.identity.credentials import ABSOLUTE
 from kinline.identity.model import Action
 from kinline.identity.signin import sign_in, sign_out
 from kinline.signin_api import SignInForm, parsed, secure_cookies
-from kinline.web.guard import check_form, form_of, page_everywhere
+from kinline.web.guard import check_form, form_of, page_everywhere, sentence
 from kinline.web.render import (
     HOMES,
     LANGUAGES,
@@ -106,7 +106,7 @@ async def signin_post(request: Request) -> Response:
             status=status,
             next=target,
             form={"login": fields["login"]},
-            errors={field: _(error.message)},
+            errors={field: sentence(_(error.message))},
         )
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
