@@ -838,3 +838,22 @@ class VisitRequestRow(Base):
         Index("ix_visit_requests_window", "facility_id", "window_closes_at", "status"),
         Index("ix_visit_requests_person", "facility_id", "person_id"),
     )
+
+
+class ImportedCallRow(Base):
+    """A vendor's call record once imported: ``kinline import calls`` of it again adds nothing.
+
+    ``record_key`` is ``calls.rows.record_key`` of the row (the vendor's record
+    id, else what the call was, hashed). A batch claims its records here before
+    it decides and writes their calls; the primary key makes a second claim,
+    by a re-import or a concurrent import of the same file, a no-op, so a
+    record is counted once.
+    """
+
+    __tablename__ = "imported_calls"
+
+    facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    record_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    file_sha256: Mapped[str] = mapped_column(String(64))
+    row: Mapped[int] = mapped_column(Integer)
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime())
