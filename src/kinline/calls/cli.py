@@ -152,8 +152,11 @@ class _Bar:
         "Import completed calls from a CSV export (columns person, dialed, start, seconds"
         " and optionally channel; start in the facility's local time). Each call is decided"
         " as a live call would be and charged to its allowance; a call the rules would have"
-        " refused is recorded as outside policy. Each batch is all-or-nothing. Exit code 0:"
-        " all imported; 1: a batch failed; 2: the file cannot be read."
+        " refused is recorded as outside policy. Each batch is all-or-nothing. A call already"
+        " imported (the same record_id column value, or else the same person, number, start,"
+        " seconds and channel) is skipped and counted once, so importing a file again adds"
+        " nothing. Exit code 0: all imported or skipped; 1: a batch failed; 2: the file"
+        " cannot be read."
     ),
 )
 @friendly
@@ -207,6 +210,7 @@ def _print(summary: ImportSummary) -> None:
     console.print(
         f"{summary.file}: {summary.rows:,} rows; {verb} {summary.imported:,} calls"
         + ("" if summary.dry_run else f" ({summary.outside_policy:,} outside policy)")
+        + f"; {summary.already_imported:,} already imported, skipped"
     )
     if summary.batches_failed or summary.invalid_rows:
         console.print(

@@ -3,7 +3,8 @@
 The file
     CSV, UTF-8, with a header row naming the columns ``person``, ``dialed``,
     ``start``, ``seconds`` and optionally ``channel`` (``phone``, ``video`` or
-    ``visit``; ``phone`` when absent or empty), in any order. ``start`` is the
+    ``visit``; ``phone`` when absent or empty) and ``record_id`` (the vendor's
+    own id of the record, at most 200 characters), in any order. ``start`` is the
     facility's local wall time, ISO 8601 without offset (``2026-11-01T14:05:00``
     or ``2026-11-01 14:05``); a start the clocks skipped (DST) is an error, one
     they passed twice is the earlier. ``seconds`` is a whole number from 0 to
@@ -39,15 +40,29 @@ Order
     snapshots look ahead); a gap mark holds only the end of the last governed
     session, so a call before it is judged ``too_soon``.
 
+Once only
+    Each row is a vendor record, named by ``calls.rows.record_key``: its
+    ``record_id`` when it has one, else its person, number (as E.164), start
+    (as an instant), seconds and channel. A record already imported, by this
+    file or another, or earlier in this one, is skipped and counted in
+    ``already_imported``: importing a file again, or files that overlap, adds
+    nothing and charges nothing. A batch claims its records in
+    ``imported_calls`` (facility and record key unique, ``ON CONFLICT DO
+    NOTHING``) before it decides their calls and decides only those it
+    claimed, so two imports of one file at once still count each call once.
+    A skipped row is not checked against the store (its contact may be gone
+    since), only read.
+
 Batches
     ``batch_size`` rows (default 10,000) are one transaction. A batch with an
     invalid row writes nothing and its errors are listed (the first 1,000 of
     the whole file); the other batches still commit. Each committed batch adds
     one audit event (``imports:calls:batch``) to the facility's chain naming
     the file, its SHA-256, the batch's first and last rows and its counts.
-    Re-importing a file imports its calls again: on a partial failure, import
-    only the rows of the failed batches. ``dry_run`` checks every row against
-    the store and writes nothing.
+    After a partial failure, import the whole file again: the committed
+    batches' calls are skipped. ``dry_run`` checks every row against the store
+    and writes nothing; it counts as already imported what is stored, and
+    what repeats within a batch.
 
 Concurrency and speed
     A batch first locks the allowance ledgers of all its people (the call
@@ -88,6 +103,7 @@ from kinline.calls.rows import (
     RowFields,
     read_header,
     read_row,
+    record_key,
 )
 from kinline.db.bulk import plan_with_values
 from kinline.db.engine import Database
@@ -116,8 +132,9 @@ class ImportProgress(Protocol):
 @dataclass
 class ImportSummary:
     """What an import did. ``failed_rows`` are the rows of failed batches (valid or
-    not); ``invalid_rows`` those with an error; ``errors`` lists the first
-    ``MAX_LISTED_ERRORS`` of ``error_count`` errors."""
+    not); ``invalid_rows`` those with an error; ``already_imported`` the
+    records imported before (or earlier in the file), skipped; ``errors``
+    lists the first ``MAX_LISTED_ERRORS`` of ``error_count`` errors."""
 
     file: str
     batch_size: int
@@ -126,6 +143,7 @@ class ImportSummary:
     rows: int = 0
     imported: int = 0
     outside_policy: int = 0
+    already_imported: int = 0
     invalid_rows: int = 0
     failed_rows: int = 0
     batches_committed: int = 0
@@ -150,6 +168,7 @@ class ImportSummary:
             "rows": self.rows,
             "imported": self.imported,
             "outside_policy": self.outside_policy,
+            "already_imported": self.already_imported,
             "invalid_rows": self.invalid_rows,
             "failed_rows": self.failed_rows,
             "batches_committed": self.batches_committed,
@@ -179,6 +198,7 @@ class _BatchResult:
     invalid_rows: int
     imported: int = 0
     outside_policy: int = 0
+    already_imported: int = 0
 
 
 def import_calls(
@@ -254,6 +274,7 @@ def _count(summary: ImportSummary, result: _BatchResult, dry_run: bool) -> None:
         summary.batches_committed += 0 if dry_run else 1
         summary.imported += result.imported
         summary.outside_policy += result.outside_policy
+        summary.already_imported += result.already_imported
 
 
 def _scan(path: Path) -> _Source:
@@ -338,16 +359,22 @@ def _import_batch(
     actor: str,
     dry_run: bool,
 ) -> _BatchResult:
+    keys = [record_key(row) for row in fields]
     people = sorted({row.person for row in fields if row.person})
     with db.transaction() as session:
         plan_with_values(session)
         known = repository.known_people(session, facility.id, people, lock=not dry_run)
+        seen = repository.imported_records(session, facility.id, {key for key in keys if key})
+        skipped = 0
         dialed = {(row.person, row.dialed) for row in fields if row.person in known and row.dialed}
         book = repository.phone_book(session, facility.id, dialed)
         errors: list[RowError] = []
         invalid = 0
-        calls: list[Call] = []
-        for row in fields:
+        calls: list[tuple[str, Call]] = []
+        for row, key in zip(fields, keys, strict=True):
+            if key is not None and key in seen:
+                skipped += 1
+                continue
             row_errors = list(row.errors)
             contact: ContactEntry | None = None
             if row.person and row.person not in known:
@@ -362,14 +389,22 @@ def _import_batch(
                 errors.extend(row_errors)
                 invalid += 1
                 continue
-            assert contact is not None and row.at is not None
+            assert key is not None and contact is not None and row.at is not None
             assert row.seconds is not None and row.channel is not None
-            calls.append(Call(row.row, row.person, contact, row.channel, row.at, row.seconds))
+            seen.add(key)
+            call = Call(row.row, row.person, contact, row.channel, row.at, row.seconds)
+            calls.append((key, call))
         if errors:
             return _BatchResult(len(fields), errors, invalid)
         if dry_run:
-            return _BatchResult(len(fields), [], 0, imported=len(calls))
-        outside = _record(session, facility, calls, at)
+            return _BatchResult(len(fields), [], 0, imported=len(calls), already_imported=skipped)
+        records = [(key, call.row) for key, call in calls]
+        claimed = repository.claim_records(
+            session, facility.id, records, file_sha256=source.sha256, at=at
+        )
+        mine = [call for key, call in calls if key in claimed]
+        skipped += len(calls) - len(mine)
+        outside = _record(session, facility, mine, at) if mine else 0
         record_event(
             session,
             facility_id=facility.id,
@@ -381,12 +416,15 @@ def _import_batch(
                 "sha256": source.sha256,
                 "first_row": fields[0].row,
                 "last_row": fields[-1].row,
-                "count": len(calls),
+                "count": len(mine),
                 "outside_policy": outside,
+                "already_imported": skipped,
             },
             at=at,
         )
-    return _BatchResult(len(fields), [], 0, imported=len(calls), outside_policy=outside)
+    return _BatchResult(
+        len(fields), [], 0, imported=len(mine), outside_policy=outside, already_imported=skipped
+    )
 
 
 def _record(session: Session, facility: Facility, calls: Sequence[Call], at: datetime) -> int:

@@ -13,7 +13,21 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Executable, Table, bindparam, insert, or_, select, update
+from sqlalchemy import (
+    Executable,
+    Integer,
+    String,
+    Table,
+    bindparam,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from kinline.calls.rows import Approval, ContactEntry
@@ -24,6 +38,7 @@ from kinline.db.tables import (
     ContactPhoneRow,
     ContactRow,
     FacilityRow,
+    ImportedCallRow,
     PersonRow,
     RuleRow,
     SessionRow,
@@ -306,3 +321,76 @@ def rules_of(
 def add_sessions(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert sessions, given as column values."""
     write_rows(session, SESSIONS, rows)
+
+
+IMPORTED = cast(Table, ImportedCallRow.__table__)
+
+
+def imported_records(session: Session, facility_id: str, keys: Iterable[str]) -> set[str]:
+    """Which of the record ``keys`` an earlier import has counted."""
+    query = select(IMPORTED.c.record_key).where(
+        IMPORTED.c.facility_id == facility_id, among(session, IMPORTED.c.record_key, keys)
+    )
+    return set(session.scalars(query).all())
+
+
+def claim_records(
+    session: Session,
+    facility_id: str,
+    records: Sequence[tuple[str, int]],
+    *,
+    file_sha256: str,
+    at: datetime,
+) -> set[str]:
+    """Mark the (record key, row) pairs imported; the keys this transaction claimed.
+
+    A key already stored is skipped, not an error (``ON CONFLICT DO NOTHING``):
+    on PostgreSQL a concurrent import claiming the same key makes this one
+    wait for it and then skip it, so a record is counted by one import only.
+    Keys go in sorted order, so two imports claim in the same order and never
+    wait for each other in a circle. On SQLite the transaction holds the
+    database's write lock, so what is not stored yet is this one's.
+    """
+    ordered = sorted(records)
+    if not ordered:
+        return set()
+    if session.get_bind().dialect.name == "postgresql":
+        pairs = (
+            func.unnest(
+                bindparam("keys", [key for key, _ in ordered], type_=ARRAY(String)),
+                bindparam("rows", [row for _, row in ordered], type_=ARRAY(Integer)),
+            )
+            .table_valued("record_key", "row")
+            .render_derived(name="claimed")
+        )
+        claim = (
+            postgresql.insert(IMPORTED)
+            .from_select(
+                ["facility_id", "record_key", "file_sha256", "row", "imported_at"],
+                select(
+                    literal(facility_id, String),
+                    pairs.c.record_key,
+                    literal(file_sha256, String),
+                    pairs.c.row,
+                    literal(at, IMPORTED.c.imported_at.type),
+                ),
+            )
+            .on_conflict_do_nothing()
+            .returning(IMPORTED.c.record_key)
+        )
+        return set(session.scalars(claim).all())
+    stored = imported_records(session, facility_id, (key for key, _ in ordered))
+    fresh = [
+        {
+            "facility_id": facility_id,
+            "record_key": key,
+            "file_sha256": file_sha256,
+            "row": row,
+            "imported_at": at,
+        }
+        for key, row in ordered
+        if key not in stored
+    ]
+    if fresh:
+        session.execute(sqlite.insert(IMPORTED).on_conflict_do_nothing(), fresh)
+    return {key for key, _ in ordered if key not in stored}

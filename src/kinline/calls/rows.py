@@ -7,10 +7,13 @@ contact the number belongs to). ``BatchLedger`` is the usage the engine
 reads while a batch is decided: the stored counters of the batch's people,
 plus every call of the batch decided so far, and the sum of what the batch
 adds (``calls.model.UsageAdded``), written back in bulk when the batch commits.
+``record_key`` names the vendor record a row is, so a record imported once is
+never counted again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import defaultdict
 from collections.abc import Sequence
@@ -28,9 +31,11 @@ from kinline.rules.periods import local, wall_to_instant
 from kinline.rules.usage import Tally, UsageChange, UsageSnapshot
 
 REQUIRED_COLUMNS = ("person", "dialed", "start", "seconds")
-OPTIONAL_COLUMNS = ("channel",)
+OPTIONAL_COLUMNS = ("channel", "record_id")
 # A longer call or visit is a broken export, not a call; it also keeps minutes in range.
 MAX_SECONDS = 24 * 3600
+# A vendor's record id; longer is a broken export (only its SHA-256 is stored).
+MAX_RECORD_ID = 200
 _SECONDS = re.compile(r"-?[0-9]+")
 _CHANNELS = {str(channel): channel for channel in Channel}
 
@@ -57,6 +62,7 @@ class Header:
     start: int
     seconds: int
     channel: int | None
+    record_id: int | None = None
 
 
 def read_header(values: Sequence[str]) -> Header:
@@ -80,6 +86,7 @@ def read_header(values: Sequence[str]) -> Header:
         start=names.index("start"),
         seconds=names.index("seconds"),
         channel=names.index("channel") if "channel" in names else None,
+        record_id=names.index("record_id") if "record_id" in names else None,
     )
 
 
@@ -88,7 +95,8 @@ class RowFields:
     """One row as read; a field that is wrong is None and has its error in ``errors``.
 
     ``person`` is the id as written (the service checks it exists); ``dialed``
-    is E.164; ``at`` is the UTC instant of the local ``start``.
+    is E.164; ``at`` is the UTC instant of the local ``start``; ``record_id``
+    the vendor's own id of the record ("" when the file has none for it).
     """
 
     row: int
@@ -98,6 +106,7 @@ class RowFields:
     seconds: int | None
     channel: Channel | None
     errors: tuple[RowError, ...]
+    record_id: str = ""
 
 
 def read_row(
@@ -130,7 +139,32 @@ def read_row(
         if channel is None:
             choices = ", ".join(_CHANNELS)
             errors.append(RowError(row, "channel", f"must be one of {choices}; got {written!r}"))
-    return RowFields(row, person, dialed, at, seconds, channel, tuple(errors))
+    record_id = values[header.record_id].strip() if header.record_id is not None else ""
+    if len(record_id) > MAX_RECORD_ID:
+        errors.append(RowError(row, "record_id", f"is longer than {MAX_RECORD_ID} characters"))
+    return RowFields(row, person, dialed, at, seconds, channel, tuple(errors), record_id)
+
+
+def record_key(row: RowFields) -> str | None:
+    """The vendor record ``row`` is, as 64 hex digits; None for a row with errors.
+
+    By the vendor's own ``record_id`` when the row has one; else by what the
+    call was: person, number dialed (E.164), start (the UTC instant), seconds
+    and channel. The same record in another file, or twice in one, has the same
+    key however its number or start were written, so importing it again adds
+    nothing. Without record ids, two calls alike in all five are one record.
+    """
+    if row.errors:
+        return None
+    if row.record_id:
+        identity = f"record\x1f{row.record_id}"
+    else:
+        assert row.at is not None and row.seconds is not None and row.channel is not None
+        start = row.at.astimezone(UTC).isoformat()
+        identity = "\x1f".join(
+            ("call", row.person, row.dialed or "", start, str(row.seconds), str(row.channel))
+        )
+    return hashlib.sha256(identity.encode("utf-8")).hexdigest()
 
 
 @lru_cache(maxsize=65_536)
