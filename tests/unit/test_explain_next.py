@@ -20,11 +20,11 @@ from hypothesis import strategies as st
 
 from kinline.explain import Explanation, explain
 from kinline.rules.decide import Decision, Request, decide
-from kinline.rules.model import Channel, Contact, Kind, Reason, Rule
+from kinline.rules.model import DAY, Authority, Channel, Contact, Kind, Quota, Reason, Rule
 from kinline.rules.next_possible import next_allowed, next_opening
 from kinline.rules.parse import parse_rule
-from kinline.rules.periods import local, wall_to_instant
-from kinline.rules.usage import UsageLedger, usage_change
+from kinline.rules.periods import local, period_key, wall_to_instant
+from kinline.rules.usage import Tally, UsageLedger, UsageSnapshot, usage_change
 
 ZONE = ZoneInfo(
     "America/Denver"
@@ -311,10 +311,31 @@ def test_next_possible_is_exactly_the_first_allowed_moment(
         return
     moment = assert_first_allowed(world, start, words.next_possible)
     span = moment - start
-    for fraction in data.draw(st.lists(st.floats(0, 1, exclude_max=True), max_size=4)):
-        assert not world.decide(start + span * fraction).allowed
+    micros = span // timedelta(microseconds=1)
+    for offset in data.draw(st.lists(st.integers(0, micros - 1), max_size=4)):
+        assert not world.decide(start + timedelta(microseconds=offset)).allowed
     for cause in words.causes:
         if cause.next_possible is None:
             continue
         later = world.decide(cause.next_possible)
         assert not (later.reason is cause.reason and cause.rule_id in later.rules)
+
+
+def test_a_refusal_at_the_calendars_end_has_no_next_moment_and_no_error() -> None:
+    grant = Rule(
+        id="g",
+        authority=Authority.FACILITY_POLICY,
+        kind=Kind.GRANT,
+        channel=Channel.PHONE,
+        person=PERSON,
+        quota=Quota(per=DAY, count=1),
+    )
+    moment = datetime(9999, 12, 31, 12, 0, tzinfo=UTC)
+    usage = UsageSnapshot(ZONE, counters={("g", period_key(DAY, moment, ZONE)): Tally(1, 10)})
+    request = Request(PERSON, WIFE, Channel.PHONE, moment)
+    decision = decide(request, [grant], usage, ZONE)
+    assert decision.reason is Reason.QUOTA_EXHAUSTED
+    words = explain(decision, request, [grant], usage, language="es", zone=ZONE)
+    assert words.next_possible is None
+    assert words.causes[0].next_possible is None
+    assert words.next_sentence == "No se puede indicar una fecha para la próxima."

@@ -46,14 +46,17 @@ def clears(
     cleared: datetime | None = None
     if reason is Reason.DENIED:
         return ending
-    if reason is Reason.OUTSIDE_WINDOW:
-        cleared = next_opening(rule, at, zone)
-    elif reason is Reason.TOO_SOON:
-        last_end = usage.last_end(rule.id)
-        if last_end is not None and rule.min_gap_minutes is not None:
-            cleared = last_end.astimezone(UTC) + timedelta(minutes=rule.min_gap_minutes)
-    elif reason is Reason.QUOTA_EXHAUSTED:
-        cleared = quota_frees(rule, at, usage, zone)
+    try:
+        if reason is Reason.OUTSIDE_WINDOW:
+            cleared = next_opening(rule, at, zone)
+        elif reason is Reason.TOO_SOON:
+            last_end = usage.last_end(rule.id)
+            if last_end is not None and rule.min_gap_minutes is not None:
+                cleared = last_end.astimezone(UTC) + timedelta(minutes=rule.min_gap_minutes)
+        elif reason is Reason.QUOTA_EXHAUSTED:
+            cleared = quota_frees(rule, at, usage, zone)
+    except (OverflowError, ValueError):  # past the calendar's end
+        cleared = None
     candidates = [moment for moment in (cleared, ending) if moment is not None]
     return min(candidates) if candidates else None
 
@@ -109,16 +112,19 @@ def next_allowed(
     the session, or None when none can be found (not on the list, an open-ended
     deny, a quota of zero, or beyond ``MAX_STEPS`` jumps)."""
     moment = request.at.astimezone(UTC)
-    for _ in range(MAX_STEPS):
-        decision = decide(replace(request, at=moment), rules, usage, zone)
-        if decision.allowed:
-            return moment
-        if decision.reason is Reason.NOT_ON_LIST:
-            return None
-        following = _next_change(replace(request, at=moment), rules, usage, zone)
-        if following is None or following <= moment:
-            return None
-        moment = following
+    try:
+        for _ in range(MAX_STEPS):
+            decision = decide(replace(request, at=moment), rules, usage, zone)
+            if decision.allowed:
+                return moment
+            if decision.reason is Reason.NOT_ON_LIST:
+                return None
+            following = _next_change(replace(request, at=moment), rules, usage, zone)
+            if following is None or following <= moment:
+                return None
+            moment = following
+    except (OverflowError, ValueError):  # walked past the calendar's end: no moment known
+        return None
     return None
 
 
