@@ -497,6 +497,14 @@ def test_a_rule_text_may_be_written_per_language_and_survives_storage() -> None:
     assert stored.texts == parsed.texts
     spanish_only = parse_rule({**data, "text": {"es": "Solo en español."}}, ZONE, 0)
     assert spanish_only.text == "Solo en español."
+    no_english = parse_rule(
+        {**data, "text": {"pt": "Duas chamadas.", "es": "Dos llamadas."}}, ZONE, 0
+    )
+    assert no_english.text == "Dos llamadas."
+    assert (
+        rule_from_definition(rule_definition(no_english), starts_at=None, ends_at=None, order=0)
+        == no_english
+    )
     plain = parse_rule({**data, "text": "One text."}, ZONE, 0)
     assert plain.texts == {} and plain.text_in("es") == "One text."
     assert rule_definition(plain)["text"] == "One text."

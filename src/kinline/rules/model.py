@@ -222,7 +222,7 @@ class Rule:
     order: int = 0
     case_number: str | None = field(default=None, compare=False)
     # The text per language (``{"en": ..., "es": ...}``) when it was written per
-    # language; ``text`` is then the English one, else the first given.
+    # language; ``text`` is then the English one, else the first in code order.
     texts: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     @property

@@ -228,7 +228,9 @@ def parse_text(data: object, field: str) -> tuple[str, dict[str, str]]:
     """A rule's text: one text, or one per language (``{en: ..., es: ...}``).
 
     Returns the text to show when the reader's language has none (English if
-    given, else the first) and the texts per language (empty for one text)."""
+    given, else the first language in code order, so a stored rule, whose JSON
+    keys are sorted, reads the same) and the texts per language (empty for one
+    text)."""
     if isinstance(data, str):
         return check_length(data, field, RULE_TEXT_CHARS), {}
     if not isinstance(data, Mapping):
@@ -246,7 +248,7 @@ def parse_text(data: object, field: str) -> tuple[str, dict[str, str]]:
         if not isinstance(text, str):
             raise RuleError(f"{field}.{language}", "must be text")
         texts[language] = check_length(text, f"{field}.{language}", RULE_TEXT_CHARS)
-    return texts.get("en", next(iter(texts.values()))), texts
+    return texts.get("en", texts[min(texts)]), texts
 
 
 def parse_selector(data: object, field: str) -> Selector:
