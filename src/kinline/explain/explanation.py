@@ -142,7 +142,7 @@ def explain(
             allowed=True,
             reason=None,
             language=w.language,
-            headline=_allowed_headline(w, request.channel, decision.max_minutes or 0),
+            headline=_allowed_headline(w, request.channel, decision),
             conditions=_conditions(context, decision),
             causes=_allowed_causes(context, decision),
             next_possible=None,
@@ -194,7 +194,15 @@ class _Context:
 # Headlines and the allowed session's conditions.
 
 
-def _allowed_headline(w: Words, channel: Channel, minutes: int) -> str:
+def _allowed_headline(w: Words, channel: Channel, decision: Decision) -> str:
+    """How long, and how it is monitored: what the person hears before the call."""
+    allowed = _allowed_for(w, channel, decision.max_minutes or 0)
+    if decision.monitoring is None:
+        return allowed
+    return " ".join((allowed, _monitoring_sentence(w, decision.monitoring)))
+
+
+def _allowed_for(w: Words, channel: Channel, minutes: int) -> str:
     if minutes >= NO_BOUND_MINUTES:  # no rule bounds it: a day is the engine's "no bound"
         if channel is Channel.VIDEO:
             return w.gettext("Video call allowed, with no time limit.")
@@ -233,8 +241,6 @@ def _refused_headline(w: Words, channel: Channel) -> str:
 def _conditions(context: _Context, decision: Decision) -> tuple[str, ...]:
     w = context.w
     out: list[str] = []
-    if decision.monitoring is not None:
-        out.append(_monitoring_sentence(w, decision.monitoring))
     if decision.interpreter is not None:
         out.append(
             w.gettext("An interpreter for {language} takes part.").format(
