@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pyotp
 import pytest
 from _databases import SHARED, DbTemplate
 from fastapi.routing import APIRoute
@@ -36,6 +37,7 @@ from kinline.db.engine import Database
 from kinline.db.tables import SessionRow
 from kinline.identity.model import Action, Binding, Job, Kind, Role
 from kinline.identity.service import add_subject, issue_token, revoke_token
+from kinline.identity.signin import enroll_totp, set_password, sign_in
 from kinline.notices.service import list_notices
 from kinline.people.model import Facility, Person
 from kinline.people.service import add_contact, admit_person, register_facility
@@ -261,6 +263,7 @@ MAY: dict[str, set[Action]] = {
         Action.PERSON_READ,
         Action.CONTACT_READ,
         Action.DECISION_READ,
+        Action.APPEAL_FILE,
         Action.VISITOR_APPLY,
         Action.VISITOR_READ,
         Action.VISIT_READ,
@@ -333,8 +336,9 @@ def routes_of(app: Any, *, pages: bool = False) -> list[Route]:
     (include_in_schema=False, a session cookie only)."""
     found: list[Route] = []
     for route in _api_routes(app.routes):
-        public = PUBLIC_PAGES if pages else PUBLIC
-        if route.include_in_schema == pages or public.match(route.path):
+        if route.include_in_schema == pages or PUBLIC.match(route.path):
+            continue
+        if pages and PUBLIC_PAGES.match(route.path):
             continue
         guards = [
             dependency.call
@@ -590,3 +594,93 @@ def test_a_token_for_one_facility_does_not_reach_another(
     )
     assert response.status_code == 404
     assert response.json()["field"] == "facility_id"
+
+
+# --- the web pages: a session cookie only --------------------------------------
+
+
+def test_every_page_declares_its_action(app_client: tuple[TestClient, Database]) -> None:
+    client, _db = app_client
+    pages = routes_of(client.app, pages=True)
+    assert ("GET", "/") in {(r.method, r.path) for r in pages}
+    assert [(r.method, r.path) for r in pages if r.action is None] == []
+
+
+def _page_path(route: Route, values: World) -> str:
+    return route.path.format_map(
+        _Probe(
+            person_id=values.person,
+            contact_id=values.contact,
+            rule_id=values.rule,
+            notice_id=values.notice,
+            appeal_id=values.appeal,
+            hold_id=values.hold,
+            e164=values.phone,
+            channel="phone",
+        )
+    )
+
+
+def test_a_page_sends_a_caller_without_a_session_to_sign_in(
+    app_client: tuple[TestClient, Database],
+) -> None:
+    """Anonymous, or with a bearer token (which opens no page): 303 to /signin."""
+    client, db = app_client
+    own = worlds(db)["salazar"]
+    token = caller_for(db, client, "admin").token
+    for route in routes_of(client.app, pages=True):
+        path = _page_path(route, own)
+        for headers in ({}, {"Authorization": f"Bearer {token}"}):
+            answer = client.request(route.method, path, headers=headers, follow_redirects=False)
+            assert answer.status_code == 303, (route, headers, answer.text)
+            assert answer.headers["location"].startswith("/signin?next=%2F"), route
+
+
+def _session_for(db: Database, label: str) -> tuple[str, str]:
+    """A signed-in session of a new subject of kind ``label``: cookie and CSRF token."""
+    kind, bindings = BINDINGS[label]
+    login, now = f"{label}-page-caller", datetime.now(UTC)
+    subject = add_subject(db, login, kind, at=T, actor="test", bindings=bindings, login=login)
+    set_password(db, subject.id, "a long pass phrase 42", at=T, actor="test")
+    code = None
+    if kind is Kind.STAFF:
+        code = pyotp.TOTP(enroll_totp(db, subject.id, at=T, actor="test").secret).now()
+    made = sign_in(db, login, "a long pass phrase 42", code, at=now)
+    return made.secret, made.csrf_token
+
+
+@pytest.mark.parametrize("label", sorted(set(BINDINGS) - {"telephony"}))
+def test_each_signed_in_caller_on_each_page(
+    app_client: tuple[TestClient, Database], label: str
+) -> None:
+    """The pages answer as the API does: let through what the table ``MAY``
+    allows; otherwise 403 (an HTML page) or 404 where the record is hidden."""
+    client, db = app_client
+    own = worlds(db)["salazar"]
+    secret, csrf = _session_for(db, label)
+    headers = {"Cookie": f"kinline_session={secret}"}
+    wrong: list[tuple[str, str, int]] = []
+    for route in routes_of(client.app, pages=True):
+        data = None if route.method == "GET" else {"csrf_token": csrf}
+        answer = client.request(
+            route.method,
+            _page_path(route, own),
+            params={"facility_id": own.facility},
+            headers=headers,
+            data=data,
+            follow_redirects=False,
+        )
+        status = answer.status_code
+        assert status != 500, (route, answer.text)
+        if route.action in MAY[label]:
+            if (
+                status in (401, 403)
+                or (status == 404 and not route.probes)
+                or (status == 303 and answer.headers["location"].startswith("/signin"))
+            ):
+                wrong.append((route.method, route.path, status))
+        elif status not in (403, 404):
+            wrong.append((route.method, route.path, status))
+        else:
+            assert answer.headers["content-type"].startswith("text/html"), route
+    assert not wrong, wrong
