@@ -29,7 +29,15 @@ from kinline.errors import Forbidden, KinlineError, NotFound, Unauthenticated
 from kinline.http import SESSION_COOKIE, get_db, in_thread
 from kinline.identity.model import Action
 from kinline.identity.signin import session_of
-from kinline.web.render import FORM_COOKIE, SHARED, gettext_for, render
+from kinline.web.render import (
+    FORM_COOKIE,
+    SHARED,
+    Templates,
+    gettext_for,
+    language_of,
+    render,
+    translations,
+)
 
 # Paths that are the API's, answered in problem+json; every other path is a page.
 API_PATHS = ("/v1/", "/docs", "/redoc", "/openapi.json", "/docs-assets")
@@ -107,6 +115,16 @@ async def form_of(request: Request) -> dict[str, str]:
 def sentence(message: str) -> str:
     """A service's message (``the login ... is not right``) as a sentence on a page."""
     return message[:1].upper() + message[1:]
+
+
+def field_errors(
+    request: Request, templates: Templates, error: KinlineError, default: str = "form"
+) -> dict[str, str]:
+    """A service's refusal for the form's ``errors``: its field (``default``
+    when it names none) -> its message, translated by the feature's catalog
+    when it has the message, as a sentence."""
+    message = translations(templates.folder, language_of(request)).gettext(error.message)
+    return {error.field or default: sentence(message)}
 
 
 def is_page(request: Request) -> bool:

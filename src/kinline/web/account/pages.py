@@ -19,7 +19,7 @@ from kinline.identity.credentials import ABSOLUTE
 from kinline.identity.model import Action
 from kinline.identity.signin import sign_in, sign_out
 from kinline.signin_api import SignInForm, parsed, secure_cookies
-from kinline.web.guard import check_form, form_of, page_everywhere, sentence
+from kinline.web.guard import check_form, field_errors, form_of, page_everywhere
 from kinline.web.render import (
     HOMES,
     LANGUAGES,
@@ -79,7 +79,6 @@ async def signin_post(request: Request) -> Response:
     form = await form_of(request)
     await check_form(request, form)
     target = local_path(form.get("next"))
-    _ = gettext_for(request, TEMPLATES)
     fields = {key: form.get(key, "") for key in ("login", "password")}
     fields["totp"] = form.get("totp", "")
     try:
@@ -98,6 +97,7 @@ async def signin_post(request: Request) -> Response:
         )
     except (InvalidInput, Unauthenticated) as error:
         field = error.field or ("totp" if "code" in error.message else "password")
+        errors = field_errors(request, TEMPLATES, error, default=field)
         status = 429 if error.status == 429 else 422
         return render(
             request,
@@ -106,7 +106,7 @@ async def signin_post(request: Request) -> Response:
             status=status,
             next=target,
             form={"login": fields["login"]},
-            errors={field: sentence(_(error.message))},
+            errors=errors,
         )
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
