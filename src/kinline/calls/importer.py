@@ -359,12 +359,36 @@ def _import_batch(
     actor: str,
     dry_run: bool,
 ) -> _BatchResult:
+    try:
+        return _import_checked_batch(db, facility, fields, source, at, actor, dry_run)
+    except _BatchRefused as refused:
+        return refused.result
+
+
+class _BatchRefused(Exception):
+    """A batch with invalid rows: raised out of its transaction so the records it
+    claimed are released with it."""
+
+    def __init__(self, result: _BatchResult) -> None:
+        super().__init__(f"{len(result.errors)} errors")
+        self.result = result
+
+
+def _import_checked_batch(
+    db: Database,
+    facility: Facility,
+    fields: Sequence[RowFields],
+    source: _Source,
+    at: datetime,
+    actor: str,
+    dry_run: bool,
+) -> _BatchResult:
     keys = [record_key(row) for row in fields]
     people = sorted({row.person for row in fields if row.person})
     with db.transaction() as session:
         plan_with_values(session)
         known = repository.known_people(session, facility.id, people, lock=not dry_run)
-        seen = repository.imported_records(session, facility.id, {key for key in keys if key})
+        seen = _already_imported(session, facility.id, fields, keys, source, at, dry_run)
         skipped = 0
         dialed = {(row.person, row.dialed) for row in fields if row.person in known and row.dialed}
         book = repository.phone_book(session, facility.id, dialed)
@@ -395,15 +419,10 @@ def _import_batch(
             call = Call(row.row, row.person, contact, row.channel, row.at, row.seconds)
             calls.append((key, call))
         if errors:
-            return _BatchResult(len(fields), errors, invalid)
+            raise _BatchRefused(_BatchResult(len(fields), errors, invalid))
         if dry_run:
             return _BatchResult(len(fields), [], 0, imported=len(calls), already_imported=skipped)
-        records = [(key, call.row) for key, call in calls]
-        claimed = repository.claim_records(
-            session, facility.id, records, file_sha256=source.sha256, at=at
-        )
-        mine = [call for key, call in calls if key in claimed]
-        skipped += len(calls) - len(mine)
+        mine = [call for _, call in calls]
         outside = _record(session, facility, mine, at) if mine else 0
         record_event(
             session,
@@ -425,6 +444,34 @@ def _import_batch(
     return _BatchResult(
         len(fields), [], 0, imported=len(mine), outside_policy=outside, already_imported=skipped
     )
+
+
+def _already_imported(
+    session: Session,
+    facility_id: str,
+    fields: Sequence[RowFields],
+    keys: Sequence[str | None],
+    source: _Source,
+    at: datetime,
+    dry_run: bool,
+) -> set[str]:
+    """The batch's records that were imported before it: to skip, unchecked.
+
+    A real import claims every record of the batch first, in one statement
+    (``claim_records``), and what it could not claim is another's; a claimed
+    record that then fails to import is released with the rest of the batch
+    when its transaction rolls back. A dry run claims nothing and only looks.
+    """
+    if dry_run:
+        return repository.imported_records(session, facility_id, {key for key in keys if key})
+    first: dict[str, int] = {}
+    for row, key in zip(fields, keys, strict=True):
+        if key is not None:
+            first.setdefault(key, row.row)
+    claimed = repository.claim_records(
+        session, facility_id, list(first.items()), file_sha256=source.sha256, at=at
+    )
+    return set(first) - claimed
 
 
 def _record(session: Session, facility: Facility, calls: Sequence[Call], at: datetime) -> int:
