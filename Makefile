@@ -28,7 +28,7 @@ vendor:  ## npm ci, then copy HTMX into the pages' static files (commit the copy
 # The browser tests drive Debian's chromium (Playwright cannot download its own
 # here) and inject node_modules' axe-core.
 browser-setup:  ## Chromium (apt) and axe-core (npm ci) for tests/browser, when missing.
-	test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
+	test -x /usr/bin/chromium || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 	test -d node_modules/axe-core || npm ci --no-audit --no-fund
 
 run: setup  ## Migrate the embedded database, load the demo facility (once), serve on :8000 (or PORT=N).
