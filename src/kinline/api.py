@@ -20,6 +20,7 @@ from kinline.calls.path import sweep
 from kinline.changes.api import router as changes_router
 from kinline.changes.visitor_api import router as visitor_decisions_router
 from kinline.db.engine import Database
+from kinline.events.api import router as webhooks_router
 from kinline.http import PROBLEM_RESPONSES, install_problem_handlers
 from kinline.limits import BodyLimit
 from kinline.notices.api import router as notices_router
@@ -116,6 +117,7 @@ def create_app(db: Database | None = None) -> FastAPI:
         visitor_decisions_router,
         visits_router,
         visit_requests_router,
+        webhooks_router,
     ):
         app.include_router(router)
     mount_pages(app)

@@ -33,6 +33,7 @@ from kinline.db.migrate import upgrade
 from kinline.demo.callers import DemoAccess, demo_access
 from kinline.demo.visits import load_visits
 from kinline.errors import KinlineError, ServiceUnavailable
+from kinline.events.cli import app as events_app
 from kinline.identity.cli import subject_app, token_app
 from kinline.notices.cli import app as notices_app
 from kinline.notices.delivery.cli import deliveries_command, print_app, worker_command
@@ -79,6 +80,7 @@ contacts_app.command(
     "remove-phone", help="Remove a number (an approved contact's last is noticed)."
 )(remove_phone_command)
 app.add_typer(audit_app, name="audit", help="The tamper-evident audit log.")
+app.add_typer(events_app, name="events", help="Domain events: NATS JetStream and webhooks.")
 app.add_typer(appeals_app, name="appeals", help="Appeals against notices and decisions.")
 app.add_typer(
     visitors_app,

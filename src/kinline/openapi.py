@@ -180,7 +180,50 @@ def build_document(app: FastAPI) -> dict[str, Any]:
                         "$ref": f"#/components/responses/{RESPONSE_NAMES[status]}"
                     }
     document["tags"] = [tag for tag in TAGS if tag["name"] in used_tags]
+    for schema in document["components"]["schemas"].values():
+        _whole_branches(schema)
     return _plain_schema_names(document)
+
+
+def _whole_branches(schema: dict[str, Any]) -> None:
+    """A body that names one of two fields (AuthorizeIn: ``dialed`` or
+    ``contact_id``) says so as ``oneOf`` branches that only require one field;
+    a generated client then builds each branch as a model with that field alone
+    and loses the others. Each branch is made the whole object with its field
+    required (and not null), which validates the same bodies."""
+    branches = schema.get("oneOf")
+    properties = schema.get("properties")
+    if not branches or not properties or schema.get("type") != "object":
+        return
+    whole = {key: value for key, value in schema.items() if key not in ("oneOf", "examples")}
+    made = []
+    for branch in branches:
+        if set(branch) - {"properties", "required"} or not branch.get("required"):
+            return
+        named = dict(properties)
+        for name in branch["required"]:
+            if name not in properties:
+                return
+            kinds = properties[name].get("anyOf", [properties[name]])
+            present = [kind for kind in kinds if kind.get("type") != "null"]
+            named[name] = {
+                **{k: v for k, v in properties[name].items() if k != "anyOf"},
+                **present[0],
+            }
+        first = branch["required"][0]
+        made.append(
+            {
+                **whole,
+                "title": f"{schema.get('title', '')}By{_camel(first)}",
+                "properties": named,
+                "required": [*branch["required"], *schema.get("required", [])],
+            }
+        )
+    schema["oneOf"] = made
+
+
+def _camel(name: str) -> str:
+    return "".join(word.capitalize() for word in name.split("_"))
 
 
 def _plain_schema_names(document: dict[str, Any]) -> dict[str, Any]:

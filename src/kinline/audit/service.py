@@ -27,6 +27,7 @@ from kinline.audit.chain import (
 from kinline.audit.chain import facility_chain as facility_chain
 from kinline.audit.chain import person_chain as person_chain
 from kinline.db.engine import Database
+from kinline.events.outbox import add_event
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +68,16 @@ def record_event(
     digest = event_hash(head_hash, chain, seq, occurred_at_iso, actor, tag, payload_json)
     link = ChainLink(chain, seq, occurred_at_iso, actor, tag, payload_json, head_hash, digest, 0)
     repository.append(session, facility_id, link, at)
+    # The transactional outbox: the change's domain event commits with it.
+    add_event(
+        session,
+        facility_id=facility_id,
+        chain=chain,
+        seq=seq,
+        tag=tag,
+        payload_json=payload_json,
+        occurred_at_iso=occurred_at_iso,
+    )
 
 
 def verify_log(db: Database) -> VerifyReport:

@@ -21,6 +21,7 @@ from kinline.bounds import REASON_CHARS
 from kinline.courts.service import record_adverse_action
 from kinline.db.engine import Database
 from kinline.errors import InvalidInput
+from kinline.events.must_end import order_calls_ended
 from kinline.notices.model import Change, ChangeFacts
 from kinline.notices.service import write_notices
 from kinline.people import custody
@@ -125,6 +126,8 @@ def impose_rule(
         rule = imposed.rule
         if in_force_at_start:
             return rule
+        # A security measure denying a call under way: the switch must end it.
+        order_calls_ended(session, facility_id, rule, at=at, actor=actor)
         if rule.person is not None and rule.kind in (Kind.DENY, Kind.LIMIT):
             record_adverse_action(
                 session, facility_id, rule.person, rule.id, f"impose_{rule.kind}", at

@@ -857,3 +857,61 @@ class ImportedCallRow(Base):
     file_sha256: Mapped[str] = mapped_column(String(64))
     row: Mapped[int] = mapped_column(Integer)
     imported_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DomainEventRow(Base):
+    """The transactional outbox: one CloudEvent per audit event, written in the
+    same transaction (kinline.events), published to NATS and to webhooks later.
+
+    ``id`` is the event's id, derived from its audit chain and seq, so a replay
+    is the same event; ``recorded_at`` (the server's clock at insertion) orders
+    publication, and ``chain``/``seq`` order one person's events. ``body`` is the
+    whole CloudEvent as JSON; ``published_at`` is set once NATS acknowledged it.
+    """
+
+    __tablename__ = "domain_events"
+
+    facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    chain: Mapped[str] = mapped_column(String(140))
+    seq: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(120))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    body: Mapped[str] = mapped_column(Text)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    __table_args__ = (
+        Index("ix_domain_events_unpublished", "published_at", "recorded_at"),
+        Index("ix_domain_events_order", "facility_id", "recorded_at", "chain", "seq"),
+    )
+
+
+class WebhookRow(Base):
+    """A facility's subscription: its domain events POSTed to ``url``, signed with
+    ``secret`` (HMAC-SHA256), from ``created_at`` on; ``deleted_at`` ends it."""
+
+    __tablename__ = "webhooks"
+
+    facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    secret: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(String(200))
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class WebhookDeliveryRow(Base):
+    """One event's delivery to one webhook: attempts so far, when to try again
+    (exponential backoff) and when it was delivered."""
+
+    __tablename__ = "webhook_deliveries"
+
+    facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    webhook_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_status: Mapped[str | None] = mapped_column(String(200), nullable=True)
+

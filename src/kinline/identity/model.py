@@ -89,6 +89,7 @@ class Action(StrEnum):
     VISIT_READ = "visit:read"  # slots, bookings
     VISIT_BOOK = "visit:book"  # request, reserve, book, cancel one's own
     VISIT_MANAGE = "visit:manage"  # rooms, session templates, blocks, check-in, outcomes
+    WEBHOOK_MANAGE = "webhook:manage"  # a facility's webhook subscriptions (admin only)
 
 
 _READS = frozenset(

@@ -1,0 +1,227 @@
+"""Reading and settling the outbox, and the facilities' webhook subscriptions.
+
+Each function owns its transaction; the publisher and the webhook dispatcher
+run them in a thread. Publication order is ``(recorded_at, chain, seq)``: the
+time each event was written, so one person's events (one chain, whose appends
+are serialised by its head lock) come in the order they were recorded.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from sqlalchemy import and_, func, select, tuple_, update
+
+from kinline.db.engine import Database
+from kinline.db.tables import DomainEventRow, WebhookDeliveryRow, WebhookRow
+from kinline.errors import InvalidInput, NotFound
+
+MAX_BACKOFF = timedelta(hours=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """An event to publish: its key, type and CloudEvent body."""
+
+    facility_id: str
+    id: str
+    type: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    facility_id: str
+    id: str
+    url: str
+    created_at: datetime
+    created_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """A live webhook as the dispatcher needs it: with its secret."""
+
+    facility_id: str
+    id: str
+    url: str
+    secret: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    """The next event due to a webhook, and how often it was tried."""
+
+    event: Pending
+    attempts: int
+    next_attempt_at: datetime | None
+
+
+_ORDER = (DomainEventRow.recorded_at, DomainEventRow.chain, DomainEventRow.seq)
+
+
+def unpublished(db: Database, limit: int) -> list[Pending]:
+    """The oldest events not yet acknowledged by NATS, in publication order."""
+    with db.transaction() as session:
+        rows = session.execute(
+            select(
+                DomainEventRow.facility_id,
+                DomainEventRow.id,
+                DomainEventRow.type,
+                DomainEventRow.body,
+            )
+            .where(DomainEventRow.published_at.is_(None))
+            .order_by(*_ORDER)
+            .limit(limit)
+        ).all()
+    return [Pending(*row) for row in rows]
+
+
+def mark_published(db: Database, keys: Iterable[tuple[str, str]], at: datetime) -> int:
+    """Set ``published_at`` on the events ``(facility_id, id)``; how many changed."""
+    wanted = list(keys)
+    if not wanted:
+        return 0
+    with db.transaction() as session:
+        result = session.execute(
+            update(DomainEventRow)
+            .where(tuple_(DomainEventRow.facility_id, DomainEventRow.id).in_(wanted))
+            .where(DomainEventRow.published_at.is_(None))
+            .values(published_at=at)
+            .execution_options(synchronize_session=False)
+        )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def count_unpublished(db: Database) -> int:
+    with db.transaction() as session:
+        counted = session.scalar(select(func.count()).where(DomainEventRow.published_at.is_(None)))
+        return int(counted or 0)
+
+
+# --- webhooks ---------------------------------------------------------------
+
+
+def _check_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInput("must be an http or https URL with a host", field="url")
+    return url
+
+
+def create_webhook(
+    db: Database, facility_id: str, url: str, *, at: datetime, actor: str
+) -> tuple[Webhook, str]:
+    """A new subscription and its signing secret (shown once, to its creator).
+    It receives the facility's events recorded from ``at`` on."""
+    _check_url(url)
+    webhook_id = f"wh_{secrets.token_hex(12)}"
+    secret = secrets.token_hex(32)
+    with db.transaction() as session:
+        session.add(
+            WebhookRow(
+                facility_id=facility_id,
+                id=webhook_id,
+                url=url,
+                secret=secret,
+                created_at=at,
+                created_by=actor,
+            )
+        )
+    return Webhook(facility_id, webhook_id, url, at, actor), secret
+
+
+def list_webhooks(db: Database, facility_id: str) -> list[Webhook]:
+    with db.transaction() as session:
+        rows = session.scalars(
+            select(WebhookRow)
+            .where(WebhookRow.facility_id == facility_id, WebhookRow.deleted_at.is_(None))
+            .order_by(WebhookRow.created_at, WebhookRow.id)
+        ).all()
+        return [Webhook(r.facility_id, r.id, r.url, r.created_at, r.created_by) for r in rows]
+
+
+def delete_webhook(db: Database, facility_id: str, webhook_id: str, *, at: datetime) -> None:
+    """End a subscription: nothing more is sent to it."""
+    with db.transaction() as session:
+        row = session.get(WebhookRow, (facility_id, webhook_id))
+        if row is None or row.deleted_at is not None:
+            raise NotFound(f"no webhook {webhook_id!r}", field="webhook_id")
+        row.deleted_at = at
+
+
+def subscriptions(db: Database) -> list[Subscription]:
+    """Every live webhook of every facility."""
+    with db.transaction() as session:
+        rows = session.scalars(
+            select(WebhookRow)
+            .where(WebhookRow.deleted_at.is_(None))
+            .order_by(WebhookRow.facility_id, WebhookRow.id)
+        ).all()
+        return [Subscription(r.facility_id, r.id, r.url, r.secret, r.created_at) for r in rows]
+
+
+def due_to(db: Database, hook: Subscription, limit: int) -> list[Due]:
+    """The webhook's undelivered events in publication order: those of its
+    facility recorded since it was created, with their attempts so far."""
+    delivery = WebhookDeliveryRow
+    with db.transaction() as session:
+        rows = session.execute(
+            select(
+                DomainEventRow.facility_id,
+                DomainEventRow.id,
+                DomainEventRow.type,
+                DomainEventRow.body,
+                delivery.attempts,
+                delivery.next_attempt_at,
+            )
+            .outerjoin(
+                delivery,
+                and_(
+                    delivery.facility_id == DomainEventRow.facility_id,
+                    delivery.webhook_id == hook.id,
+                    delivery.event_id == DomainEventRow.id,
+                ),
+            )
+            .where(
+                DomainEventRow.facility_id == hook.facility_id,
+                DomainEventRow.recorded_at >= hook.created_at,
+                delivery.delivered_at.is_(None),
+            )
+            .order_by(*_ORDER)
+            .limit(limit)
+        ).all()
+    return [Due(Pending(f, i, t, b), attempts or 0, nxt) for f, i, t, b, attempts, nxt in rows]
+
+
+def record_attempt(
+    db: Database,
+    hook: Subscription,
+    event_id: str,
+    *,
+    delivered: bool,
+    status: str,
+    at: datetime,
+    backoff: timedelta,
+) -> Sequence[object]:
+    """One try of one event: delivered, or due again after ``backoff`` doubled
+    for every earlier try (at most ``MAX_BACKOFF``)."""
+    with db.transaction() as session:
+        row = session.get(WebhookDeliveryRow, (hook.facility_id, hook.id, event_id))
+        if row is None:
+            row = WebhookDeliveryRow(
+                facility_id=hook.facility_id, webhook_id=hook.id, event_id=event_id, attempts=0
+            )
+            session.add(row)
+        row.attempts += 1
+        row.last_status = status[:200]
+        if delivered:
+            row.delivered_at, row.next_attempt_at = at, None
+        else:
+            row.next_attempt_at = at + min(backoff * 2 ** (row.attempts - 1), MAX_BACKOFF)
+        return (row.attempts, row.next_attempt_at)

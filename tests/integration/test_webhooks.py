@@ -1,0 +1,207 @@
+"""Webhooks: a facility's subscriptions (admin only), and deliveries from the outbox
+to a real HTTP receiver: signed, retried with backoff after a 500, in order."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import suppress
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _databases import DbTemplate
+from _identity import token_for
+from sqlalchemy import select
+from test_events import FACILITY, SCENARIO
+
+from kinline.api import create_app
+from kinline.calls.path import authorize, connect, end
+from kinline.db.engine import Database
+from kinline.db.tables import DomainEventRow
+from kinline.identity.model import Binding, Kind, Role
+
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
+    from fastapi.testclient import TestClient
+
+KINLINE = Path(sys.executable).parent / "kinline"
+BACKOFF = 0.3  # seconds before the first retry
+
+
+class Receiver:
+    """A real HTTP server: answers 500 to the first ``failures`` requests, then 200,
+    and keeps every request (time, headers, body, status answered)."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.requests: list[tuple[float, dict[str, str], bytes, int]] = []
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                with outer.lock:
+                    status = 500 if len(outer.requests) < outer.failures else 200
+                    outer.requests.append((time.monotonic(), dict(self.headers), body, status))
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def delivered(self) -> list[tuple[dict[str, str], bytes]]:
+        with self.lock:
+            return [(h, b) for _t, h, b, status in self.requests if status == 200]
+
+    def __enter__(self) -> Receiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def db(fresh_db: Callable[[DbTemplate], Database]) -> Database:
+    return fresh_db(SCENARIO)
+
+
+@pytest.fixture
+def api(db: Database) -> Iterator[tuple[TestClient, dict[str, str]]]:
+    admin = token_for(db, "admin", Kind.STAFF, Binding(FACILITY, role=Role.ADMIN))
+    records = token_for(db, "records", Kind.STAFF, Binding(FACILITY, role=Role.RECORDS))
+    with TestClient(create_app(db), raise_server_exceptions=False) as client:
+        yield client, {"admin": admin, "records": records}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def publisher(db: Database, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [str(KINLINE), "events", "publish", "--no-nats", "--database-url", db.url],
+            env={
+                **os.environ,
+                "KINLINE_EVENTS_IDLE_SECONDS": "0.05",
+                "KINLINE_WEBHOOK_BACKOFF_SECONDS": str(BACKOFF),
+            },
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+
+
+def test_only_an_admin_manages_webhooks(api: tuple[TestClient, dict[str, str]]) -> None:
+    client, tokens = api
+    path = f"/v1/facilities/{FACILITY}/webhooks"
+    body = {"url": "https://pbx.example.org/events"}
+    refused = client.post(path, json=body, headers=bearer(tokens["records"]))
+    assert refused.status_code == 403, refused.text
+    assert client.post(path, json=body).status_code == 401
+    elsewhere = client.post(
+        "/v1/facilities/fci-other/webhooks", json=body, headers=bearer(tokens["admin"])
+    )
+    assert elsewhere.status_code == 404
+    made = client.post(path, json=body, headers=bearer(tokens["admin"]))
+    assert made.status_code == 201, made.text
+    created = made.json()
+    assert created["id"].startswith("wh_") and len(created["secret"]) == 64
+    listed = client.get(path, headers=bearer(tokens["admin"])).json()
+    assert [(w["id"], w["url"]) for w in listed] == [(created["id"], body["url"])]
+    assert "secret" not in listed[0]
+    bad = client.post(path, json={"url": "ftp://x"}, headers=bearer(tokens["admin"]))
+    assert (bad.status_code, bad.json()["field"]) == (422, "url")
+    gone = client.delete(f"{path}/{created['id']}", headers=bearer(tokens["admin"]))
+    assert gone.status_code == 204
+    assert client.get(path, headers=bearer(tokens["admin"])).json() == []
+    again = client.delete(f"{path}/{created['id']}", headers=bearer(tokens["admin"]))
+    assert again.status_code == 404
+
+
+def test_deliveries_are_signed_retried_after_a_500_and_in_order(
+    db: Database, api: tuple[TestClient, dict[str, str]], tmp_path: Path
+) -> None:
+    client, tokens = api
+    with Receiver(failures=2) as receiver:
+        made = client.post(
+            f"/v1/facilities/{FACILITY}/webhooks",
+            json={"url": receiver.url},
+            headers=bearer(tokens["admin"]),
+        ).json()
+        secret = made["secret"]
+        at = datetime.now(UTC) + timedelta(seconds=1)
+        first = authorize(db, FACILITY, "ana", dialed="+1 303 555 0100", idempotency_key="w1",
+                          actor="pbx", at=at)  # fmt: skip
+        connect(db, FACILITY, first.hold_id, actor="pbx", at=at)
+        end(db, FACILITY, first.hold_id, 60, actor="pbx", at=at + timedelta(minutes=1))
+        with db.transaction() as session:
+            expected = list(
+                session.scalars(
+                    select(DomainEventRow.id)
+                    .where(DomainEventRow.recorded_at >= datetime.fromisoformat(made["created_at"]))
+                    .order_by(DomainEventRow.recorded_at, DomainEventRow.chain, DomainEventRow.seq)
+                )
+            )
+        assert len(expected) == 3
+        process = publisher(db, tmp_path / "publisher.log")
+        try:
+            deadline = time.monotonic() + 60
+            while len(receiver.delivered()) < len(expected):
+                assert time.monotonic() < deadline, (tmp_path / "publisher.log").read_text()
+                time.sleep(0.05)
+        finally:
+            stop(process)
+
+    requests = receiver.requests
+    ids = [headers["X-Kinline-Event-Id"] for _t, headers, _b, _s in requests]
+    # The first event failed twice and was tried again, later each time (backoff
+    # doubling), and nothing after it was sent before it got through.
+    assert ids[:3] == [expected[0]] * 3
+    assert [status for *_rest, status in requests[:3]] == [500, 500, 200]
+    first_try, second_try, third_try = (t for t, *_rest in requests[:3])
+    assert second_try - first_try >= BACKOFF * 0.9
+    assert third_try - second_try >= 2 * BACKOFF * 0.9
+    delivered = receiver.delivered()
+    assert [json.loads(body)["id"] for _h, body in delivered] == expected
+    for headers, body in delivered:
+        timestamp = headers["X-Kinline-Timestamp"]
+        mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+        assert headers["X-Kinline-Signature"] == f"sha256={mac.hexdigest()}"
+        assert headers["Content-Type"] == "application/cloudevents+json"
+        assert abs(int(timestamp) - time.time()) < 300
+        # A signature over another body does not match.
+        forged = hmac.new(secret.encode(), f"{timestamp}.".encode() + body + b" ", hashlib.sha256)
+        assert headers["X-Kinline-Signature"] != f"sha256={forged.hexdigest()}"
+    types = [json.loads(body)["type"] for _h, body in delivered]
+    assert types == ["kinline.call.authorized", "kinline.call.connected", "kinline.call.ended"]
