@@ -24,7 +24,7 @@ from kinline.people.model import Facility, parse_channel
 from kinline.people.service import require_contact, require_facility, require_person
 from kinline.policy import repository as policy_repository
 from kinline.rules.decide import Decision, Request, decide
-from kinline.rules.model import Channel, Rule
+from kinline.rules.model import Channel, Contact, Rule
 from kinline.rules.usage import UsageSnapshot
 
 
@@ -40,6 +40,9 @@ class ExplainedDecision:
     decision: Decision
     rules: Mapping[str, Rule]
     usage: UsageSnapshot  # what it was decided against
+    # The contact as decided (relationship, privilege, approvals): what an
+    # explanation's ``Request`` needs, so a page need not load it again.
+    contact: Contact
 
     def explained(self) -> list[Rule]:
         named = dict.fromkeys((*self.decision.rules, *self.decision.conflicts))
@@ -288,4 +291,5 @@ def decide_in(
         decision=decision,
         rules={rule.id: rule for rule in rules},
         usage=usage,
+        contact=contact,
     )
