@@ -1,5 +1,7 @@
 """Routes for appeals: the person (or counsel) files, escalates and withdraws their
-own; staff answer and extend, and may file for a person, late or dated."""
+own; a family member files for the person they are a contact of, where the
+facility accepts it; staff answer and extend, and may file for a person, late
+or dated."""
 
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from kinline.appeals.schemas import (
 from kinline.db.engine import Database
 from kinline.errors import Forbidden
 from kinline.http import moment
-from kinline.identity.model import Action, Record, Target
+from kinline.identity.model import Action, Kind, Record, Target
 from kinline.people.model import Facility
 from kinline.rules.periods import local
 
@@ -43,6 +45,27 @@ def _staff_only(grant: Access, field: str, value: object) -> None:
     """Only staff may date a filing or accept it late: anyone else files now."""
     if value is not None and not grant.may(Action.APPEAL_LATE):
         raise Forbidden(f"only staff may set {field}", field=field)
+
+
+def _filed_as(grant: Access, body: AppealIn) -> tuple[str, str | None]:
+    """Who files: staff say so (default the person); anyone else files as who they
+    are, a family member with their contact record of the person."""
+    kind = grant.subject.kind
+    if kind is Kind.STAFF:
+        return body.filed_by or "person", body.contact_id
+    if kind is not Kind.FAMILY:
+        return str(kind), None
+    place, person = grant.facility.id, body.person_id
+    theirs = sorted(
+        binding.contact_id
+        for binding in grant.subject.bindings
+        if binding.facility_id == place
+        and binding.person_id == person
+        and binding.contact_id is not None
+    )
+    if body.contact_id is not None and body.contact_id not in theirs:
+        raise Forbidden("not a contact record of yours", field="contact_id")
+    return "family", body.contact_id or theirs[0]
 
 
 def _wall(value: datetime | None, place: Facility) -> str | None:
@@ -99,19 +122,23 @@ def detail_out(appeal: service.Appeal, place: Facility) -> AppealDetailOut:
 def file_appeal(
     body: AppealIn, grant: Annotated[Access, allowed(Action.APPEAL_FILE)]
 ) -> AppealDetailOut:
-    """File an appeal against a notice or a decision, at the first level. Late filings
+    """File an appeal against a notice or a decision, at the first level: the person,
+    counsel for a person they represent, a family member for the person they are a
+    contact of (where the facility accepts family filings), or staff. Late filings
     are refused naming `at`, unless staff accept them with `late_reason`."""
     place = grant.facility
     grant.require(Target(place.id, Record.PERSON, person_id=body.person_id))
     _staff_only(grant, "at", body.at)
     _staff_only(grant, "late_reason", body.late_reason)
+    filed_by, contact_id = _filed_as(grant, body)
     appeal = service.file_appeal(
         grant.db,
         place.id,
         person_id=body.person_id,
         notice_id=body.notice_id,
         session_id=body.session_id,
-        filed_by=body.filed_by,
+        filed_by=filed_by,
+        contact_id=contact_id,
         filer=body.filer,
         text=body.text,
         route=body.route,

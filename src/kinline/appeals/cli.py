@@ -1,5 +1,5 @@
 """``kinline appeals``: file, answer, extend, escalate, withdraw and sweep appeals;
-list them; show and set a facility's appeal levels."""
+list them; show and set a facility's appeal levels and whether family may file."""
 
 from __future__ import annotations
 
@@ -195,7 +195,16 @@ def file_command(
         int | None,
         typer.Option("--session", help="Or the decision appealed against (a session id)."),
     ] = None,
-    filed_by: Annotated[str, typer.Option("--filed-by", help="person or counsel.")] = "person",
+    filed_by: Annotated[
+        str, typer.Option("--filed-by", help="person, counsel or family.")
+    ] = "person",
+    contact: Annotated[
+        str | None,
+        typer.Option(
+            "--contact",
+            help="With --filed-by family: the filer's contact record (a contact of the person).",
+        ),
+    ] = None,
     route: Annotated[
         str,
         typer.Option("--route", help="standard, or issuing_office for a security measure."),
@@ -215,6 +224,7 @@ def file_command(
             notice_id=notice,
             session_id=session,
             filed_by=filed_by,
+            contact_id=contact,
             filer=filer,
             text=text,
             route=route,
@@ -394,3 +404,39 @@ def levels_set(
         )
         names = ", ".join(level.name for level in config.standard)
         console.print(f"appeal levels of {place.id} set: {names}")
+
+
+@app.command(
+    "family-filing",
+    help=(
+        "Show, or with --allow or --refuse set, whether family members (contacts of a "
+        "person) may file appeals for that person at the facility. Allowed by default, as "
+        "every notice's 'how to appeal' says."
+    ),
+)
+@friendly
+def family_filing_command(
+    allow: Annotated[
+        bool | None,
+        typer.Option(
+            "--allow/--refuse", help="Accept, or refuse, appeals filed by family members."
+        ),
+    ] = None,
+    at: AtOption = None,
+    actor: ActorOption = DEFAULT_ACTOR,
+    facility: FacilityOption = None,
+    as_json: JsonOption = False,
+    database_url: DatabaseOption = None,
+) -> None:
+    with opened(database_url, facility) as (db, place):
+        if allow is None:
+            settings = service.appeal_settings(db, place.id)
+        else:
+            settings = service.configure_appeal_settings(
+                db, place.id, family_may_file=allow, at=moment(at, place), actor=actor
+            )
+        if as_json:
+            print_json({"family_may_file": settings.family_may_file})
+            return
+        said = "accepts" if settings.family_may_file else "does not accept"
+        console.print(f"{place.id} {said} appeals filed by family")

@@ -75,8 +75,12 @@ class Route(StrEnum):
 
 
 class FiledBy(StrEnum):
+    """Who filed: the person, counsel bound to them, or a family member (one of the
+    person's contacts, where the facility accepts family filings)."""
+
     PERSON = "person"
     COUNSEL = "counsel"
+    FAMILY = "family"
 
 
 class Outcome(StrEnum):
@@ -427,3 +431,70 @@ def is_overdue(stage: Stage, at: datetime) -> bool:
         and stage.answer_due is not None
         and at >= stage.answer_due
     )
+
+
+# --- what the person is told when silence denies their appeal --------------------
+
+_SILENCE = {
+    "en": {
+        "denied": (
+            "No answer came by {answer_by}, so your appeal {appeal} is denied at the {level} level."
+        ),
+        "next": (
+            " You may take it to the {next} level until {file_by}: file at the kiosk or on "
+            "the paper form, naming appeal {appeal}. Your counsel or a family member may "
+            "file it for you."
+        ),
+        "next_no_family": (
+            " You may take it to the {next} level until {file_by}: file at the kiosk or on "
+            "the paper form, naming appeal {appeal}. Your counsel may file it for you."
+        ),
+        "last": (
+            " This was the last level: the facility's appeal process is over, and you may "
+            "take the matter to a court."
+        ),
+    },
+    "es": {
+        "denied": (
+            "No hubo respuesta antes del {answer_by}, por lo que su apelación {appeal} queda "
+            "denegada en el nivel {level}."
+        ),
+        "next": (
+            " Puede llevarla al nivel {next} hasta el {file_by}: preséntela en el quiosco o "
+            "con el formulario en papel, indicando la apelación {appeal}. Su abogado o un "
+            "familiar puede presentarla por usted."
+        ),
+        "next_no_family": (
+            " Puede llevarla al nivel {next} hasta el {file_by}: preséntela en el quiosco o "
+            "con el formulario en papel, indicando la apelación {appeal}. Su abogado puede "
+            "presentarla por usted."
+        ),
+        "last": (
+            " Este era el último nivel: el proceso de apelación del centro ha terminado y "
+            "puede llevar el asunto ante un tribunal."
+        ),
+    },
+}
+
+
+def silence_explained(
+    language: str,
+    *,
+    appeal_id: int,
+    level_name: str,
+    answer_by: date,
+    next_level: str | None,
+    file_by: date | None,
+    family_may_file: bool,
+) -> str:
+    """What a denial by silence means and what comes next, in the person's language
+    (English for any language without its own words): the next level and the last
+    day to file there, or that the appeals are exhausted."""
+    words = _SILENCE.get(language, _SILENCE["en"])
+    text = words["denied"].format(
+        answer_by=answer_by.isoformat(), appeal=appeal_id, level=level_name
+    )
+    if next_level is None or file_by is None:
+        return text + words["last"]
+    follow = words["next"] if family_may_file else words["next_no_family"]
+    return text + follow.format(next=next_level, file_by=file_by.isoformat(), appeal=appeal_id)

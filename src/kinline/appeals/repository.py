@@ -10,7 +10,9 @@ from sqlalchemy.orm import Session
 
 from kinline.db.tables import (
     AppealRow,
+    AppealSettingsRow,
     AppealStepRow,
+    ContactRow,
     FacilityRow,
     NoticeRow,
     RuleRow,
@@ -141,3 +143,35 @@ def last_step_at(session: Session, facility_id: str, appeal_id: int) -> datetime
             AppealStepRow.facility_id == facility_id, AppealStepRow.appeal_id == appeal_id
         )
     ).one()
+
+
+def family_may_file(session: Session, facility_id: str) -> bool:
+    """The facility's setting; True when it has none (what notices promise)."""
+    stored = session.scalars(
+        select(AppealSettingsRow.family_may_file).where(
+            AppealSettingsRow.facility_id == facility_id
+        )
+    ).one_or_none()
+    return True if stored is None else bool(stored)
+
+
+def store_family_may_file(
+    session: Session, facility_id: str, allowed: bool, *, at: datetime, actor: str
+) -> None:
+    row = session.get(AppealSettingsRow, facility_id)
+    if row is None:
+        row = AppealSettingsRow(facility_id=facility_id)
+        session.add(row)
+    row.family_may_file = allowed
+    row.updated_at = at
+    row.updated_by = actor
+    session.flush()
+
+
+def contact_person(session: Session, facility_id: str, contact_id: str) -> str | None:
+    """Whose contact ``contact_id`` is, if it is one."""
+    return session.scalars(
+        select(ContactRow.person_id).where(
+            ContactRow.facility_id == facility_id, ContactRow.id == contact_id
+        )
+    ).one_or_none()

@@ -36,7 +36,22 @@ class AppealIn(BaseModel):
         le=SERIAL_MAX,
         description="Or the decision appealed against (a recorded session)",
     )
-    filed_by: str = Field(max_length=CODE_CHARS, description="person or counsel")
+    filed_by: str | None = Field(
+        default=None,
+        max_length=CODE_CHARS,
+        description=(
+            "person, counsel or family: set by staff entering a filing (default person); "
+            "a person, counsel or family member signed in files as who they are"
+        ),
+    )
+    contact_id: str | None = Field(
+        default=None,
+        max_length=ID_CHARS,
+        description=(
+            "A family filing: the filer's contact record (one of the person's contacts); "
+            "a family member signed in may leave it out"
+        ),
+    )
     filer: Text = Field(min_length=1, max_length=NAME_CHARS, description="The filer's name")
     text: Reason = Field(
         min_length=1, max_length=LONG_TEXT_CHARS, description="The appeal, in free text"

@@ -6,6 +6,12 @@ protected activity (kind ``appeal``), so the retaliation report weighs a
 restriction that follows it. The deadlines and the moves between levels are
 the pure model's (``kinline.appeals.model``); this module loads, applies and
 stores them.
+
+A denial by silence that the sweep records writes the person a notice, in
+their language, saying what comes next (``model.silence_explained``). Filing
+is open to the person, to counsel for the people they represent, and to a
+family member (a contact of the person) where the facility accepts it
+(``family_may_file``); the entry points check who is bound to whom.
 """
 
 from __future__ import annotations
@@ -35,8 +41,10 @@ from kinline.appeals.model import (
     file_window,
     filed,
     is_overdue,
+    last_day,
     parse_config,
     silence_due,
+    silence_explained,
     withdrawn,
 )
 from kinline.audit.service import facility_chain, person_chain, record_event
@@ -46,13 +54,16 @@ from kinline.db.engine import Database
 from kinline.db.tables import AppealRow, AppealStepRow
 from kinline.errors import (
     AlreadyExists,
+    Forbidden,
     InvalidInput,
     KinlineError,
     LateFiling,
     NotFound,
     WrongState,
 )
-from kinline.people.model import Facility
+from kinline.notices.model import Change, ChangeFacts
+from kinline.notices.service import write_notices
+from kinline.people.model import Facility, Person
 from kinline.people.service import require_facility, require_person
 from kinline.rules.retaliation import ProtectedActivity
 
@@ -308,15 +319,23 @@ def file_appeal(
     session_id: int | None = None,
     route: str = "standard",
     late_reason: str | None = None,
+    contact_id: str | None = None,
 ) -> Appeal:
     """File an appeal against one notice or one decision at the first level.
 
     After the first level's window it is refused, naming ``at``, unless staff
-    accept it late with ``late_reason`` (the entry point checks who may)."""
+    accept it late with ``late_reason`` (the entry point checks who may).
+    Filed by ``family``, it names the filer's ``contact_id``, a contact of the
+    person, and the facility must accept family filings (else ``Forbidden``)."""
     try:
         who = FiledBy(filed_by)
     except ValueError:
-        raise InvalidInput("must be person or counsel", field="filed_by") from None
+        raise InvalidInput("must be person, counsel or family", field="filed_by") from None
+    if (who is FiledBy.FAMILY) != (contact_id is not None):
+        raise InvalidInput(
+            "a family filing names the filer's contact_id, and only a family filing does",
+            field="contact_id",
+        )
     try:
         way = Route(route)
     except ValueError:
@@ -330,6 +349,8 @@ def file_appeal(
         facility = require_facility(session, facility_id)
         # The person's row lock makes the one-open-appeal check hold under races.
         require_person(session, facility_id, person_id, lock=True)
+        if contact_id is not None:
+            _family_filer(session, facility_id, person_id, contact_id)
         event_at, authorities, promised = _appealed(
             session, facility, person_id, notice_id, session_id
         )
@@ -398,9 +419,21 @@ def file_appeal(
                 "route": str(way),
                 "activity_id": activity,
                 "accepted_late": late if was_late else None,
+                "contact_id": contact_id,
             },
         )
         return _view(row, at, repository.steps(session, facility_id, row.id))
+
+
+def _family_filer(session: Session, facility_id: str, person_id: str, contact_id: str) -> None:
+    if not repository.family_may_file(session, facility_id):
+        raise Forbidden(
+            f"{facility_id} does not accept appeals filed by family; the person or "
+            "their counsel may file",
+            field="filed_by",
+        )
+    if repository.contact_person(session, facility_id, contact_id) != person_id:
+        raise NotFound(f"no contact {contact_id!r} of {person_id!r}", field="contact_id")
 
 
 def _appealed(
@@ -565,11 +598,18 @@ def _silence(
     *,
     at: datetime,
     actor: str,
+    tell: tuple[Facility, Person] | None = None,
 ) -> None:
-    """No answer in time: a denial at the instant the answer window closed."""
+    """No answer in time: a denial at the instant the answer window closed.
+
+    With ``tell``, the person is written a notice saying so and what comes next
+    (the sweep's denials: an escalation that finds the silence first is the
+    person's own next step already)."""
     stage = denied_by_silence(_stage(row), levels, zone)
     denied_at = row.answer_due
     assert denied_at is not None
+    if tell is not None:
+        _silence_notice(session, row, stage, levels, tell, denied_at=denied_at, at=at, actor=actor)
     _apply(row, stage)
     _step(
         session,
@@ -581,6 +621,40 @@ def _silence(
         outcome="denied",
         due=stage.file_next_by,
     )
+
+
+def _silence_notice(
+    session: Session,
+    row: AppealRow,
+    stage: Stage,
+    levels: tuple[Level, ...],
+    tell: tuple[Facility, Person],
+    *,
+    denied_at: datetime,
+    at: datetime,
+    actor: str,
+) -> None:
+    facility, person = tell
+    zone = facility.zone
+    following = levels[row.level + 1].name if stage.file_next_by is not None else None
+    file_by = None if stage.file_next_by is None else last_day(stage.file_next_by, zone)
+    reason = silence_explained(
+        person.language,
+        appeal_id=row.id,
+        level_name=row.level_name,
+        answer_by=last_day(denied_at, zone),
+        next_level=following,
+        file_by=file_by,
+        family_may_file=repository.family_may_file(session, facility.id),
+    )
+    facts = ChangeFacts(
+        change=Change.APPEAL_SILENCE,
+        subject=str(row.id),
+        channel="all",
+        effective_at=denied_at,
+        reason=reason,
+    )
+    write_notices(session, facility, [person], facts, at=at, actor=actor, deadline=file_by)
 
 
 def sweep_appeals(
@@ -596,9 +670,45 @@ def sweep_appeals(
             if row.facility_id not in configs:
                 configs[row.facility_id] = _config(session, row.facility_id)
             levels = _levels(configs[row.facility_id], row)
-            _silence(session, row, levels, facility.zone, at=at, actor=actor)
+            person = require_person(session, row.facility_id, row.person_id)
+            tell = (facility, person)
+            _silence(session, row, levels, facility.zone, at=at, actor=actor, tell=tell)
             swept.append(row.id)
     return swept
+
+
+# --- settings --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AppealSettings:
+    facility_id: str
+    family_may_file: bool
+
+
+def appeal_settings(db: Database, facility_id: str) -> AppealSettings:
+    with db.transaction() as session:
+        require_facility(session, facility_id)
+        return AppealSettings(facility_id, repository.family_may_file(session, facility_id))
+
+
+def configure_appeal_settings(
+    db: Database, facility_id: str, *, family_may_file: bool, at: datetime, actor: str
+) -> AppealSettings:
+    """Whether family members may file appeals for the person they are a contact of."""
+    with db.transaction() as session:
+        require_facility(session, facility_id, lock=True)
+        repository.store_family_may_file(session, facility_id, family_may_file, at=at, actor=actor)
+        record_event(
+            session,
+            facility_id=facility_id,
+            chain=facility_chain(facility_id),
+            actor=actor,
+            tag="appeals:settings:configured",
+            payload={"family_may_file": family_may_file},
+            at=at,
+        )
+    return AppealSettings(facility_id, family_may_file)
 
 
 # --- reading ---------------------------------------------------------------------

@@ -915,3 +915,17 @@ class WebhookDeliveryRow(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     last_status: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
+
+class AppealSettingsRow(Base):
+    """A facility's choices about appeals besides its levels; no row: the defaults.
+
+    ``family_may_file``: a family member (one of the person's contacts) may file
+    an appeal for them. On by default, as every notice's "how to appeal" says.
+    """
+
+    __tablename__ = "appeal_settings"
+
+    facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    family_may_file: Mapped[bool] = mapped_column(Boolean, server_default=true())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_by: Mapped[str] = mapped_column(String(200))

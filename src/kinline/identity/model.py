@@ -182,13 +182,15 @@ PERSON_ACTIONS = frozenset(
 )
 COUNSEL_ACTIONS = PERSON_ACTIONS - {Action.NOTICE_ACKNOWLEDGE} | {Action.COMPLIANCE_READ}
 # A family member sees their own contact record, the person it links to (by
-# name), and decisions about calling or visiting that person.
+# name), and decisions about calling or visiting that person; they may file an
+# appeal for that person (where the facility accepts it: appeals.service).
 FAMILY_ACTIONS = frozenset(
     {
         Action.FACILITY_READ,
         Action.PERSON_READ,
         Action.CONTACT_READ,
         Action.DECISION_READ,
+        Action.APPEAL_FILE,
         Action.VISITOR_APPLY,
         Action.VISITOR_READ,
         Action.VISIT_READ,

@@ -31,6 +31,8 @@ class Change(StrEnum):
     VISITOR_UNRESTRICTED = "visits_restored"
     # A booked or requested visit cancelled: by a block, a refusal, or unanswered.
     VISIT_CANCELLED = "visit_cancelled"
+    # An appeal denied because no answer came in time; ``reason`` says what comes next.
+    APPEAL_SILENCE = "appeal_silence"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +115,7 @@ _TITLES = {
         Change.VISITOR_RESTRICTED: "Visits with {contact} restricted",
         Change.VISITOR_UNRESTRICTED: "Restriction on visits with {contact} lifted",
         Change.VISIT_CANCELLED: "Visit of {subject} with {contact} cancelled",
+        Change.APPEAL_SILENCE: "Your appeal {subject} is denied: no answer came in time",
     },
     "es": {
         Change.IMPOSED: "Nueva regla sobre sus {channel}: {subject}",
@@ -128,6 +131,9 @@ _TITLES = {
         Change.VISITOR_RESTRICTED: "Visitas con {contact} restringidas",
         Change.VISITOR_UNRESTRICTED: "Se levantó la restricción de visitas con {contact}",
         Change.VISIT_CANCELLED: "Visita del {subject} con {contact} cancelada",
+        Change.APPEAL_SILENCE: (
+            "Su apelación {subject} queda denegada: no hubo respuesta a tiempo"
+        ),
     },
 }
 _LINES = {

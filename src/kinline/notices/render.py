@@ -321,6 +321,10 @@ def _explanation(doc: NoticeDocument, channel: str, _: _Gettext) -> str:
         "visitor_refused": _("This visitor may not visit you; they may apply again."),
         "visitor_limited": _("Visits with this visitor are restricted as stated below."),
         "visits_restored": _("A restriction on visits with this visitor no longer applies."),
+        "appeal_silence": _(
+            "Staff did not answer your appeal in time, so it counts as denied. The reason "
+            "below says what you may do next."
+        ),
     }
     return sentences.get(doc.change, _("{channel} changed for you.")).format(channel=channel)
 
@@ -340,6 +344,7 @@ def _headline(doc: NoticeDocument, channel: str, _: _Gettext) -> str:
         "visitor_refused": _("{contact} is not approved to visit you"),
         "visitor_limited": _("Visits with {contact} are restricted"),
         "visits_restored": _("A restriction on visits with {contact} was lifted"),
+        "appeal_silence": _("Your appeal {subject} is denied: no answer came in time"),
     }
     template = templates.get(doc.change, _("A change to your {channel}: {subject}"))
     return template.format(channel=channel, subject=doc.subject, contact=contact)

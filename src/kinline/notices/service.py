@@ -54,9 +54,14 @@ def write_notices(
     *,
     at: datetime,
     actor: str,
+    deadline: date | None = None,
 ) -> list[int]:
-    """One notice to each person, in their language, with its audit event."""
-    deadline = facility.appeal_deadline(change.effective_at)
+    """One notice to each person, in their language, with its audit event.
+
+    ``deadline``: the last day to appeal, when it is not the facility's
+    ``appeal_days`` from the change (an appeal denied by silence: the last day
+    to take it to the next level)."""
+    deadline = deadline or facility.appeal_deadline(change.effective_at)
     ids: list[int] = []
     for person in people:
         to = Addressee(
