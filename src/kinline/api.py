@@ -21,6 +21,7 @@ from kinline.changes.api import router as changes_router
 from kinline.changes.visitor_api import router as visitor_decisions_router
 from kinline.db.engine import Database
 from kinline.events.api import router as webhooks_router
+from kinline.events.serve import start_publisher_from_env
 from kinline.http import PROBLEM_RESPONSES, install_problem_handlers
 from kinline.limits import BodyLimit
 from kinline.notices.api import router as notices_router
@@ -72,10 +73,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     interval = sweep_interval()
     task = asyncio.create_task(sweep_forever(app.state.db, interval)) if interval > 0 else None
     stop_worker = start_worker_from_env(app.state.db)  # `kinline serve --worker`
+    stop_publisher = start_publisher_from_env(app.state.db)  # `kinline serve --publisher`
     try:
         yield
     finally:
         stop_worker()
+        stop_publisher()
         if task is not None:
             task.cancel()
 

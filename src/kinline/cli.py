@@ -246,6 +246,13 @@ def serve(
             "KINLINE_SMTP_*; see `kinline worker --help`)."
         ),
     ] = False,
+    publisher: Annotated[
+        bool,
+        typer.Option(
+            help="Also publish domain events in each server process (NATS from "
+            "KINLINE_NATS_URL, and webhooks; see `kinline events publish --help`)."
+        ),
+    ] = False,
 ) -> None:
     import os
 
@@ -255,6 +262,8 @@ def serve(
     database().dispose()
     if worker:
         os.environ["KINLINE_WORKER"] = "1"
+    if publisher:
+        os.environ["KINLINE_PUBLISHER"] = "1"
 
     uvicorn.run(
         "kinline.api:create_app",

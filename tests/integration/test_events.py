@@ -29,7 +29,7 @@ from typing import Any
 import nats
 import pytest
 from _databases import DbTemplate, scenario_template
-from _server import free_port
+from _server import free_port, running_server
 from sqlalchemy import func, select
 
 from kinline.audit.service import facility_chain, person_chain, record_event
@@ -423,3 +423,16 @@ def test_a_security_measure_during_a_call_reaches_the_switch_within_a_second(
     assert received_at - imposed < 1.0, received_at - imposed
     # Ben's call goes on: the measure is Ana's alone.
     assert switch.received.empty()
+
+
+def test_a_server_started_with_its_publisher_publishes(db: Database, broker: NatsServer) -> None:
+    """``kinline serve --publisher`` (KINLINE_PUBLISHER=1): no separate process."""
+    with running_server(
+        db.url, workers=1, KINLINE_PUBLISHER="1", KINLINE_NATS_URL=broker.url
+    ) as _server:
+        authorize(db, FACILITY, "ben", dialed="+1 303 555 0177", idempotency_key="srv",
+                  actor="pbx", at=datetime.now(UTC))  # fmt: skip
+        wait_for(lambda: count_unpublished(db) == 0, 60, "the server's publisher publishes")
+    messages = asyncio.run(_read_stream(broker.url))
+    assert {message_id for message_id, _s, _d in messages} == {e["id"] for e in outbox(db)}
+    assert any(subject.endswith(".call.authorized") for _i, subject, _d in messages)
