@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from kinline.db.tables import AdverseActionRow, ProtectedActivityRow
+from kinline.db.tables import (
+    AdverseActionRow,
+    ProtectedActivityRow,
+    RuleRow,
+    SessionRow,
+    VisitBookingRow,
+    VisitBookingVisitorRow,
+    VisitSlotRow,
+)
 from kinline.rules.retaliation import AdverseAction, ProtectedActivity
 
 
@@ -64,3 +72,96 @@ def adverse_actions(session: Session, facility_id: str) -> list[AdverseAction]:
         .order_by(AdverseActionRow.id)
     )
     return [AdverseAction(row.action, row.person_id, row.kind, row.occurred_at) for row in rows]
+
+
+# --- what an order delivered, and what stood in its way (courts.compliance) ---
+
+
+def sessions_between(
+    session: Session,
+    facility_id: str,
+    person_id: str | None,
+    channel: str,
+    start: datetime,
+    end: datetime,
+) -> list[SessionRow]:
+    """Every session (completed, refused, held, released, expired) of the person,
+    or of everyone, on ``channel``, started in ``[start, end)``, in time order."""
+    query = select(SessionRow).where(
+        SessionRow.facility_id == facility_id,
+        SessionRow.channel == channel,
+        SessionRow.started_at >= start,
+        SessionRow.started_at < end,
+    )
+    if person_id is not None:
+        query = query.where(SessionRow.person_id == person_id)
+    return list(session.scalars(query.order_by(SessionRow.started_at, SessionRow.id)))
+
+
+def rule_rows_between(
+    session: Session, facility_id: str, channel: str, start: datetime, end: datetime
+) -> list[RuleRow]:
+    """The rules on ``channel`` in force at some moment of ``[start, end)``, with
+    who imposed and lifted each, in listing order."""
+    query = select(RuleRow).where(
+        RuleRow.facility_id == facility_id,
+        RuleRow.channel == channel,
+        or_(RuleRow.starts_at.is_(None), RuleRow.starts_at < end),
+        or_(RuleRow.ends_at.is_(None), RuleRow.ends_at > start),
+        or_(RuleRow.lifted_at.is_(None), RuleRow.lifted_at > start),
+    )
+    return list(session.scalars(query.order_by(RuleRow.seq)))
+
+
+def court_order_rows(session: Session, facility_id: str) -> list[RuleRow]:
+    """Every court-order grant of the facility, lifted or not, in listing order."""
+    query = select(RuleRow).where(
+        RuleRow.facility_id == facility_id,
+        RuleRow.authority == "court_order",
+        RuleRow.kind == "grant",
+    )
+    return list(session.scalars(query.order_by(RuleRow.seq)))
+
+
+def cancelled_visits(
+    session: Session,
+    facility_id: str,
+    person_id: str | None,
+    slot_kinds: tuple[str, ...],
+    start: datetime,
+    end: datetime,
+) -> list[tuple[VisitBookingRow, VisitSlotRow]]:
+    """Cancelled bookings whose session, of one of ``slot_kinds``, began in
+    ``[start, end)``, with their session, in time order."""
+    query = (
+        select(VisitBookingRow, VisitSlotRow)
+        .join(VisitSlotRow, VisitSlotRow.id == VisitBookingRow.slot_id)
+        .where(
+            VisitBookingRow.facility_id == facility_id,
+            VisitBookingRow.status == "cancelled",
+            VisitSlotRow.kind.in_(slot_kinds),
+            VisitSlotRow.starts_at >= start,
+            VisitSlotRow.starts_at < end,
+        )
+    )
+    if person_id is not None:
+        query = query.where(VisitBookingRow.person_id == person_id)
+    rows = session.execute(query.order_by(VisitSlotRow.starts_at, VisitBookingRow.id)).all()
+    return [(booking, slot) for booking, slot in rows]
+
+
+def visitors_of(session: Session, facility_id: str, booking_ids: list[int]) -> dict[int, list[str]]:
+    """The contact ids of each booking's visitors."""
+    if not booking_ids:
+        return {}
+    found: dict[int, list[str]] = {}
+    for booking_id, contact_id in session.execute(
+        select(VisitBookingVisitorRow.booking_id, VisitBookingVisitorRow.contact_id)
+        .where(
+            VisitBookingVisitorRow.facility_id == facility_id,
+            VisitBookingVisitorRow.booking_id.in_(booking_ids),
+        )
+        .order_by(VisitBookingVisitorRow.contact_id)
+    ).all():
+        found.setdefault(booking_id, []).append(contact_id)
+    return found

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from kinline.rules.model import Contact, Kind, Rule
-from kinline.rules.periods import PeriodSpan, parse_period
+from kinline.rules.periods import PeriodSpan, local, parse_period, span_of
 
 
 class ComplianceError(ValueError):
@@ -74,3 +74,48 @@ def compliance(order: Rule, span: PeriodSpan, sessions: Iterable[DeliveredSessio
         start=span.start,
         end=span.end,
     )
+
+
+# Longest range a report spans, in periods (a daily order over three years).
+MOST_PERIODS = 1200
+
+
+def periods_between(order: Rule, first: str, last: str, zone: ZoneInfo) -> list[PeriodSpan]:
+    """The periods of ``order``'s quota (days, weeks or months) that share a
+    moment with the months ``first`` to ``last`` (``YYYY-MM``, both included), in
+    order. ``ComplianceError`` when either is not a month, ``last`` comes before
+    ``first``, or the range holds more than ``MOST_PERIODS`` periods."""
+    if order.quota is None or order.quota.count is None:
+        raise ComplianceError(f"{order.id} has no count quota to report against")
+    per = order.quota.per
+    if per.is_rolling:
+        raise ComplianceError(f"{order.id} counts over a rolling window, not calendar periods")
+    try:
+        opening, closing = parse_period(first, zone), parse_period(last, zone)
+    except ValueError as error:
+        raise ComplianceError(str(error)) from None
+    for key, span in ((first, opening), (last, closing)):
+        if span.period.kind != "month":
+            raise ComplianceError(f"{key!r} is not a month (YYYY-MM)")
+    if closing.start < opening.start:
+        raise ComplianceError(f"{last!r} comes before {first!r}")
+    spans: list[PeriodSpan] = []
+    instant = opening.start
+    while instant < closing.end:
+        span = span_of(per, instant, zone)
+        spans.append(span)
+        if len(spans) > MOST_PERIODS:
+            raise ComplianceError(f"the range holds more than {MOST_PERIODS} periods")
+        instant = span.end
+    return spans
+
+
+def days_in_force(rule: Rule, span: PeriodSpan, zone: ZoneInfo) -> tuple[date, date] | None:
+    """The first and last local dates of ``span`` on which ``rule`` was in force
+    at some moment, or None when it never was."""
+    if not span.overlaps(rule.starts_at, rule.ends_at):
+        return None
+    begin = span.start if rule.starts_at is None else max(rule.starts_at, span.start)
+    finish = span.end if rule.ends_at is None else min(rule.ends_at, span.end)
+    last = local(finish - timedelta(microseconds=1), zone).date()
+    return local(begin, zone).date(), last

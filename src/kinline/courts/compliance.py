@@ -1,0 +1,401 @@
+"""What a court order entitled, period by period, against what was delivered,
+and why each shortfall happened: a read for courts, counsel and staff.
+
+For a court-order grant and a range of months, each period of the order's
+quota (SPEC 7: ``entitled``, ``delivered``, ``shortfall`` exactly as
+``courts.service.compliance_report`` counts them) with the causes found in the
+record:
+
+* refused attempts: the person's sessions on the order's channel, with the
+  contacts the order names, that the engine refused (status ``denied``), each
+  with the decision as stored and, where the contact can still be read, the
+  rules and usage it was decided against (``calls.service.decide_in`` at that
+  moment), so a page can explain it in the reader's language;
+* overrides: each deny or limit on the order's channel concerning the person,
+  that applies over the order (it names the order in ``overrides``, or ranks
+  as high) and could match one of its contacts, with the days of the period it
+  was in force, who imposed it and why, and who lifted it;
+* holds released or expired: calls allowed but never connected;
+* visits cancelled (for an order on ``visit`` or ``video``), with why and by whom.
+
+Calls imported from a vendor's export that the engine would have refused
+(``calls.importer``: completed, ``source`` "import", charged to nothing) are
+part of ``delivered``, as SPEC 7 counts every completed session, and are also
+counted in ``outside_policy``: the call happened, but not as the rules allow.
+
+Also, for a timeline: every rule on the channel concerning the person in the
+range (imposed and lifted), and the person's protected activities.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+
+from sqlalchemy.orm import Session
+
+from kinline.calls.model import decision_from_json
+from kinline.calls.service import ExplainedDecision, decide_in
+from kinline.courts import repository
+from kinline.db.engine import Database
+from kinline.db.tables import RuleRow, SessionRow
+from kinline.errors import InvalidInput, KinlineError, NotFound
+from kinline.people import repository as people_repository
+from kinline.people.model import Facility
+from kinline.people.service import require_facility
+from kinline.policy import repository as policy_repository
+from kinline.rules.compliance import (
+    ComplianceError,
+    DeliveredSession,
+    compliance,
+    days_in_force,
+    periods_between,
+)
+from kinline.rules.model import Channel, Contact, Kind, Rule
+from kinline.rules.periods import PeriodSpan
+from kinline.rules.retaliation import ProtectedActivity
+
+# The visiting sessions each visit channel is delivered in.
+SLOT_KINDS: dict[Channel, tuple[str, ...]] = {
+    Channel.VISIT: ("contact", "non_contact"),
+    Channel.VIDEO: ("video",),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """A completed session the order counts. ``outside_policy``: imported, and
+    the engine would have refused it (``reason`` says why)."""
+
+    at: datetime
+    contact_id: str
+    contact_name: str
+    minutes: int
+    charged_to: str | None
+    outside_policy: bool
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """An attempt the engine refused. ``decided``: the stored decision with the
+    rules and usage it was made against, for ``kinline.explain``; None when it
+    can no longer be rebuilt (the contact is gone)."""
+
+    at: datetime
+    contact_id: str
+    contact_name: str
+    reason: str | None
+    rule_ids: tuple[str, ...]
+    decided: ExplainedDecision | None
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSpan:
+    """A rule as imposed and lifted: who did each and why."""
+
+    rule: Rule
+    imposed_at: datetime | None
+    imposed_by: str
+    lifted_at: datetime | None
+    lifted_by: str | None
+    lift_reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    """A rule that stood over the order on ``days`` days of a period."""
+
+    span: RuleSpan
+    first_day: date
+    last_day: date
+
+    @property
+    def days(self) -> int:
+        return (self.last_day - self.first_day).days + 1
+
+
+@dataclass(frozen=True, slots=True)
+class Lapsed:
+    """A call allowed and held that never connected: released or expired."""
+
+    at: datetime
+    contact_id: str
+    contact_name: str
+    status: str
+    settled_by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CancelledVisit:
+    at: datetime
+    booking_id: int
+    visitors: tuple[str, ...]
+    reason: str | None
+    cancelled_at: datetime | None
+    cancelled_by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodReport:
+    key: str
+    start: datetime
+    end: datetime
+    entitled: int
+    delivered: int
+    outside_policy: int
+    shortfall: int
+    sessions: tuple[Delivered, ...]
+    refusals: tuple[Refusal, ...]
+    overrides: tuple[Override, ...]
+    lapsed: tuple[Lapsed, ...]
+    cancelled: tuple[CancelledVisit, ...]
+
+    @property
+    def within_policy(self) -> int:
+        return self.delivered - self.outside_policy
+
+
+@dataclass(frozen=True, slots=True)
+class OrderCompliance:
+    facility: Facility
+    order: RuleSpan
+    start: datetime
+    end: datetime
+    periods: tuple[PeriodReport, ...]
+    rules: tuple[RuleSpan, ...]  # every rule on the channel concerning the person
+    activities: tuple[ProtectedActivity, ...]
+
+    @property
+    def entitled(self) -> int:
+        return sum(p.entitled for p in self.periods)
+
+    @property
+    def delivered(self) -> int:
+        return sum(p.delivered for p in self.periods)
+
+    @property
+    def shortfall(self) -> int:
+        return sum(p.shortfall for p in self.periods)
+
+
+def court_orders(db: Database, facility_id: str) -> list[RuleSpan]:
+    """Every court-order grant of the facility, lifted or not, in listing order."""
+    with db.transaction() as session:
+        require_facility(session, facility_id)
+        return [_span(row) for row in repository.court_order_rows(session, facility_id)]
+
+
+def order_compliance(
+    db: Database, facility_id: str, order_id: str, first: str, last: str, *, at: datetime
+) -> OrderCompliance:
+    """The order's periods from the month ``first`` to the month ``last``
+    (``YYYY-MM``), each with what it entitled, what was delivered and the
+    causes of any shortfall. NotFound for no such rule; InvalidInput (field
+    ``order`` or ``from``) for a rule that is not a court order with a count
+    quota, or a range that is not one. Contacts are named as they are at ``at``."""
+    with db.transaction() as session:
+        facility = require_facility(session, facility_id)
+        row = policy_repository.get_rule_row(session, facility_id, order_id)
+        if row is None:
+            raise NotFound(f"no order {order_id!r} in {facility_id!r}", field="rule_id")
+        order = _span(row)
+        rule = order.rule
+        if rule.kind is not Kind.GRANT or rule.authority != "court_order":
+            raise InvalidInput(f"{order_id} is not a court-order grant", field="rule_id")
+        try:
+            spans = periods_between(rule, first, last, facility.zone)
+        except ComplianceError as error:
+            raise InvalidInput(str(error), field="from") from None
+        start, end = spans[0].start, spans[-1].end
+        reader = _Reader(session, facility, rule, at)
+        channel = str(rule.channel)
+        rows = repository.sessions_between(session, facility.id, rule.person, channel, start, end)
+        ruled = [
+            _span(r)
+            for r in repository.rule_rows_between(session, facility.id, channel, start, end)
+        ]
+        concerning = tuple(
+            s for s in ruled if s.rule.id != rule.id and _concerns_order_person(s.rule, rule)
+        )
+        standing = [s for s in concerning if _stands_over(s.rule, rule, reader)]
+        periods = tuple(_period(session, reader, span, rows, standing, end) for span in spans)
+        activities = tuple(
+            a
+            for a in repository.activities(session, facility.id)
+            if (rule.person is None or a.person == rule.person) and start <= a.at < end
+        )
+        return OrderCompliance(facility, order, start, end, periods, concerning, activities)
+
+
+def _span(row: RuleRow) -> RuleSpan:
+    return RuleSpan(
+        rule=policy_repository.rule_from_row(row),
+        imposed_at=row.imposed_at,
+        imposed_by=row.imposed_by,
+        lifted_at=row.lifted_at,
+        lifted_by=row.lifted_by,
+        lift_reason=row.lift_reason,
+    )
+
+
+def _concerns_order_person(rule: Rule, order: Rule) -> bool:
+    return order.person is None or rule.concerns(order.person)
+
+
+def _stands_over(rule: Rule, order: Rule, reader: _Reader) -> bool:
+    """A deny or limit that applies over the order and may match its contacts."""
+    if rule.kind not in (Kind.DENY, Kind.LIMIT) or not rule.applies_to(order):
+        return False
+    named = order.contacts.ids
+    if named is None:
+        return True
+    return any(
+        (contact := reader.contact(contact_id)) is not None and rule.contacts.matches(contact)
+        for contact_id in sorted(named)
+    )
+
+
+class _Reader:
+    """Contacts and their names, read once per report."""
+
+    def __init__(self, session: Session, facility: Facility, order: Rule, at: datetime) -> None:
+        self.session = session
+        self.at = at
+        self.facility = facility
+        self.order = order
+        self._contacts: dict[str, Contact | None] = {}
+        self._names: dict[str, str] | None = None
+
+    def contact(self, contact_id: str) -> Contact | None:
+        """The contact (who, relationship, privilege: what a selector reads)."""
+        if contact_id not in self._contacts:
+            self._contacts[contact_id] = people_repository.get_contact(
+                self.session, self.facility.id, contact_id, self.at
+            )
+        return self._contacts[contact_id]
+
+    def name(self, contact_id: str) -> str:
+        if self._names is None:
+            self._names = {}
+            for contact, details, _phones in people_repository.list_contacts(
+                self.session, self.facility.id, self.at, self.order.person
+            ):
+                self._names[contact.id] = details.name
+        return self._names.get(contact_id, contact_id)
+
+    def ordered(self, person_id: str, contact_id: str) -> bool:
+        """Whether a session with this contact is one the order is about."""
+        contact = self.contact(contact_id)
+        return (
+            contact is not None
+            and contact.person == person_id
+            and self.order.concerns(person_id)
+            and self.order.contacts.matches(contact)
+        )
+
+
+def _period(
+    session: Session,
+    reader: _Reader,
+    span: PeriodSpan,
+    rows: list[SessionRow],
+    standing: list[RuleSpan],
+    end: datetime,
+) -> PeriodReport:
+    order = reader.order
+    mine = [r for r in rows if span.holds(r.started_at)]
+    completed = [r for r in mine if r.status == "completed"]
+    delivered_sessions = [
+        DeliveredSession(r.person_id, contact, r.channel, r.started_at)
+        for r in completed
+        if (contact := reader.contact(r.contact_id)) is not None
+    ]
+    counted = compliance(order, span, delivered_sessions)
+    ordered = [r for r in mine if reader.ordered(r.person_id, r.contact_id)]
+    sessions = tuple(
+        Delivered(
+            at=r.started_at,
+            contact_id=r.contact_id,
+            contact_name=reader.name(r.contact_id),
+            minutes=r.minutes,
+            charged_to=r.charged_to,
+            outside_policy=r.source == "import" and r.charged_to is None,
+            reason=r.reason,
+        )
+        for r in ordered
+        if r.status == "completed"
+    )
+    refusals = tuple(_refusal(session, reader, r) for r in ordered if r.status == "denied")
+    lapsed = tuple(
+        Lapsed(r.started_at, r.contact_id, reader.name(r.contact_id), r.status, r.settled_by)
+        for r in ordered
+        if r.status in ("released", "expired")
+    )
+    overrides = tuple(
+        Override(s, *days)
+        for s in standing
+        if (days := days_in_force(s.rule, span, reader.facility.zone)) is not None
+    )
+    return PeriodReport(
+        key=span.key,
+        start=span.start,
+        end=span.end,
+        entitled=counted.entitled,
+        delivered=counted.delivered,
+        outside_policy=sum(1 for s in sessions if s.outside_policy),
+        shortfall=counted.shortfall,
+        sessions=sessions,
+        refusals=refusals,
+        overrides=overrides,
+        lapsed=lapsed,
+        cancelled=_cancelled(session, reader, span),
+    )
+
+
+def _refusal(session: Session, reader: _Reader, row: SessionRow) -> Refusal:
+    stored = decision_from_json(row.decision, row.governed_by)
+    decided: ExplainedDecision | None
+    try:
+        decided = decide_in(
+            session,
+            reader.facility,
+            row.person_id,
+            row.contact_id,
+            reader.order.channel,
+            row.started_at,
+        )
+    except KinlineError:
+        decided = None
+    if decided is not None:
+        decided = replace(decided, decision=stored)
+    return Refusal(
+        at=row.started_at,
+        contact_id=row.contact_id,
+        contact_name=reader.name(row.contact_id),
+        reason=row.reason,
+        rule_ids=stored.rules,
+        decided=decided,
+    )
+
+
+def _cancelled(session: Session, reader: _Reader, span: PeriodSpan) -> tuple[CancelledVisit, ...]:
+    kinds = SLOT_KINDS.get(reader.order.channel)
+    if kinds is None:
+        return ()
+    found = repository.cancelled_visits(
+        session, reader.facility.id, reader.order.person, kinds, span.start, span.end
+    )
+    visitors = repository.visitors_of(session, reader.facility.id, [b.id for b, _ in found])
+    return tuple(
+        CancelledVisit(
+            at=slot.starts_at,
+            booking_id=booking.id,
+            visitors=tuple(reader.name(c) for c in visitors.get(booking.id, [])),
+            reason=booking.cancel_reason,
+            cancelled_at=booking.cancelled_at,
+            cancelled_by=booking.cancelled_by,
+        )
+        for booking, slot in found
+        if any(reader.ordered(booking.person_id, c) for c in visitors.get(booking.id, []))
+    )
