@@ -87,13 +87,21 @@ def test_every_operation_has_a_chosen_id(served: tuple[dict[str, Any], bytes, An
     assert documented[("POST", "/v1/rules")] == "imposeRule"
     # Every route the app documents is in the document; those it keeps out
     # (include_in_schema=False: the web pages) are not.
-    for route in app.routes:
-        if isinstance(route, APIRoute):
-            for method in route.methods:
-                assert ((method, route.path) in documented) == route.include_in_schema
+    for route in _api_routes(app.routes):
+        for method in route.methods:
+            assert ((method, route.path) in documented) == route.include_in_schema, route.path
     assert all(
         operation["tags"] for ops in document["paths"].values() for operation in ops.values()
     )
+
+
+def _api_routes(routes: Any) -> Iterator[APIRoute]:
+    """Every route, also those of included routers kept as routers of their own."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        elif hasattr(route, "original_router"):
+            yield from _api_routes(route.original_router.routes)
 
 
 def _examples(node: Any, where: str = "#") -> Iterator[tuple[str, dict[str, Any], Any]]:
