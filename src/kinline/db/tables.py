@@ -888,7 +888,8 @@ class DomainEventRow(Base):
 
 class WebhookRow(Base):
     """A facility's subscription: its domain events POSTed to ``url``, signed with
-    ``secret`` (HMAC-SHA256), from ``created_at`` on; ``deleted_at`` ends it."""
+    ``secret`` (HMAC-SHA256), from ``created_at`` on; ``deleted_at`` ends it.
+    The secret is kept as it was given: signing needs it."""
 
     __tablename__ = "webhooks"
 
@@ -899,6 +900,8 @@ class WebhookRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_by: Mapped[str] = mapped_column(String(200))
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The recorded_at of the last event delivered: where the next look starts.
+    delivered_through: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class WebhookDeliveryRow(Base):

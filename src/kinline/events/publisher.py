@@ -158,7 +158,7 @@ async def deliver_webhooks(db: Database, settings: Settings, client: httpx.Async
                 service.record_attempt,
                 db,
                 hook,
-                due.event.id,
+                due.event,
                 delivered=ok,
                 status=status,
                 at=datetime.now(UTC),

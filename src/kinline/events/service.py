@@ -31,6 +31,7 @@ class Pending:
     id: str
     type: str
     body: str
+    recorded_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +52,7 @@ class Subscription:
     url: str
     secret: str
     created_at: datetime
+    delivered_through: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,13 +165,19 @@ def subscriptions(db: Database) -> list[Subscription]:
             .where(WebhookRow.deleted_at.is_(None))
             .order_by(WebhookRow.facility_id, WebhookRow.id)
         ).all()
-        return [Subscription(r.facility_id, r.id, r.url, r.secret, r.created_at) for r in rows]
+        return [
+            Subscription(r.facility_id, r.id, r.url, r.secret, r.created_at, r.delivered_through)
+            for r in rows
+        ]
 
 
 def due_to(db: Database, hook: Subscription, limit: int) -> list[Due]:
     """The webhook's undelivered events in publication order: those of its
-    facility recorded since it was created, with their attempts so far."""
+    facility recorded since it was created, with their attempts so far. The
+    look starts at the last one delivered (``delivered_through``), so it reads
+    what is new, not the whole history."""
     delivery = WebhookDeliveryRow
+    since = max(hook.created_at, hook.delivered_through or hook.created_at)
     with db.transaction() as session:
         rows = session.execute(
             select(
@@ -177,6 +185,7 @@ def due_to(db: Database, hook: Subscription, limit: int) -> list[Due]:
                 DomainEventRow.id,
                 DomainEventRow.type,
                 DomainEventRow.body,
+                DomainEventRow.recorded_at,
                 delivery.attempts,
                 delivery.next_attempt_at,
             )
@@ -190,19 +199,21 @@ def due_to(db: Database, hook: Subscription, limit: int) -> list[Due]:
             )
             .where(
                 DomainEventRow.facility_id == hook.facility_id,
-                DomainEventRow.recorded_at >= hook.created_at,
+                DomainEventRow.recorded_at >= since,
                 delivery.delivered_at.is_(None),
             )
             .order_by(*_ORDER)
             .limit(limit)
         ).all()
-    return [Due(Pending(f, i, t, b), attempts or 0, nxt) for f, i, t, b, attempts, nxt in rows]
+    return [
+        Due(Pending(f, i, t, b, at), attempts or 0, nxt) for f, i, t, b, at, attempts, nxt in rows
+    ]
 
 
 def record_attempt(
     db: Database,
     hook: Subscription,
-    event_id: str,
+    event: Pending,
     *,
     delivered: bool,
     status: str,
@@ -212,16 +223,22 @@ def record_attempt(
     """One try of one event: delivered, or due again after ``backoff`` doubled
     for every earlier try (at most ``MAX_BACKOFF``)."""
     with db.transaction() as session:
-        row = session.get(WebhookDeliveryRow, (hook.facility_id, hook.id, event_id))
+        row = session.get(WebhookDeliveryRow, (hook.facility_id, hook.id, event.id))
         if row is None:
             row = WebhookDeliveryRow(
-                facility_id=hook.facility_id, webhook_id=hook.id, event_id=event_id, attempts=0
+                facility_id=hook.facility_id, webhook_id=hook.id, event_id=event.id, attempts=0
             )
             session.add(row)
         row.attempts += 1
         row.last_status = status[:200]
         if delivered:
             row.delivered_at, row.next_attempt_at = at, None
+            if event.recorded_at is not None:
+                session.execute(
+                    update(WebhookRow)
+                    .where(WebhookRow.facility_id == hook.facility_id, WebhookRow.id == hook.id)
+                    .values(delivered_through=event.recorded_at)
+                )
         else:
             row.next_attempt_at = at + min(backoff * 2 ** (row.attempts - 1), MAX_BACKOFF)
         return (row.attempts, row.next_attempt_at)

@@ -52,6 +52,7 @@ def upgrade() -> None:
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("created_by", sa.String(length=200), nullable=False),
         sa.Column("deleted_at", UTCDateTime(), nullable=True),
+        sa.Column("delivered_through", UTCDateTime(), nullable=True),
         sa.PrimaryKeyConstraint("facility_id", "id", name=op.f("pk_webhooks")),
     )
     op.create_table(
