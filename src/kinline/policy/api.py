@@ -36,6 +36,7 @@ def rule_out(rule: Rule, place: Facility) -> RuleOut:
         person=definition["person"],
         contacts=definition["contacts"],
         text=rule.text,
+        texts=dict(rule.texts),
         starts_at=None if rule.starts_at is None else local(rule.starts_at, place.zone).isoformat(),
         ends_at=None if rule.ends_at is None else local(rule.ends_at, place.zone).isoformat(),
         definition=definition,

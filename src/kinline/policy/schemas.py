@@ -17,7 +17,11 @@ class RuleOut(BaseModel):
     channel: str
     person: str = Field(description="A person id, or `all`")
     contacts: Any = Field(description="The selector, as in the scenario format")
-    text: str
+    text: str = Field(description="Its text: the English one, else the first in code order")
+    texts: dict[str, str] = Field(
+        description='Its text per language (`{"en": ..., "es": ...}`) when written per language; '
+        "empty when it has one text"
+    )
     starts_at: str | None = Field(
         description="Local wall time it took effect, if not from the start"
     )
@@ -26,7 +30,11 @@ class RuleOut(BaseModel):
 
 
 class ImposeIn(BaseModel):
-    rule: dict[str, Any] = Field(description="A rule as in the scenario format (SPEC section 3)")
+    rule: dict[str, Any] = Field(
+        description="A rule as in the scenario format (SPEC section 3). Its `text` is a string, "
+        'or the text per language: `{"en": "Calls suspended.", "es": "Llamadas suspendidas."}`; '
+        "each person reads it in their language"
+    )
     reason: Reason = Field(
         min_length=1,
         max_length=REASON_CHARS,

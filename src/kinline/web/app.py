@@ -9,8 +9,9 @@ from fastapi.staticfiles import StaticFiles
 from kinline.web.account.pages import router as account_router
 from kinline.web.guard import install_page_errors
 from kinline.web.render import WEB
+from kinline.web.staff.pages import router as staff_router
 
-ROUTERS = (account_router,)
+ROUTERS = (account_router, staff_router)
 
 
 def mount(app: FastAPI) -> None:
