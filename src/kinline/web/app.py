@@ -7,11 +7,12 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from kinline.web.account.pages import router as account_router
+from kinline.web.counsel.pages import router as counsel_router
 from kinline.web.guard import install_page_errors
 from kinline.web.render import WEB
 from kinline.web.staff.pages import router as staff_router
 
-ROUTERS = (account_router, staff_router)
+ROUTERS = (account_router, staff_router, counsel_router)
 
 
 def mount(app: FastAPI) -> None:
