@@ -140,12 +140,12 @@ def test_periods_chart_and_table() -> None:
         PeriodFigures("Mar 2026", entitled=4, delivered=1, refused=3, outside_policy=1),
         PeriodFigures("Apr 2026", entitled=4, delivered=5),
     ]
-    assert [p.shortfall for p in periods] == [3, 0]
+    assert [p.shortfall for p in periods] == [2, 0]  # the call outside policy counts
     svg = periods_svg(periods, language="en")
     desc = parse(svg).find(f"{SVG}desc")
     assert desc is not None
     assert desc.text == (
-        "Mar 2026: Entitled 4, Delivered 1, Delivered outside policy 1, Refused 3, Shortfall 3. "
+        "Mar 2026: Entitled 4, Delivered 1, Delivered outside policy 1, Refused 3, Shortfall 2. "
         "Apr 2026: Entitled 4, Delivered 5, Refused 0, Shortfall 0."
     )
     texts = [t.text for t in parse(svg).iter(f"{SVG}text") if t.text]
@@ -153,5 +153,24 @@ def test_periods_chart_and_table() -> None:
     table = str(periods_table(periods, language="es"))
     assert '<th scope="row">Mar 2026</th>' in table
     cells = re.findall(r'<td class="number">(\d+)</td>', table)
-    assert cells == ["4", "1", "1", "3", "3", "4", "5", "0", "0", "0"]
+    assert cells == ["4", "1", "1", "3", "2", "4", "5", "0", "0", "0"]
     assert "Faltan" in table
+
+
+def test_a_long_timeline_has_month_ticks() -> None:
+    start = datetime(2024, 3, 1, 7, tzinfo=UTC)  # midnight in Denver
+    end = datetime(2024, 7, 1, 6, tzinfo=UTC)
+    svg = timeline_svg(EVENTS, start=start, end=end, zone=DENVER, language="es")
+    texts = [t.text for t in parse(svg).iter(f"{SVG}text") if t.text]
+    assert [t for t in texts if "2024" in t] == ["mar 2024", "abr 2024", "may 2024", "jun 2024"]
+
+
+def test_periods_chart_marks_no_refusal_where_there_was_none() -> None:
+    one = periods_svg(
+        [PeriodFigures("A", 2, 0, refused=1), PeriodFigures("B", 2, 0)], language="en"
+    )
+    two = periods_svg(
+        [PeriodFigures("A", 2, 0, refused=1), PeriodFigures("B", 2, 0, refused=1)], language="en"
+    )
+    # A cross for each period with refusals, none at zero for the other.
+    assert two.count("<use ") - one.count("<use ") == 1

@@ -135,7 +135,8 @@ class PeriodFigures:
 
     @property
     def shortfall(self) -> int:
-        return max(0, self.entitled - self.delivered)
+        """As SPEC 7 counts it: every completed session counts, outside policy too."""
+        return max(0, self.entitled - self.delivered - self.outside_policy)
 
 
 def words(language: str) -> dict[str, str]:
@@ -174,14 +175,16 @@ def _ticks(
                 )
             moment = (moment + timedelta(hours=1)).astimezone(zone)
         return ticks
-    step = next((d for d in (1, 2, 7, 14, 28, 56, 91, 182, 364) if span_days / d <= 8), 728)
+    if span_days > 62:
+        return _month_ticks(start, end, zone, language)
+    step = next((d for d in (1, 2, 7, 14, 28) if span_days / d <= 8), 56)
     day = local_start.date()
     if local_start.time() != datetime.min.time():
         day += timedelta(days=1)
     index = 0
     while True:
         midnight = datetime.combine(day, datetime.min.time(), tzinfo=zone)
-        if midnight > end:
+        if midnight >= end:
             return ticks
         if index % step == 0:
             ticks.append(
@@ -192,6 +195,32 @@ def _ticks(
             )
         day += timedelta(days=1)
         index += 1
+
+
+def _month_ticks(
+    start: datetime, end: datetime, zone: ZoneInfo, language: str
+) -> list[tuple[float, str]]:
+    """Ticks at the first of every month (or every 2, 3, 6, 12 months, at most
+    about eight), labelled with the month and year."""
+    local_start = start.astimezone(zone)
+    months = (end.year - start.year) * 12 + end.month - start.month + 1
+    step = next((m for m in (1, 2, 3, 6, 12, 24, 60) if months / m <= 8), 120)
+    year, month = local_start.year, local_start.month
+    if (local_start.day, local_start.time()) != (1, datetime.min.time()):
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    ticks: list[tuple[float, str]] = []
+    while True:
+        first = datetime(year, month, 1, tzinfo=zone)
+        if first >= end:
+            return ticks
+        if (year * 12 + month - 1) % step == 0:
+            ticks.append(
+                (
+                    (first - start).total_seconds() / 86400,
+                    format_skeleton("yMMM", first.date(), locale=language),
+                )
+            )
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
 
 
 def _svg(figure: Figure, title: str, description: str) -> str:
@@ -388,9 +417,10 @@ def periods_svg(
                 label=said["outside"],
             )
         if any(p.refused for p in periods):
+            refused = [(x, p.refused) for x, p in zip(xs, periods, strict=True) if p.refused]
             axes.plot(
-                xs,
-                [p.refused for p in periods],
+                [x for x, _ in refused],
+                [count for _, count in refused],
                 linestyle="none",
                 marker="x",
                 markersize=10,
