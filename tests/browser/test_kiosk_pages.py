@@ -1,0 +1,151 @@
+"""The person's kiosk in chromium: R. Salazar (Spanish stored on his record)
+signs in, reads his allowances and a new notice in Spanish (the rule's own
+Spanish text, not its English one), acknowledges it, appeals it, and switches
+the pages to English. Every page is axe-checked and screenshotted."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from _browser import BROWSER, DemoServer, check_axe, shoot, sign_in
+from playwright.sync_api import Page, expect
+
+pytestmark = BROWSER
+
+FACILITY = "usp-red-mesa"
+ENGLISH = "Phone calls last at most ten minutes."
+SPANISH = "Las llamadas duran como máximo diez minutos."
+
+
+@pytest.fixture(scope="module")
+def notice_id(server: DemoServer) -> Iterator[int]:
+    """A rule written in English and Spanish, imposed now: its notice is his to read."""
+    with httpx.Client(base_url=server.base_url) as api:
+        made = api.post(
+            "/v1/rules",
+            params={"facility_id": FACILITY},
+            headers={"Authorization": f"Bearer {server.demo.token}"},
+            json={
+                "rule": {
+                    "id": "kiosk-ten-minutes",
+                    "authority": "facility_policy",
+                    "kind": "limit",
+                    "channel": "phone",
+                    "person": "salazar",
+                    "contacts": "any",
+                    "max_minutes": 10,
+                    "text": {"en": ENGLISH, "es": SPANISH},
+                },
+                "reason": "Calls are shorter while the phones are repaired.",
+            },
+        )
+        assert made.status_code == 201, made.text
+        listed = api.get(
+            "/v1/notices",
+            params={"facility_id": FACILITY, "person_id": "salazar"},
+            headers={"Authorization": f"Bearer {server.demo.token}"},
+        )
+        ours = [n for n in listed.json() if n["subject"] == "kiosk-ten-minutes"]
+        assert len(ours) == 1
+        yield int(ours[0]["id"])
+
+
+def enter(page: Page, server: DemoServer) -> None:
+    sign_in(page, "salazar", server.demo.person_password)
+    expect(page).to_have_url(re.compile(r"/me$"))
+    # The boosted sign-in swaps the body only: <html lang> is the sign-in
+    # page's until a full load.
+    page.reload()
+
+
+def test_the_kiosk_speaks_his_language_and_explains_each_contact(
+    page: Page, server: DemoServer, notice_id: int
+) -> None:
+    enter(page, server)
+    expect(page.locator("html")).to_have_attribute("lang", "es")
+    expect(page.locator("h1")).to_have_text("Hola, R. Salazar")
+    # His daughters' video calls are allowed, four a month; phone calls with
+    # the children are suspended by a security measure, in words.
+    video = page.locator("tr.allowance[data-contact=daughter-a][data-channel=video]")
+    expect(video).to_contain_text("Videollamada permitida")
+    expect(video).to_contain_text("0 de 4 sesiones usadas este mes")
+    phone = page.locator("tr.allowance[data-contact=daughter-a][data-channel=phone]")
+    expect(phone).to_contain_text("Llamada no permitida")
+    expect(phone).not_to_contain_text("sam-children")  # no rule id as the words
+    expect(page.locator(f"a[href='/me/notices/{notice_id}']")).to_be_visible()
+    expect(page.locator("#notices ~ table")).to_contain_text("Sin leer")
+    check_axe(page)
+    shoot(page, "kiosk-home-es")
+
+
+def test_he_reads_acknowledges_and_appeals_a_notice_in_spanish(
+    page: Page, server: DemoServer, notice_id: int
+) -> None:
+    enter(page, server)
+    page.click(f"a[href='/me/notices/{notice_id}']")
+    expect(page.locator("h1")).to_have_text(f"Aviso {notice_id}")
+    body = page.locator("main")
+    expect(body).to_contain_text(SPANISH)
+    expect(body).to_contain_text("Plazo para apelar")
+    assert ENGLISH not in body.inner_text()
+    check_axe(page)
+    shoot(page, "kiosk-notice-es")
+
+    page.click("text=He leído este aviso")
+    expect(page.locator(".flash")).to_have_text("Ha confirmado que leyó este aviso.")
+    expect(page.locator(".acknowledged")).to_contain_text("Confirmó que leyó este aviso")
+
+    # An appeal without words is refused beside its field, in Spanish.
+    page.fill("#f-text", "   ")
+    page.click("text=Presentar mi apelación")
+    expect(page.locator("#f-text-error")).to_contain_text("Escriba por qué apela")
+    expect(page.locator(".error-summary a[href='#f-text']")).to_be_visible()
+    check_axe(page)
+    shoot(page, "kiosk-appeal-error-es")
+
+    page.fill("#f-text", "Necesito hablar más tiempo con mis hijas.")
+    page.click("text=Presentar mi apelación")
+    expect(page).to_have_url(re.compile(r"/me(#appeals)?$"))
+    expect(page.locator(".flash")).to_contain_text("está presentada")
+    appeals = page.locator("#appeals ~ table")
+    expect(appeals).to_contain_text("A la espera de respuesta")
+    expect(appeals.locator(f"a[href='/me/notices/{notice_id}']")).to_be_visible()
+    check_axe(page)
+    shoot(page, "kiosk-appealed-es")
+
+    # A second appeal against the same notice is refused, in words.
+    page.goto(f"/me/notices/{notice_id}")
+    page.fill("#f-text", "Otra vez.")
+    page.click("text=Presentar mi apelación")
+    expect(page.locator("#f-text-error")).to_contain_text("Ya hay una apelación abierta")
+
+
+def test_the_language_switch_wins_over_his_stored_language(
+    page: Page, server: DemoServer, notice_id: int
+) -> None:
+    enter(page, server)
+    page.select_option("#lang-select", "en")
+    page.click("form.language button[type=submit]")
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    expect(page.locator("h1")).to_have_text("Hello, R. Salazar")
+    page.goto(f"/me/notices/{notice_id}")
+    expect(page.locator("main")).to_contain_text(ENGLISH)
+    assert SPANISH not in page.locator("main").inner_text()
+    check_axe(page)
+    shoot(page, "kiosk-notice-en")
+
+
+def test_pages_not_his_are_not_found_and_other_kinds_go_home(
+    page: Page, server: DemoServer
+) -> None:
+    enter(page, server)
+    missing = page.goto("/me/notices/999999")
+    assert missing is not None and missing.status == 404
+    page.context.clear_cookies()
+    sign_in(page, "daughter", server.demo.family_password)
+    expect(page).to_have_url(re.compile(r"/family$"))
+    page.goto("/me")
+    expect(page).to_have_url(re.compile(r"/family$"))
