@@ -119,7 +119,7 @@ def test_the_court_sees_its_order(page: Page, server: DemoServer) -> None:
     shoot(page, "court-home")
     row.get_by_role("link").click()
     expect(page.locator("h1")).to_have_text("Court order compliance")
-    expect(page.locator("dl.facts")).to_contain_text("CV-17")
+    expect(page.locator("table.facts")).to_contain_text("CV-17")
     check_axe(page)
     # A court never reads a person's record.
     response = page.goto("/counsel/people/salazar")
