@@ -13,7 +13,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from _databases import DbTemplate, scenario_template
+from _databases import SUPERMAX, DbTemplate, scenario_template
 
 from kinline.calls.importer import import_calls
 from kinline.calls.path import authorize, connect, end, release, sweep
@@ -21,10 +21,12 @@ from kinline.changes.service import impose_rule, lift_rule
 from kinline.courts.compliance import court_orders, order_compliance
 from kinline.courts.service import compliance_report
 from kinline.db.engine import Database
+from kinline.demo.visits import load_visits
 from kinline.errors import InvalidInput, NotFound
 from kinline.explain import explain
 from kinline.rules.decide import Request
 from kinline.rules.model import Reason
+from kinline.visits import booking
 
 FACILITY = "fci-test"
 DENVER = ZoneInfo("America/Denver")
@@ -235,3 +237,51 @@ def test_what_is_not_a_report(db: Database, order: str, first: str, last: str, f
 def test_an_order_that_is_not_there(db: Database) -> None:
     with pytest.raises(NotFound):
         order_compliance(db, FACILITY, "order-404", "2025-02", "2025-02", at=NOW)
+
+
+def test_a_cancelled_video_visit_is_a_cause(fresh_db: Callable[[DbTemplate], Database]) -> None:
+    """An order of video visits with the supermax case's daughters: a booked visit
+    cancelled by staff is named, with its visitors, who cancelled it and why."""
+    db = fresh_db(SUPERMAX)
+    now = datetime(2026, 12, 1, 17, tzinfo=UTC)  # Tuesday 10:00 in Denver
+    load_visits(db, "usp-red-mesa", at=now)
+    impose_rule(
+        db,
+        "usp-red-mesa",
+        {
+            "id": "order-video",
+            "authority": "court_order",
+            "kind": "grant",
+            "channel": "video",
+            "person": "salazar",
+            "contacts": {"ids": ["daughter-a", "daughter-b"]},
+            "quota": {"count": 2, "per": "month"},
+            "max_minutes": 45,
+            "case_number": "CV-17",
+            "text": "Two video visits a month with his daughters.",
+        },
+        at=now,
+        actor="staff:1:Records",
+    )
+    answer = booking.book(
+        db, "usp-red-mesa", "salazar", "video-thu", date(2026, 12, 10),
+        ["daughter-a", "daughter-b"], booker="staff", actor="staff:1:Records", now=now,
+    )  # fmt: skip
+    assert answer.allowed and answer.booking is not None
+    booking.cancel(
+        db,
+        "usp-red-mesa",
+        answer.booking.id,
+        reason="The video suite is closed for repairs.",
+        actor="staff:2:Visiting",
+        now=now + timedelta(hours=1),
+    )
+    (period,) = order_compliance(
+        db, "usp-red-mesa", "order-video", "2026-12", "2026-12", at=now
+    ).periods
+    assert (period.entitled, period.delivered, period.shortfall) == (2, 0, 2)
+    (visit,) = period.cancelled
+    assert visit.at == datetime(2026, 12, 11, 0, tzinfo=UTC)  # Thursday 17:00 in Denver
+    assert visit.visitors == ("A. Salazar", "M. Salazar")
+    assert visit.cancelled_by == "staff:2:Visiting"
+    assert visit.reason == "The video suite is closed for repairs."
