@@ -442,6 +442,7 @@ def test_rules_in_force_follow_time(api: Api, role: str) -> None:
         "person": "salazar",
         "contacts": {"relationships": ["child"]},
         "text": "Calls with children suspended pending review.",
+        "texts": {},
         "starts_at": "2024-05-01T08:00:00",
         "ends_at": None,
         "definition": {
