@@ -104,8 +104,16 @@ def test_a_bad_range_is_an_error_beside_its_field(page: Page, server: DemoServer
     expect(page).to_have_url(f"{server.base_url}/counsel")
     page.goto("/orders/usp-red-mesa/order-17?from=2024-06&to=2024-03")
     expect(page.locator(".error-summary")).to_be_visible()
-    expect(page.locator("#f-from")).to_have_attribute("aria-invalid", "true")
-    expect(page.locator("#f-from-error")).to_contain_text("comes before")
+    expect(page.locator("#f-to")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#f-to-error")).to_contain_text("The last month comes before the first")
+    check_axe(page)
+    page.select_option("#lang-select", "es")
+    page.click("form.language button[type=submit]")
+    expect(page.locator("#f-to-error")).to_contain_text("El último mes es anterior al primero")
+    # A rule that is not a court order has no compliance to show.
+    response = page.goto("/orders/usp-red-mesa/policy-phone")
+    assert response is not None and response.status == 422
+    expect(page.locator("main")).to_contain_text("no es una orden judicial")
     check_axe(page)
 
 

@@ -219,19 +219,22 @@ def test_a_weekly_order_counts_every_week_the_months_touch(db: Database) -> None
 
 
 @pytest.mark.parametrize(
-    ("order", "first", "last", "field"),
+    ("order", "first", "last", "field", "message"),
     [
-        ("g-phone", "2025-02", "2025-02", "rule_id"),  # not a court order
-        ("order-9", "2025-03", "2025-02", "from"),  # backwards
-        ("order-9", "2025-W05", "2025-02", "from"),  # not a month
-        ("order-9", "2025-13", "2025-02", "from"),
-        ("order-9", "1900-01", "2025-02", "from"),  # longer than any report
+        ("g-phone", "2025-02", "2025-02", "rule_id", "g-phone is not a court-order grant"),
+        ("order-9", "2025-03", "2025-02", "to", "the last month comes before the first"),
+        ("order-9", "2025-W05", "2025-02", "from", "write a month as a year and a month"),
+        ("order-9", "2025-02", "2025-13", "to", "write a month as a year and a month"),
+        ("order-9", "1900-01", "2025-02", "from", "the range is too long"),
     ],
 )
-def test_what_is_not_a_report(db: Database, order: str, first: str, last: str, field: str) -> None:
+def test_what_is_not_a_report(
+    db: Database, order: str, first: str, last: str, field: str, message: str
+) -> None:
     with pytest.raises(InvalidInput) as refused:
         order_compliance(db, FACILITY, order, first, last, at=NOW)
     assert refused.value.field == field
+    assert refused.value.message.startswith(message)
 
 
 def test_an_order_that_is_not_there(db: Database) -> None:

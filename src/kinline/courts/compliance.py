@@ -47,6 +47,7 @@ from kinline.policy import repository as policy_repository
 from kinline.rules.compliance import (
     ComplianceError,
     DeliveredSession,
+    RangeError,
     compliance,
     days_in_force,
     periods_between,
@@ -191,9 +192,10 @@ def order_compliance(
 ) -> OrderCompliance:
     """The order's periods from the month ``first`` to the month ``last``
     (``YYYY-MM``), each with what it entitled, what was delivered and the
-    causes of any shortfall. NotFound for no such rule; InvalidInput (field
-    ``order`` or ``from``) for a rule that is not a court order with a count
-    quota, or a range that is not one. Contacts are named as they are at ``at``."""
+    causes of any shortfall. NotFound for no such rule; InvalidInput for a
+    rule that is not a court order with a count per calendar period (field
+    ``rule_id``), or a range that is not one (``from`` or ``to``). Contacts
+    are named as they are at ``at``."""
     with db.transaction() as session:
         facility = require_facility(session, facility_id)
         row = policy_repository.get_rule_row(session, facility_id, order_id)
@@ -205,8 +207,10 @@ def order_compliance(
             raise InvalidInput(f"{order_id} is not a court-order grant", field="rule_id")
         try:
             spans = periods_between(rule, first, last, facility.zone)
+        except RangeError as error:
+            raise InvalidInput(str(error), field=error.field) from None
         except ComplianceError as error:
-            raise InvalidInput(str(error), field="from") from None
+            raise InvalidInput(str(error), field="rule_id") from None
         start, end = spans[0].start, spans[-1].end
         reader = _Reader(session, facility, rule, at)
         channel = str(rule.channel)

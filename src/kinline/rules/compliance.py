@@ -80,34 +80,48 @@ def compliance(order: Rule, span: PeriodSpan, sessions: Iterable[DeliveredSessio
 MOST_PERIODS = 1200
 
 
+class RangeError(ComplianceError):
+    """A report's range of months is not one; ``field`` is ``from`` or ``to``.
+    The messages are fixed words, so a page can translate them."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 def periods_between(order: Rule, first: str, last: str, zone: ZoneInfo) -> list[PeriodSpan]:
     """The periods of ``order``'s quota (days, weeks or months) that share a
     moment with the months ``first`` to ``last`` (``YYYY-MM``, both included), in
-    order. ``ComplianceError`` when either is not a month, ``last`` comes before
-    ``first``, or the range holds more than ``MOST_PERIODS`` periods."""
+    order. ``RangeError`` when either is not a month, ``last`` comes before
+    ``first``, or the range holds more than ``MOST_PERIODS`` periods;
+    ``ComplianceError`` for an order without a count per calendar period."""
     if order.quota is None or order.quota.count is None:
         raise ComplianceError(f"{order.id} has no count quota to report against")
     per = order.quota.per
     if per.is_rolling:
         raise ComplianceError(f"{order.id} counts over a rolling window, not calendar periods")
-    try:
-        opening, closing = parse_period(first, zone), parse_period(last, zone)
-    except ValueError as error:
-        raise ComplianceError(str(error)) from None
-    for key, span in ((first, opening), (last, closing)):
-        if span.period.kind != "month":
-            raise ComplianceError(f"{key!r} is not a month (YYYY-MM)")
+    opening, closing = _month(first, "from", zone), _month(last, "to", zone)
     if closing.start < opening.start:
-        raise ComplianceError(f"{last!r} comes before {first!r}")
+        raise RangeError("the last month comes before the first", "to")
     spans: list[PeriodSpan] = []
     instant = opening.start
     while instant < closing.end:
         span = span_of(per, instant, zone)
         spans.append(span)
         if len(spans) > MOST_PERIODS:
-            raise ComplianceError(f"the range holds more than {MOST_PERIODS} periods")
+            raise RangeError("the range is too long: choose fewer months", "from")
         instant = span.end
     return spans
+
+
+def _month(key: str, field: str, zone: ZoneInfo) -> PeriodSpan:
+    try:
+        span = parse_period(key, zone)
+    except ValueError:
+        span = None
+    if span is None or span.period.kind != "month":
+        raise RangeError("write a month as a year and a month, for example 2024-03", field)
+    return span
 
 
 def days_in_force(rule: Rule, span: PeriodSpan, zone: ZoneInfo) -> tuple[date, date] | None:

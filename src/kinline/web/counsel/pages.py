@@ -219,7 +219,11 @@ async def order_page(
     except KinlineError as error:
         if error.status not in (409, 422):
             raise
-        errors = field_errors(request, TEMPLATES, error, default="from")
+        # A range to correct is an error beside its field; a rule that is not
+        # a court order with a count per period has nothing to compare.
+        errors = {}
+        if error.field in ("from", "to"):
+            errors = field_errors(request, TEMPLATES, error, default="from")
         rule = await in_thread(get_rule, grant.db, place.id, rule_id)
         return render(
             request,
