@@ -29,7 +29,7 @@ from test_events import FACILITY, SCENARIO
 from kinline.api import create_app
 from kinline.calls.path import authorize, connect, end
 from kinline.db.engine import Database
-from kinline.db.tables import DomainEventRow
+from kinline.db.tables import AuditEventRow, DomainEventRow
 from kinline.identity.model import Binding, Kind, Role
 
 with warnings.catch_warnings():
@@ -122,7 +122,9 @@ def stop(process: subprocess.Popen[bytes]) -> None:
     process.wait(timeout=30)
 
 
-def test_only_an_admin_manages_webhooks(api: tuple[TestClient, dict[str, str]]) -> None:
+def test_only_an_admin_manages_webhooks(
+    db: Database, api: tuple[TestClient, dict[str, str]]
+) -> None:
     client, tokens = api
     path = f"/v1/facilities/{FACILITY}/webhooks"
     body = {"url": "https://pbx.example.org/events"}
@@ -147,6 +149,22 @@ def test_only_an_admin_manages_webhooks(api: tuple[TestClient, dict[str, str]]) 
     assert client.get(path, headers=bearer(tokens["admin"])).json() == []
     again = client.delete(f"{path}/{created['id']}", headers=bearer(tokens["admin"]))
     assert again.status_code == 404
+    # Both changes are audited (the secret never is) and announced.
+    with db.transaction() as session:
+        audited = session.execute(
+            select(AuditEventRow.tag, AuditEventRow.payload)
+            .where(AuditEventRow.tag.like("events:webhook:%"))
+            .order_by(AuditEventRow.id)
+        ).all()
+        announced = session.scalars(
+            select(DomainEventRow.type).where(DomainEventRow.type.like("kinline.webhook.%"))
+        ).all()
+    assert [tag for tag, _payload in audited] == [
+        "events:webhook:created",
+        "events:webhook:deleted",
+    ]
+    assert all(created["secret"] not in payload for _tag, payload in audited)
+    assert sorted(announced) == ["kinline.webhook.created", "kinline.webhook.deleted"]
 
 
 def test_deliveries_are_signed_retried_after_a_500_and_in_order(
@@ -173,7 +191,7 @@ def test_deliveries_are_signed_retried_after_a_500_and_in_order(
                     .order_by(DomainEventRow.recorded_at, DomainEventRow.chain, DomainEventRow.seq)
                 )
             )
-        assert len(expected) == 3
+        assert len(expected) == 4  # its own creation, then the call's three steps
         process = publisher(db, tmp_path / "publisher.log")
         try:
             deadline = time.monotonic() + 60
@@ -204,4 +222,9 @@ def test_deliveries_are_signed_retried_after_a_500_and_in_order(
         forged = hmac.new(secret.encode(), f"{timestamp}.".encode() + body + b" ", hashlib.sha256)
         assert headers["X-Kinline-Signature"] != f"sha256={forged.hexdigest()}"
     types = [json.loads(body)["type"] for _h, body in delivered]
-    assert types == ["kinline.call.authorized", "kinline.call.connected", "kinline.call.ended"]
+    assert types == [
+        "kinline.webhook.created",
+        "kinline.call.authorized",
+        "kinline.call.connected",
+        "kinline.call.ended",
+    ]

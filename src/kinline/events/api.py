@@ -109,6 +109,11 @@ async def list_webhooks(grant: Manage) -> list[WebhookOut]:
 async def delete_webhook(webhook_id: WebhookId, grant: Manage) -> Response:
     """Stop sending events to the webhook."""
     await in_thread(
-        service.delete_webhook, grant.db, grant.facility.id, webhook_id, at=datetime.now(UTC)
+        service.delete_webhook,
+        grant.db,
+        grant.facility.id,
+        webhook_id,
+        at=datetime.now(UTC),
+        actor=grant.actor,
     )
     return Response(status_code=204)

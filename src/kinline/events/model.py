@@ -57,6 +57,7 @@ TYPES: dict[str, str] = {
     "people:approval:": "kinline.approval.",
     "appeals:appeal:": "kinline.appeal.",
     "visits:booking:": "kinline.visit.",
+    "events:webhook:": "kinline.webhook.",
 }
 """Audit tag -> CloudEvents type, for the events clients are known to act on."""
 
@@ -97,6 +98,8 @@ DATA_FIELDS: dict[str, frozenset[str]] = {
     "kinline.person.transferred": frozenset({"to_facility_id", "from_facility_id"}),
     "kinline.appeal.answered": frozenset({"outcome", "level"}),
     "kinline.appeal.filed": frozenset({"level"}),
+    "kinline.webhook.created": frozenset({"webhook_id"}),
+    "kinline.webhook.deleted": frozenset({"webhook_id"}),
 }
 """Fields some types carry beyond ``GENERIC_FIELDS``."""
 

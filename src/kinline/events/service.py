@@ -15,7 +15,9 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from sqlalchemy import and_, func, select, tuple_, update
+from sqlalchemy.orm import Session
 
+from kinline.audit.service import facility_chain, record_event
 from kinline.db.engine import Database
 from kinline.db.tables import DomainEventRow, WebhookDeliveryRow, WebhookRow
 from kinline.errors import InvalidInput, NotFound
@@ -135,6 +137,7 @@ def create_webhook(
                 created_by=actor,
             )
         )
+        _audit(session, facility_id, "created", {"webhook_id": webhook_id, "url": url}, at, actor)
     return Webhook(facility_id, webhook_id, url, at, actor), secret
 
 
@@ -148,13 +151,37 @@ def list_webhooks(db: Database, facility_id: str) -> list[Webhook]:
         return [Webhook(r.facility_id, r.id, r.url, r.created_at, r.created_by) for r in rows]
 
 
-def delete_webhook(db: Database, facility_id: str, webhook_id: str, *, at: datetime) -> None:
+def delete_webhook(
+    db: Database, facility_id: str, webhook_id: str, *, at: datetime, actor: str
+) -> None:
     """End a subscription: nothing more is sent to it."""
     with db.transaction() as session:
         row = session.get(WebhookRow, (facility_id, webhook_id))
         if row is None or row.deleted_at is not None:
             raise NotFound(f"no webhook {webhook_id!r}", field="webhook_id")
         row.deleted_at = at
+        _audit(session, facility_id, "deleted", {"webhook_id": webhook_id}, at, actor)
+
+
+def _audit(
+    session: Session,
+    facility_id: str,
+    action: str,
+    payload: dict[str, object],
+    at: datetime,
+    actor: str,
+) -> None:
+    """A subscription made or ended is a change like any other: on the
+    facility's chain (the secret is never written there)."""
+    record_event(
+        session,
+        facility_id=facility_id,
+        chain=facility_chain(facility_id),
+        actor=actor,
+        tag=f"events:webhook:{action}",
+        payload=payload,
+        at=at,
+    )
 
 
 def subscriptions(db: Database) -> list[Subscription]:
