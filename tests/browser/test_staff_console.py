@@ -163,6 +163,19 @@ def test_security_imposes_a_rule_through_its_preview_and_lifts_it(
     page.click("text=Lift the rule")
     expect(page.locator(".flash")).to_contain_text("The rule is lifted")
     expect(page.locator("#rules + table")).not_to_contain_text(text)
+    response = page.goto(f"{CONSOLE}/rules/sam-daughter-a-video/lift")
+    assert response is not None and response.status == 409
+    expect(page.locator("h1")).to_have_text("This rule has already ended")
+    check_axe(page)
+
+    # From the console: the person is chosen first, then their contacts are offered.
+    page.goto(f"{CONSOLE}/rules/new")
+    expect(page.locator("#f-contacts")).to_have_count(0)
+    check_axe(page)
+    page.select_option("#f-choose-person", "salazar")
+    page.click("form.choose-person button")
+    expect(page.locator("#f-contacts")).to_contain_text("M. Salazar")
+    expect(page.locator("#f-person_id")).to_have_value("salazar")
 
 
 def test_every_queue_page(page: Page, staff: dict[Role, Staff]) -> None:

@@ -26,7 +26,7 @@ from kinline.notices.service import Notice, list_notices
 from kinline.people.model import PersonRecord
 from kinline.people.service import ContactView, list_contacts, view_person
 from kinline.policy.service import rules_in_force
-from kinline.rules.model import Authority, Channel, Kind, Rule
+from kinline.rules.model import Authority, Kind, Rule
 from kinline.rules.retaliation import RetaliationFlag
 from kinline.visits.booking import Booking, list_bookings
 from kinline.web.charts import TimelineItem, timeline_svg, timeline_table
@@ -34,6 +34,7 @@ from kinline.web.staff.common import words
 
 PAST = timedelta(days=180)
 AHEAD = timedelta(days=60)
+LONGEST = timedelta(days=3 * 365)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,7 @@ class PersonView:
     metered: list[Metered]
     conflicts: list[OrderConflict]
     visits: list[Booking]
+    names: dict[str, str]  # contact id -> name, of the contacts shown
     notices: list[tuple[Notice, list[Delivery] | None]]
     appeals: list[Appeal]
     flags: list[RetaliationFlag]
@@ -94,8 +96,9 @@ def person_view(grant: Access, person_id: str, language: str, at: datetime) -> P
     ]
     appeals = list_appeals(db, place.id, at=at, person_id=person_id)
     flags = [f for f in retaliation_report(db, place.id) if f.person == person_id]
-    items = _timeline(rules, visits, flags, at)
-    start, end = at - PAST, at + AHEAD
+    names = {c.contact.id: c.name for c in contacts}
+    items = _timeline(rules, visits, flags, names)
+    start, end = _span(items, at)
     return PersonView(
         record=record,
         contacts=contacts,
@@ -103,6 +106,7 @@ def person_view(grant: Access, person_id: str, language: str, at: datetime) -> P
         metered=metered,
         conflicts=_conflicts(rules, metered),
         visits=visits,
+        names=names,
         notices=notices,
         appeals=appeals,
         flags=flags,
@@ -141,22 +145,29 @@ def _conflicts(rules: list[Rule], metered: list[Metered]) -> list[OrderConflict]
 
 
 def _timeline(
-    rules: list[Rule], visits: list[Booking], flags: list[RetaliationFlag], at: datetime
+    rules: list[Rule], visits: list[Booking], flags: list[RetaliationFlag], names: dict[str, str]
 ) -> list[TimelineItem]:
-    start = at - PAST
+    """Rules and orders as spans (from their start; one in force from the
+    facility's start is left out of the chart's start), visits, and the
+    protected activities the retaliation report weighs."""
     items = [
         TimelineItem(
             "order" if rule.authority is Authority.COURT_ORDER else "rule",
             f"{rule.text} ({rule.channel})",
-            max(rule.starts_at or start, start),
+            rule.starts_at,
             rule.ends_at,
         )
         for rule in rules
+        if rule.starts_at is not None
     ]
     items += [
-        TimelineItem("visit", f"{b.room_id} ({b.status})", b.starts_at, b.ends_at)
+        TimelineItem(
+            "visit",
+            f"{', '.join(names.get(c, c) for c in b.visitors)}, {b.room_id} ({b.status})",
+            b.starts_at,
+            b.ends_at,
+        )
         for b in visits
-        if b.kind.channel in (Channel.VISIT, Channel.VIDEO)
     ]
     seen: set[str] = set()
     for flag in flags:
@@ -164,3 +175,11 @@ def _timeline(
             seen.add(flag.activity)
             items.append(TimelineItem("activity", flag.activity, flag.activity_at))
     return items
+
+
+def _span(items: list[TimelineItem], at: datetime) -> tuple[datetime, datetime]:
+    """From the earliest item (at most ``LONGEST`` back, at least ``PAST``) to ``AHEAD``."""
+    earliest = min((item.start for item in items), default=at - PAST)
+    start = max(min(earliest - timedelta(days=14), at - PAST), at - LONGEST)
+    latest = max((item.end or item.start for item in items), default=at)
+    return start, max(at + AHEAD, latest + timedelta(days=7))
