@@ -14,6 +14,7 @@ import pytest
 from _browser import BROWSER, DemoServer, check_axe, shoot, sign_in
 from playwright.sync_api import Page, expect
 
+from kinline.changes.service import impose_rule
 from kinline.db.engine import Database
 from kinline.identity.model import Binding, Kind
 from kinline.identity.service import add_subject
@@ -47,6 +48,33 @@ def other_counsel(server: DemoServer) -> str:
     finally:
         db.dispose()
     return "okafor-counsel"
+
+
+@pytest.fixture(scope="module")
+def order_for_everyone(server: DemoServer) -> str:
+    """A court order for every person held: its report counts everyone's calls."""
+    db = Database(server.server.database_url)
+    try:
+        impose_rule(
+            db,
+            "usp-red-mesa",
+            {
+                "id": "order-all",
+                "authority": "court_order",
+                "kind": "grant",
+                "channel": "phone",
+                "person": "all",
+                "contacts": {"relationships": ["child"]},
+                "quota": {"count": 1, "per": "month"},
+                "case_number": "CV-88",
+                "text": "A call a month with one's children, for everyone.",
+            },
+            at=datetime.now(UTC),
+            actor="test",
+        )
+    finally:
+        db.dispose()
+    return "/orders/usp-red-mesa/order-all"
 
 
 def test_counsel_reads_the_order_compliance_and_its_causes(page: Page, server: DemoServer) -> None:
@@ -111,7 +139,7 @@ def test_a_bad_range_is_an_error_beside_its_field(page: Page, server: DemoServer
     page.click("form.language button[type=submit]")
     expect(page.locator("#f-to-error")).to_contain_text("El último mes es anterior al primero")
     # A rule that is not a court order has no compliance to show.
-    response = page.goto("/orders/usp-red-mesa/policy-phone")
+    response = page.goto("/orders/usp-red-mesa/sam-one-call")
     assert response is not None and response.status == 422
     expect(page.locator("main")).to_contain_text("no es una orden judicial")
     check_axe(page)
@@ -148,3 +176,19 @@ def test_counsel_for_someone_else_finds_nothing(
     shoot(page, "counsel-other-404")
     page.goto("/court")
     expect(page.locator("main")).not_to_contain_text(re.compile("CV-17|daughters"))
+
+
+def test_counsel_never_reads_an_order_for_everyone(
+    page: Page, server: DemoServer, order_for_everyone: str
+) -> None:
+    """Counsel may read the rules for everyone, but not a report that counts
+    every person's calls: the order is not listed and its page is not found."""
+    sign_in(page, "counsel", server.demo.counsel_password)
+    expect(page).to_have_url(f"{server.base_url}/counsel")
+    page.goto("/court")
+    expect(page.locator("main")).to_contain_text("Two 15-minute calls a month")
+    expect(page.locator("main")).not_to_contain_text("for everyone")
+    page.goto("/counsel/people/salazar?facility_id=usp-red-mesa")
+    expect(page.locator("main")).not_to_contain_text("for everyone")
+    response = page.goto(order_for_everyone)
+    assert response is not None and response.status == 404

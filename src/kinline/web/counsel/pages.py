@@ -27,10 +27,18 @@ from kinline.appeals.service import list_appeals
 from kinline.calls.allowances import allowances
 from kinline.courts.compliance import OrderCompliance, RuleSpan, court_orders, order_compliance
 from kinline.db.engine import Database
-from kinline.errors import KinlineError
+from kinline.errors import KinlineError, NotFound
 from kinline.explain import explain
 from kinline.http import in_thread
-from kinline.identity.model import Action, Kind, Record, Target, actions_of, visible
+from kinline.identity.model import (
+    Action,
+    Kind,
+    Record,
+    Subject,
+    Target,
+    actions_of,
+    visible,
+)
 from kinline.notices.service import list_notices
 from kinline.people.model import Facility
 from kinline.people.service import get_facility, get_person
@@ -112,7 +120,9 @@ def _summary(grant: Access, person_id: str, now: datetime, language: str) -> dic
     orders = [
         span
         for span in court_orders(db, place.id)
-        if span.rule.concerns(person_id) and grant.sees(_rule_target(place.id, span.rule))
+        if span.rule.concerns(person_id)
+        and grant.sees(_rule_target(place.id, span.rule))
+        and _whole_report(grant.subject, span.rule)
     ]
     shown_allowances = []
     if grant.may(Action.DECISION_READ):
@@ -148,6 +158,12 @@ def _summary(grant: Access, person_id: str, now: datetime, language: str) -> dic
     }
 
 
+def _whole_report(subject: Subject, rule: Rule) -> bool:
+    """Whether the subject may read an order's report: an order for everyone
+    counts everyone's calls, which only staff and the court that made it read."""
+    return rule.person is not None or subject.kind in (Kind.STAFF, Kind.COURT)
+
+
 def _rule_target(facility_id: str, rule: Rule) -> Target:
     return Target(facility_id, Record.RULE, person_id=rule.person, case_number=rule.case_number)
 
@@ -174,6 +190,7 @@ def _orders_seen(reach: Reach) -> list[tuple[Facility, list[RuleSpan]]]:
             span
             for span in court_orders(reach.db, facility_id)
             if visible(subject, _rule_target(facility_id, span.rule))
+            and _whole_report(subject, span.rule)
         ]
         found.append((get_facility(reach.db, facility_id), orders))
     return found
@@ -208,6 +225,9 @@ async def order_page(
     """Entitled against delivered, period by period, with the causes of each
     shortfall; ``from`` and ``to`` are months (the last twelve by default)."""
     place = grant.facility
+    order = await in_thread(get_rule, grant.db, place.id, rule_id)
+    if not _whole_report(grant.subject, order):
+        raise NotFound("no order with that id is known", field="rule_id")
     language = language_of(request)
     now = datetime.now(UTC)
     default_first, default_last = _default_range(now, place)
@@ -224,7 +244,6 @@ async def order_page(
         errors = {}
         if error.field in ("from", "to"):
             errors = field_errors(request, TEMPLATES, error, default="from")
-        rule = await in_thread(get_rule, grant.db, place.id, rule_id)
         return render(
             request,
             TEMPLATES,
@@ -232,7 +251,7 @@ async def order_page(
             status=422,
             form=form,
             errors=errors,
-            order=rule,
+            order=order,
             report=None,
             facility=place,
         )
@@ -281,17 +300,18 @@ def _figures(report: OrderCompliance, language: str) -> dict[str, Any]:
         )
         for p in report.periods
     ]
+    timeline = _timeline(report, language)
     return {
         "periods_chart": periods_svg(periods, language=language),
         "periods_table": periods_table(periods, language=language),
         "timeline_chart": timeline_svg(
-            _timeline(report, language),
+            timeline,
             start=report.start,
             end=report.end,
             zone=zone,
             language=language,
         ),
-        "timeline_table": timeline_table(_timeline(report, language), zone=zone, language=language),
+        "timeline_table": timeline_table(timeline, zone=zone, language=language),
         "labels": {p.key: period_label(p.key, language) for p in report.periods},
     }
 
