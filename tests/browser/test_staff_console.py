@@ -185,6 +185,16 @@ def test_every_queue_page(page: Page, staff: dict[Role, Staff]) -> None:
     expect(page.locator("main")).to_contain_text("E. Salazar")  # the wife's application
     check_axe(page)
     shoot(page, "staff-approvals")
+    # The wife's application waits on her supervising officer's consent: approving
+    # it now is refused, and the reason is shown beside the form.
+    wife = page.locator("section.queue-item", has_text="E. Salazar")
+    wife.locator("textarea").fill("Spouse; visits approved.")
+    wife.locator("button").click()
+    error = page.locator("section.queue-item", has_text="E. Salazar").locator(".error-message")
+    expect(error).to_be_visible()
+    expect(page.locator(".error-summary")).to_be_visible()
+    check_axe(page)
+    shoot(page, "staff-approvals-refused")
     row = page.locator("tr", has_text="J. Salazar")
     row.locator("textarea").fill("Brother; video calls approved.")
     row.locator("select").select_option("video")

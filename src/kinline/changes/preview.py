@@ -196,7 +196,9 @@ def _bookings(
     lifting: bool,
 ) -> list[BookingOutcome]:
     """The person's upcoming bookings on the rule's channel, each visitor it
-    selects decided at the booking's start, before and after."""
+    selects decided at the booking's start, before and after. Both sides read
+    the same usage, which holds the booking itself (a visit counts from when it
+    is booked), so what differs is the rule's doing."""
     found: list[BookingOutcome] = []
     for row, slot in booking_repository.list_bookings(
         session, facility.id, person_id=person.id, first=None, last=None, status=None
