@@ -239,6 +239,38 @@ def add_contact(
     when ``notify_by_email``. ``language`` is the one the contact is written to
     in (None: the person's); numbers without a country code are read as
     ``country``'s (None: the facility's). The person must be in custody here."""
+    with db.transaction() as session:
+        return add_contact_in(
+            session,
+            facility_id,
+            contact,
+            name=name,
+            phones=phones,
+            at=at,
+            actor=actor,
+            email=email,
+            notify_by_email=notify_by_email,
+            language=language,
+            country=country,
+        )
+
+
+def add_contact_in(
+    session: Session,
+    facility_id: str,
+    contact: Contact,
+    *,
+    name: str,
+    phones: Sequence[str],
+    at: datetime,
+    actor: str,
+    email: str | None = None,
+    notify_by_email: bool = False,
+    language: str | None = None,
+    country: str | None = None,
+) -> ContactView:
+    """``add_contact`` inside the caller's transaction (a family member's
+    registration adds their contact record and their account at once)."""
     check_name(name, "contact.name")
     if language is not None:
         check_language(language, "contact.language")
@@ -252,46 +284,45 @@ def add_contact(
             f"{contact.relationship!r} is not one of {', '.join(sorted(RELATIONSHIPS))}",
             field="contact.relationship",
         )
-    with db.transaction() as session:
-        facility = require_facility(session, facility_id)
-        require_held(session, facility_id, contact.person, at)
-        if repository.contact_exists(session, facility_id, contact.id):
-            raise AlreadyExists(f"contact {contact.id!r} already exists", field="contact.id")
-        numbers = [
-            normalize_phone(text, country or facility.country, f"contact.phones[{index}]")
-            for index, text in enumerate(phones)
-        ]
-        repository.add_contact(
-            session,
-            facility_id,
-            contact,
-            name,
-            numbers,
-            at,
-            email=email,
-            notify_by_email=notify_by_email,
-            language=language,
-            country=country,
-        )
-        record_event(
-            session,
-            facility_id=facility_id,
-            chain=person_chain(facility_id, contact.person),
-            actor=actor,
-            tag="people:contact:added",
-            payload={
-                "contact_id": contact.id,
-                "name": name,
-                "relationship": contact.relationship,
-                "privileged": contact.privileged,
-                "phones": numbers,
-                "approved": sorted(str(channel) for channel in contact.approved),
-                "email": email,
-                "language": language,
-                "country": country,
-            },
-            at=at,
-        )
+    facility = require_facility(session, facility_id)
+    require_held(session, facility_id, contact.person, at)
+    if repository.contact_exists(session, facility_id, contact.id):
+        raise AlreadyExists(f"contact {contact.id!r} already exists", field="contact.id")
+    numbers = [
+        normalize_phone(text, country or facility.country, f"contact.phones[{index}]")
+        for index, text in enumerate(phones)
+    ]
+    repository.add_contact(
+        session,
+        facility_id,
+        contact,
+        name,
+        numbers,
+        at,
+        email=email,
+        notify_by_email=notify_by_email,
+        language=language,
+        country=country,
+    )
+    record_event(
+        session,
+        facility_id=facility_id,
+        chain=person_chain(facility_id, contact.person),
+        actor=actor,
+        tag="people:contact:added",
+        payload={
+            "contact_id": contact.id,
+            "name": name,
+            "relationship": contact.relationship,
+            "privileged": contact.privileged,
+            "phones": numbers,
+            "approved": sorted(str(channel) for channel in contact.approved),
+            "email": email,
+            "language": language,
+            "country": country,
+        },
+        at=at,
+    )
     details = ContactDetails(name, email, notify_by_email, language, country)
     return ContactView(contact, name, numbers, details)
 
