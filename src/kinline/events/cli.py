@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from dataclasses import replace
 from typing import Annotated
@@ -43,6 +44,7 @@ def publish_command(
     webhooks: Annotated[bool, typer.Option(help="Deliver to the facilities' webhooks.")] = True,
     database_url: DatabaseOption = None,
 ) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     db = database(database_url)
     settings = settings_from_env(nats_url=nats_url, webhooks=webhooks)
     if not nats:

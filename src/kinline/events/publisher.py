@@ -98,17 +98,23 @@ async def publish_pending(db: Database, js: nats.js.JetStreamContext, batch: int
     a later publish fails (which then raises). How many were published."""
     pending = await asyncio.to_thread(service.unpublished, db, batch)
     done: list[tuple[str, str]] = []
+    duplicates = 0
     try:
         for event in pending:
-            await js.publish(
+            ack = await js.publish(
                 subject_name(event.facility_id, event.type),
                 event.body.encode(),
                 headers={"Nats-Msg-Id": event.id},
                 timeout=5.0,
             )
+            duplicates += bool(ack.duplicate)
             done.append((event.facility_id, event.id))
     finally:
         await asyncio.to_thread(service.mark_published, db, done, datetime.now(UTC))
+        if done:
+            log.info(
+                "published %d events (%d already in the stream, dropped)", len(done), duplicates
+            )
     return len(done)
 
 
