@@ -5,6 +5,8 @@ with every figure beside each chart."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -174,3 +176,13 @@ def test_periods_chart_marks_no_refusal_where_there_was_none() -> None:
     )
     # A cross for each period with refusals, none at zero for the other.
     assert two.count("<use ") - one.count("<use ") == 1
+
+
+def test_the_pages_load_without_matplotlib_until_a_chart_is_drawn() -> None:
+    """A server worker starts without matplotlib (half a second on a loaded machine)."""
+    probe = (
+        "import sys, kinline.web.charts as charts; print('matplotlib' in sys.modules); "
+        "charts.periods_svg([], language='en'); print('matplotlib' in sys.modules)"
+    )
+    ran = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert ran.stdout.split() == ["False", "True"]

@@ -11,7 +11,8 @@ Text stays text (``svg.fonttype = none``): the browser draws it in the page's
 font, and it can be read and searched.
 
 matplotlib is not thread-safe and the pages draw in worker threads: one lock
-serialises the drawing (a chart takes milliseconds).
+serialises the drawing (a chart takes milliseconds). It is imported when a
+chart is first drawn, not with the pages: a server worker starts without it.
 """
 
 from __future__ import annotations
@@ -23,19 +24,15 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from functools import cache
+from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
 
-import matplotlib
+from babel.dates import format_date, format_skeleton, format_time
+from markupsafe import Markup, escape
 
-matplotlib.use("Agg")
-matplotlib.rcParams["svg.hashsalt"] = "kinline"
-matplotlib.rcParams["svg.fonttype"] = "none"
-
-from babel.dates import format_date, format_skeleton, format_time  # noqa: E402
-from markupsafe import Markup, escape  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 ItemKind = Literal["rule", "order", "call", "refusal", "visit", "activity"]
 KINDS: tuple[ItemKind, ...] = ("order", "rule", "call", "refusal", "visit", "activity")
@@ -107,6 +104,22 @@ WORDS: dict[str, dict[str, str]] = {
 }
 
 _LOCK = threading.Lock()
+
+
+@cache
+def _matplotlib() -> type[Figure]:
+    """matplotlib's ``Figure``, set up once: no display (Agg), a fixed hash salt,
+    text kept as text."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    matplotlib.rcParams["svg.hashsalt"] = "kinline"
+    matplotlib.rcParams["svg.fonttype"] = "none"
+    from matplotlib.figure import Figure
+
+    return Figure
+
+
 _ID = re.compile(r'\bid="([^"]+)"')
 
 
@@ -277,7 +290,7 @@ def timeline_svg(
     lanes = _lanes(shown)
     height = 0.9 + 0.45 * len(lanes)
     with _LOCK:
-        figure = Figure(figsize=(9, height), dpi=72, layout="constrained")
+        figure = _matplotlib()(figsize=(9, height), dpi=72, layout="constrained")
         axes = figure.add_subplot()
         for row, lane in enumerate(lanes):
             y = len(lanes) - 1 - row
@@ -386,7 +399,7 @@ def periods_svg(
     said = words(language)
     title = title or said["periods"]
     with _LOCK:
-        figure = Figure(figsize=(9, 3.6), dpi=72, layout="constrained")
+        figure = _matplotlib()(figsize=(9, 3.6), dpi=72, layout="constrained")
         axes = figure.add_subplot()
         xs = list(range(len(periods)))
         axes.bar(
@@ -434,6 +447,8 @@ def periods_svg(
         )
         axes.set_ylim(0, top * 1.15 + 0.5)
         axes.set_ylabel(said["sessions"], fontsize=11)
+        from matplotlib.ticker import MaxNLocator
+
         axes.yaxis.set_major_locator(MaxNLocator(integer=True))
         axes.grid(axis="y", color="#b1b4b6", linewidth=0.6)
         axes.set_axisbelow(True)
