@@ -214,6 +214,14 @@ def test_every_queue_page(page: Page, staff: dict[Role, Staff]) -> None:
     expect(page.locator(".flash")).to_contain_text("Checked in")
     expect(page.locator("table", has_text="R. Salazar")).to_contain_text("Checked in")
 
+    page.goto(f"{CONSOLE}/rules")
+    expect(page.locator("h1")).to_have_text("Rules in force")
+    everyone = page.locator("tr", has_text="Standard telephone allowance.")
+    expect(everyone).to_contain_text("Everyone at the facility")
+    expect(everyone.get_by_role("link", name=re.compile("^Lift"))).to_be_visible()
+    check_axe(page)
+    shoot(page, "staff-rules")
+
     page.goto(f"{CONSOLE}/appeals")
     expect(page.locator("h1")).to_have_text("Appeals to answer")
     expect(page.locator("table")).to_contain_text("Please let my daughters call.")

@@ -28,7 +28,7 @@ from kinline.policy.service import get_rule, rules_in_force
 from kinline.rules.model import Authority, Kind
 from kinline.web.guard import field_errors
 from kinline.web.render import flash, gettext_for, render
-from kinline.web.staff.common import TEMPLATES, base, multi, now, reader, staff, words
+from kinline.web.staff.common import TEMPLATES, base, may, multi, now, reader, staff, words
 
 router = APIRouter(include_in_schema=False)
 
@@ -206,6 +206,21 @@ def _suggested_id(person_id: str, at: datetime) -> str:
     return f"{person_id or 'all'}-{at:%Y%m%d-%H%M}"
 
 
+@router.get("/staff/{facility_id}/rules")
+async def rules_page(
+    request: Request, grant: Annotated[Access, staff(Action.RULE_READ)]
+) -> Response:
+    """Every rule in force at the facility, each person's and everyone's."""
+    at = now()
+    found = await in_thread(rules_in_force, grant.db, grant.facility.id, at=at)
+    people = await in_thread(list_people, grant.db, grant.facility.id)
+    return render(
+        request, TEMPLATES, "rules.html", base=base(grant), facility=grant.facility,
+        rules=found, names={p.id: p.name for p in people},
+        may=may(grant, Action.RULE_IMPOSE, Action.RULE_LIFT),
+    )  # fmt: skip
+
+
 @router.get("/staff/{facility_id}/rules/new")
 async def impose_form(
     request: Request,
@@ -272,7 +287,7 @@ async def impose_post(
         errors = _errors(request, error)
         return await in_thread(_form_page, request, grant, form, status=422, errors=errors)
     _ = gettext_for(request, TEMPLATES)
-    target = f"{base(grant)}/people/{rule.person}" if rule.person else base(grant)
+    target = f"{base(grant)}/people/{rule.person}" if rule.person else f"{base(grant)}/rules"
     response = RedirectResponse(target, status_code=303)
     flash(response, _("The rule is in force. Everyone it concerns has been sent a notice."))
     return response
@@ -328,7 +343,7 @@ async def lift_post(
         errors = {"reason": next(iter(field_errors(request, TEMPLATES, error).values()))}
         return await _lift_page(request, grant, rule_id, reason=reason, status=422, errors=errors)
     _ = gettext_for(request, TEMPLATES)
-    target = f"{base(grant)}/people/{rule.person}" if rule.person else base(grant)
+    target = f"{base(grant)}/people/{rule.person}" if rule.person else f"{base(grant)}/rules"
     response = RedirectResponse(target, status_code=303)
     flash(response, _("The rule is lifted. Everyone it concerned has been sent a notice."))
     return response
