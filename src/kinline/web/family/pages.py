@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_time
@@ -21,12 +22,14 @@ from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import RedirectResponse
 
 from kinline.access import Access, Params, whole
+from kinline.changes.registration import FAMILY_RELATIONSHIPS, register_family
 from kinline.db.engine import Database
 from kinline.errors import InvalidInput, KinlineError
-from kinline.http import in_thread
+from kinline.http import get_db, in_thread
 from kinline.identity.model import Action, Kind, Record, Target
+from kinline.identity.registration import FamilySignUp
 from kinline.people.model import Facility, Person
-from kinline.people.service import ContactView, get_contact, get_person
+from kinline.people.service import ContactView, get_contact, get_person, list_facilities
 from kinline.visits import calendar
 from kinline.visits.booking import (
     Availability,
@@ -41,9 +44,9 @@ from kinline.visits.booking import (
 from kinline.visits.model import Visitor
 from kinline.visits.slots import Booker, SessionKind
 from kinline.visits.visitors import Application, VisitorView, apply, list_visitors
-from kinline.web.guard import field_errors, form_of, page
+from kinline.web.guard import check_form, field_errors, form_of, page
 from kinline.web.kiosk.language import prefer_stored_language
-from kinline.web.render import Templates, flash, gettext_for, language_of, render
+from kinline.web.render import LANGUAGES, Templates, flash, gettext_for, language_of, render
 
 router = APIRouter(include_in_schema=False)
 TEMPLATES = Templates(__file__)
@@ -445,4 +448,84 @@ async def apply_post(request: Request, grant: Apply) -> Response:
         )
     response = RedirectResponse("/family", status_code=303)
     flash(response, gettext_for(request, TEMPLATES)("Your application is sent."))
+    return response
+
+
+# -- registering ---------------------------------------------------------------------
+
+RELATIONSHIP_CHOICES = FAMILY_RELATIONSHIPS
+
+
+def _registration_fields(error: KinlineError) -> str:
+    """The form field a refusal is about (the contact's fields are the form's own)."""
+    field = error.field or "form"
+    if field.startswith("contact.phones"):
+        return "phone"
+    return {"contact.name": "name", "contact.email": "email", "login": "email"}.get(field, field)
+
+
+async def _register_page(
+    request: Request,
+    *,
+    status: int = 200,
+    form: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+) -> Response:
+    facilities = await in_thread(list_facilities, await get_db(request))
+    return render(
+        request,
+        TEMPLATES,
+        "family_register.html",
+        status=status,
+        facilities=facilities,
+        relationships=RELATIONSHIP_CHOICES,
+        form=form or {},
+        errors=errors or {},
+    )
+
+
+@router.get("/family/register")
+async def register_page(request: Request) -> Response:
+    """Open a family account: name the person, say who you are."""
+    return await _register_page(request)
+
+
+@router.post("/family/register")
+async def register_post(request: Request) -> Response:
+    """Register (anyone may: the form carries its own CSRF token); then sign in."""
+    form = await form_of(request)
+    await check_form(request, form)
+    language = form.get("language", "")
+    sign_up = FamilySignUp(
+        name=form.get("name", ""),
+        email=form.get("email", ""),
+        password=form.get("password", ""),
+        language=language if language in LANGUAGES else language_of(request),
+    )
+    try:
+        await in_thread(
+            register_family,
+            await get_db(request),
+            form.get("facility_id", ""),
+            person_id=form.get("person_id", ""),
+            person_name=form.get("person_name", ""),
+            relationship=form.get("relationship", ""),
+            phone=form.get("phone", "").strip() or None,
+            sign_up=sign_up,
+            at=datetime.now(UTC),
+        )
+    except KinlineError as error:
+        if error.status not in (404, 409, 422):
+            raise
+        message = next(iter(field_errors(request, TEMPLATES, error).values()))
+        kept = {k: v for k, v in form.items() if k not in ("password", "csrf_token")}
+        return await _register_page(
+            request,
+            status=422 if error.status == 404 else error.status,
+            form=kept,
+            errors={_registration_fields(error): message},
+        )
+    response = RedirectResponse(f"/signin?next={quote('/family', safe='')}", status_code=303)
+    _ = gettext_for(request, TEMPLATES)
+    flash(response, _("Your account is open. Sign in with your email address and password."))
     return response
