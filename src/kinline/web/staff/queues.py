@@ -144,6 +144,18 @@ async def visitor_post(
     return _back(request, grant, "approvals", "Decided. The person and the visitor are told.")
 
 
+@router.get("/staff/{facility_id}/contacts/{contact_id}/approve")
+async def approve_again(grant: Annotated[Access, staff(Action.CONTACT_READ)]) -> Response:
+    """Where a refused approval's page is got again (say, after changing the
+    language): the approvals queue."""
+    return RedirectResponse(f"{base(grant)}/approvals", status_code=303)
+
+
+@router.get("/staff/{facility_id}/visitors/{visitor_id}/decide")
+async def decide_again(grant: Annotated[Access, staff(Action.VISITOR_READ)]) -> Response:
+    return RedirectResponse(f"{base(grant)}/approvals", status_code=303)
+
+
 def _decide_visitor(grant: Access, visitor_id: int, verdict: Verdict, reason: str) -> None:
     decide_visitor(
         grant.db,

@@ -265,6 +265,13 @@ async def impose_preview(
     return _preview_page(request, grant, "preview.html", preview, form=form)
 
 
+@router.get("/staff/{facility_id}/rules/preview")
+async def impose_preview_again(grant: Annotated[Access, staff(Action.RULE_IMPOSE)]) -> Response:
+    """A preview is made by sending the form (this address, got again after
+    changing the language, starts a new one)."""
+    return RedirectResponse(f"{base(grant)}/rules/new", status_code=303)
+
+
 @router.post("/staff/{facility_id}/rules")
 async def impose_post(
     request: Request, grant: Annotated[Access, staff(Action.RULE_IMPOSE)]
