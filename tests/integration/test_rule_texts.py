@@ -18,6 +18,7 @@ from kinline.db.engine import Database
 from kinline.identity.model import Binding, Kind, Role
 from kinline.identity.service import add_subject
 from kinline.identity.signin import enroll_totp, set_password, sign_in
+from kinline.policy.service import get_rule
 
 with warnings.catch_warnings():
     # starlette would rather use httpx2, which is not a dependency.
@@ -49,8 +50,8 @@ def client(db: Database) -> Iterator[TestClient]:
         yield made
 
 
-def _staff_cookie(db: Database) -> str:
-    """A signed-in security officer's session (the console's pages)."""
+def _staff_session(db: Database) -> tuple[str, str]:
+    """A signed-in security officer's session (the console's pages) and its CSRF token."""
     now = datetime.now(UTC)
     subject = add_subject(
         db, "Officer", Kind.STAFF, at=now, actor="test",
@@ -58,7 +59,8 @@ def _staff_cookie(db: Database) -> str:
     )  # fmt: skip
     set_password(db, subject.id, "a long pass phrase 42", at=now, actor="test")
     code = pyotp.TOTP(enroll_totp(db, subject.id, at=now, actor="test").secret).now()
-    return sign_in(db, "officer", "a long pass phrase 42", code, at=now).secret
+    made = sign_in(db, "officer", "a long pass phrase 42", code, at=now)
+    return made.secret, made.csrf_token
 
 
 def test_a_rule_imposed_in_two_languages_reads_back_in_each(
@@ -80,7 +82,7 @@ def test_a_rule_imposed_in_two_languages_reads_back_in_each(
     assert rules["sam-children"]["texts"] == {}
     assert rules["sam-children"]["text"] == "Calls with children suspended pending review."
 
-    session = _staff_cookie(db)
+    session, _csrf = _staff_session(db)
     page = "/staff/usp-red-mesa/people/salazar"
     client.cookies.set("kinline_session", session)
     client.cookies.set("lang", "es")
@@ -93,6 +95,34 @@ def test_a_rule_imposed_in_two_languages_reads_back_in_each(
     english = client.get(page)
     rules_in_force = _section(english.text, "rules")
     assert EN in rules_in_force and ES not in rules_in_force
+
+
+def test_the_impose_form_writes_the_text_in_each_language(db: Database, client: TestClient) -> None:
+    session, csrf = _staff_session(db)
+    client.cookies.set("kinline_session", session)
+    form = {
+        "csrf_token": csrf, "person_id": "salazar", "rule_id": "no-brother",
+        "authority": "sanction", "kind": "deny", "channel": "phone", "contacts": "brother",
+        "text_en": EN, "text_es": ES, "reason": "Review.",
+    }  # fmt: skip
+    preview = client.post("/staff/usp-red-mesa/rules/preview", data=form)
+    assert preview.status_code == 200, preview.text
+    assert "J. Salazar" in _section(preview.text, "affected")
+    saved = client.post("/staff/usp-red-mesa/rules", data=form, follow_redirects=False)
+    assert saved.status_code == 303, saved.text
+    assert saved.headers["location"] == "/staff/usp-red-mesa/people/salazar"
+    token = token_for(db, "reader", Kind.STAFF, Binding(F, role=Role.OBSERVER))
+    rules = client.get(
+        "/v1/rules", params={"person_id": "salazar"}, headers={"Authorization": f"Bearer {token}"}
+    ).json()
+    [rule] = [r for r in rules if r["id"] == "no-brother"]
+    assert rule["texts"] == {"en": EN, "es": ES}
+    assert rule["contacts"] == {"ids": ["brother"]}
+    # English alone is one text.
+    english = {**form, "rule_id": "no-brother-2", "text_es": ""}
+    assert client.post("/staff/usp-red-mesa/rules", data=english).status_code == 200
+    assert get_rule(db, F, "no-brother-2").texts == {}
+    assert get_rule(db, F, "no-brother-2").text == EN
 
 
 def _section(page: str, heading: str) -> str:

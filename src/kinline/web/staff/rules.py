@@ -112,14 +112,14 @@ class Form:
         else:
             data["contacts"] = "any"
         texts = {lang: v[f"text_{lang}"] for lang in ("en", "es") if v[f"text_{lang}"]}
-        data["text"] = texts if len(texts) > 1 else next(iter(texts.values()), "")
+        # One English text is a string; with a Spanish one, the text per language.
+        data["text"] = texts if "es" in texts else texts.get("en", "")
         if self.overrides:
             data["overrides"] = self.overrides
         if v["until"]:
             data["until"] = v["until"]
-        for name in ("max_minutes",):
-            if v[name]:
-                data[name] = _whole(v[name], name)
+        if v["max_minutes"]:
+            data["max_minutes"] = _whole(v["max_minutes"], "max_minutes")
         if v["quota_count"] or v["quota_minutes"]:
             quota: dict[str, Any] = {"per": v["quota_per"] or "month"}
             if v["quota_count"]:
