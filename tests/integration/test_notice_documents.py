@@ -188,6 +188,37 @@ def test_a_court_order_shows_its_case_and_a_late_evening_deadline_counts_local_d
     assert "21 de julio de 2024" in page
 
 
+def test_a_rule_written_in_two_languages_reaches_each_reader_in_their_own(
+    loaded: Database,
+) -> None:
+    """Salazar reads Spanish: his notice carries the rule's Spanish text, never the English."""
+    impose_rule(
+        loaded,
+        FACILITY,
+        {
+            "id": "phones-after-lockdown",
+            "authority": "security_measure",
+            "kind": "deny",
+            "channel": "phone",
+            "person": "salazar",
+            "contacts": "any",
+            "text": {
+                "en": "No telephone calls during the lockdown.",
+                "es": "Sin llamadas telefónicas durante el cierre.",
+            },
+        },
+        at=local(2024, 7, 2, 9),
+        actor="test",
+        reason="Lockdown of the unit.",
+    )
+    notice = list_notices(loaded, FACILITY, "salazar")[-1]
+    doc = get_notice_document(loaded, FACILITY, notice.id)
+    assert doc.rule_text == "Sin llamadas telefónicas durante el cierre."
+    [page] = pdf_text(render_pdf([doc]))
+    assert "Sin llamadas telefónicas durante el cierre." in page
+    assert "No telephone calls" not in page
+
+
 def test_an_unknown_notice_is_not_found_naming_the_field(
     loaded: Database, ids: tuple[int, int]
 ) -> None:

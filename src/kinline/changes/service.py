@@ -325,6 +325,7 @@ def _rule_facts(
         authority=str(rule.authority),
         rule_kind=str(rule.kind),
         rule_text=rule.text,
+        rule_texts=dict(rule.texts),
         case_number=rule.case_number,
         reason=reason,
     )

@@ -8,7 +8,8 @@ back to English.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from enum import StrEnum
 
@@ -49,6 +50,17 @@ class ChangeFacts:
     case_number: str | None = None
     contact_name: str | None = None
     reason: str | None = None
+    # The rule's text per language, when it was written in more than one.
+    rule_texts: Mapping[str, str] = field(default_factory=dict)
+
+    def in_language(self, language: str) -> ChangeFacts:
+        """These facts with the rule's text in ``language`` (``es-MX`` reads ``es``),
+        so a Spanish notice never shows the English text when a Spanish one exists."""
+        normalized = language.replace("_", "-")
+        for candidate in (normalized, normalized.split("-")[0].lower()):
+            if candidate in self.rule_texts:
+                return replace(self, rule_text=self.rule_texts[candidate])
+        return self
 
 
 @dataclass(frozen=True, slots=True)

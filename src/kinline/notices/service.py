@@ -70,7 +70,8 @@ def write_notices(
             effective_local=local(change.effective_at, facility.zone),
             appeal_deadline=deadline,
         )
-        content = compose_notice(change, to, person.language)
+        facts = change.in_language(person.language)
+        content = compose_notice(facts, to, person.language)
         row = repository.add_notice(
             session,
             facility_id=facility.id,
@@ -79,7 +80,7 @@ def write_notices(
             change=str(change.change),
             subject=change.subject,
             authority=change.authority,
-            rule_text=change.rule_text,
+            rule_text=facts.rule_text,
             reason=change.reason,
             effective_at=change.effective_at,
             appeal_deadline=deadline,
