@@ -79,6 +79,10 @@ def test_she_books_a_video_visit_on_her_own_clock_and_downloads_it(
     expect(application).to_contain_text("R. Salazar")
     expect(application).to_contain_text("Videollamada")
     expect(application).to_contain_text("Aprobado/a")
+    # The notice of her approval, in her words; no notice about a rule is hers.
+    about = page.locator("#about-you ~ table")
+    expect(about).to_contain_text("Está aprobado/a para visitar a R. Salazar")
+    expect(about).not_to_contain_text("sam-children")
     check_axe(page)
     shoot(page, "family-home-es")
 
@@ -90,7 +94,6 @@ def test_she_books_a_video_visit_on_her_own_clock_and_downloads_it(
     check_axe(page)
     shoot(page, "family-book-es")
     # Sending no choice is refused beside the choices, in Spanish.
-    page.evaluate("document.querySelectorAll('[required]').forEach(e => e.required = false)")
     page.click("text=Solicitar esta visita")
     expect(page.locator("#f-slot-error")).to_contain_text("Elija una sesión")
     check_axe(page)
@@ -126,7 +129,6 @@ def test_she_books_a_video_visit_on_her_own_clock_and_downloads_it(
 
     # Cancelling asks why, then the visit is gone from her list.
     page.goto(f"/family/visits/{booking_id}")
-    page.evaluate("document.querySelectorAll('[required]').forEach(e => e.required = false)")
     page.click("text=Cancelar la visita")
     expect(page.locator("#f-reason-error")).to_be_visible()
     page.fill("#f-reason", "Tengo examen ese día.")
@@ -159,3 +161,50 @@ def test_her_applications_page(page: Page, server: DemoServer) -> None:
     expect(page.locator("main")).to_contain_text("Ya tiene una solicitud")
     check_axe(page)
     shoot(page, "family-apply-es")
+
+
+def test_a_new_family_member_registers_and_applies_to_visit(page: Page, server: DemoServer) -> None:
+    page.goto("/family/register")
+    expect(page.locator("h1")).to_have_text("Abrir una cuenta familiar")
+    check_axe(page)
+    shoot(page, "family-register-es")
+    page.select_option("#f-relationship", "sibling")
+    page.fill("#f-person_id", "salazar")
+    page.fill("#f-person_name", "Otro Nombre")  # not his name: refused, not confirmed
+    page.fill("#f-name", "J. Salazar Ruiz")
+    page.fill("#f-phone", "+52 55 1234 5678")
+    page.fill("#f-email", "primo@example.org")
+    page.fill("#f-password", "una frase larga de paso")
+    page.click("text=Abrir mi cuenta")
+    expect(page.locator("#f-person_id-error")).to_contain_text("ninguna persona recluida")
+    expect(page.locator("#f-password")).to_have_value("")  # never sent back
+    check_axe(page)
+    shoot(page, "family-register-error-es")
+
+    page.fill("#f-person_name", "r. salazar")
+    page.fill("#f-password", "una frase larga de paso")
+    page.click("text=Abrir mi cuenta")
+    expect(page).to_have_url(re.compile(r"/signin\?next=%2Ffamily$"))
+    expect(page.locator(".flash")).to_contain_text("Su cuenta está abierta")
+    sign_in(page, "primo@example.org", "una frase larga de paso")
+    expect(page).to_have_url(re.compile(r"/family$"))
+    page.reload()
+    mine = page.locator("tr.application")
+    expect(mine).to_contain_text("A la espera de que el personal le apruebe como contacto")
+    expect(mine).to_contain_text("No ha solicitado visitar")
+    check_axe(page)
+    shoot(page, "family-registered-es")
+
+    page.click("nav >> text=Solicitar visitar")
+    page.fill("#f-date_of_birth", "1999-02-30")
+    page.click("text=Enviar mi solicitud")
+    expect(page.locator("#f-date_of_birth-error")).to_contain_text("año-mes-día")
+    check_axe(page)
+    page.fill("#f-date_of_birth", "1999-02-28")
+    page.fill("#f-address", "Calle Durango 12, Ciudad de México")
+    page.fill("#f-country", "MX")
+    page.fill("#f-timezone", "America/Mexico_City")
+    page.click("text=Enviar mi solicitud")
+    expect(page).to_have_url(re.compile(r"/family$"))
+    expect(page.locator(".flash")).to_have_text("Su solicitud está enviada.")
+    expect(page.locator("tr.application")).to_contain_text("a la espera de una decisión")

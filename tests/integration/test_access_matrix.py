@@ -52,7 +52,8 @@ USP, EAST = "usp-red-mesa", "fci-east"
 T = datetime(2024, 6, 20, 16, 0, tzinfo=UTC)  # 10:00 in Denver and 12:00 in the east
 # Routes anyone may call: signing in and out, and the API's own documents.
 PUBLIC = re.compile(r"^/(v1/auth/|docs|redoc|openapi\.json)")
-# Pages anyone may open or send: signing in and out, choosing the language.
+# Pages anyone may open or send: signing in and out, choosing the language,
+# a family member's registration.
 PUBLIC_PAGES = re.compile(r"^/(signin|signout|language|family/register)$")
 
 

@@ -28,6 +28,8 @@ from kinline.errors import InvalidInput, KinlineError
 from kinline.http import get_db, in_thread
 from kinline.identity.model import Action, Kind, Record, Target
 from kinline.identity.registration import FamilySignUp
+from kinline.notices.render import NoticeText, notice_text
+from kinline.notices.service import Notice, get_notice_document, list_notices
 from kinline.people.model import Facility, Person
 from kinline.people.service import ContactView, get_contact, get_person, list_facilities
 from kinline.visits import calendar
@@ -159,13 +161,41 @@ def _my_bookings(grant: Access, records: list[Mine], first: date) -> list[Bookin
     return sorted(found, key=lambda b: b.starts_at)
 
 
+@dataclass(frozen=True, slots=True)
+class AboutYou:
+    """A notice the person was sent about one of the family member's own records
+    (their approval as a contact, their visitor application's decision)."""
+
+    notice: Notice
+    words: NoticeText
+    person_name: str
+
+
+def about_them(grant: Access, records: list[Mine], language: str) -> list[AboutYou]:
+    """Notices whose subject is one of the family member's contact records
+    (``<contact id>:<channel>``), newest first, in the reader's language. A
+    notice about a rule is the person's alone: it is never shown here."""
+    own = {r.contact.contact.id for r in records}
+    found: list[AboutYou] = []
+    for person_id in sorted({r.person.id for r in records}):
+        for notice in list_notices(grant.db, grant.facility.id, person_id):
+            contact_id, _sep, _channel = notice.subject.rpartition(":")
+            if notice.authority is None and contact_id in own:
+                document = get_notice_document(
+                    grant.db, grant.facility.id, notice.id, language=language
+                )
+                found.append(AboutYou(notice, notice_text(document), document.person_name))
+    return sorted(found, key=lambda a: -a.notice.id)
+
+
 @router.get("/family")
 async def family_home(request: Request, grant: Home) -> Response:
-    """The family member's people, applications and visits."""
+    """The family member's people, applications, notices about them and visits."""
     if grant.subject.kind is not Kind.FAMILY:
         return elsewhere()
     records = await mine(request, grant)
     clock = _clock(request, grant, records)
+    notices = await in_thread(about_them, grant, records, language_of(request))
     today = datetime.now(UTC).astimezone(grant.facility.zone).date()
     bookings = await in_thread(_my_bookings, grant, records, today - timedelta(days=1))
     return render(
@@ -174,6 +204,7 @@ async def family_home(request: Request, grant: Home) -> Response:
         "family_home.html",
         records=records,
         bookings=[b for b in bookings if b.status.upcoming],
+        notices=notices,
         clock=clock,
         facility=grant.facility,
     )
