@@ -23,15 +23,16 @@ def test_staff_signs_in_reads_spanish_and_signs_out(page: Page, server: DemoServ
 
     demo = server.demo
     sign_in(page, "staff", demo.staff_password, pyotp.TOTP(demo.totp_secret).now())
-    expect(page).to_have_url(f"{server.base_url}/")
-    expect(page.locator("h1")).to_have_text("Welcome, Demo staff")
+    # Staff start at their facility's console.
+    expect(page).to_have_url(f"{server.base_url}/staff/usp-red-mesa")
+    expect(page.locator("h1")).to_have_text("Staff console")
     expect(page.locator("html")).to_have_attribute("lang", "en")
     check_axe(page)
     shoot(page, "home-staff-en")
 
     page.select_option("#lang-select", "es")
     page.click("form.language button[type=submit]")
-    expect(page.locator("h1")).to_have_text("Bienvenido/a, Demo staff")
+    expect(page.locator("h1")).to_have_text("Consola del personal")
     expect(page.locator("html")).to_have_attribute("lang", "es")
     expect(page.locator("form.signout button")).to_have_text("Cerrar sesión")
     check_axe(page)
