@@ -139,7 +139,11 @@ def test_security_imposes_a_rule_through_its_preview_and_lifts_it(
     expect(page.locator(".flash")).to_contain_text("The rule is in force")
     text = "Calls with A. Salazar suspended during the review."
     expect(page.locator("#rules + table")).to_contain_text(text)
-    expect(page.locator("#notices + table tr.notice").first).to_contain_text(text)
+    spanish = "Llamadas con A. Salazar suspendidas durante la revisión."
+    # The notice written to him quotes the rule (in his language, Spanish, where given).
+    expect(page.locator("#notices + table tr.notice").first).to_contain_text(
+        re.compile(f"{re.escape(text)}|{re.escape(spanish)}")
+    )
     expect(page.locator("#conflicts + ul")).to_contain_text(f"“{text}” overrides")
 
     page.select_option("#lang-select", "es")
@@ -176,6 +180,20 @@ def test_security_imposes_a_rule_through_its_preview_and_lifts_it(
     page.click("form.choose-person button")
     expect(page.locator("#f-contacts")).to_contain_text("M. Salazar")
     expect(page.locator("#f-person_id")).to_have_value("salazar")
+
+    # A video deny would refuse the visit booked next Thursday: the preview says so.
+    page.fill("#f-rule_id", "no-video-a")
+    page.select_option("#f-channel", "video")
+    page.get_by_label("A. Salazar").check()
+    page.fill("#f-text_en", "No video calls with A. Salazar.")
+    page.fill("#f-reason", "Review.")
+    page.click("text=Preview what it would change")
+    visits = page.locator("#bookings + table")
+    expect(visits).to_contain_text("A. Salazar")
+    expect(visits).to_contain_text("Video call not allowed")
+    expect(visits.locator("td").last).to_have_text("Yes")
+    check_axe(page)
+    shoot(page, "staff-impose-preview-visit")
 
 
 def test_every_queue_page(page: Page, staff: dict[Role, Staff]) -> None:
