@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -149,3 +150,34 @@ def test_pages_not_his_are_not_found_and_other_kinds_go_home(
     expect(page).to_have_url(re.compile(r"/family$"))
     page.goto("/me")
     expect(page).to_have_url(re.compile(r"/family$"))
+
+
+@pytest.mark.parametrize("feature", ["kiosk", "family"])
+def test_every_word_of_the_kiosk_and_the_portal_has_its_spanish(feature: str) -> None:
+    """Each msgid the templates and pages.py use (``_``, ``ngettext``) is in the
+    feature's Spanish catalog or the shared one, with a translation."""
+    from babel.messages.extract import extract_from_dir
+    from babel.messages.pofile import read_po
+
+    web = Path(__file__).parents[2] / "src" / "kinline" / "web"
+    folder = web / feature
+    found = {
+        message if isinstance(message, str) else message[0]
+        for _file, _line, message, _comments, _context in extract_from_dir(
+            str(folder),
+            [("**.py", "python"), ("**/templates/**.html", "jinja2")],
+            options_map={"**/templates/**.html": {"extensions": "jinja2.ext.i18n"}},
+            keywords={"_": None, "ngettext": (1, 2)},
+        )
+    }
+    assert len(found) > 40
+    catalogs = []
+    for place in (folder, web):
+        with (place / "locale/es/LC_MESSAGES/pages.po").open("rb") as po:
+            catalogs.append(read_po(po))
+    missing = [
+        msgid
+        for msgid in sorted(found)
+        if not any((entry := c.get(msgid)) is not None and entry.string for c in catalogs)
+    ]
+    assert missing == []
