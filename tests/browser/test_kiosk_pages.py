@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -51,7 +53,29 @@ def notice_id(server: DemoServer) -> Iterator[int]:
         )
         ours = [n for n in listed.json() if n["subject"] == "kiosk-ten-minutes"]
         assert len(ours) == 1
+        # And a video visit with his daughter, booked by staff.
+        booked = api.post(
+            "/v1/visits/bookings",
+            params={"facility_id": FACILITY},
+            headers={"Authorization": f"Bearer {server.demo.token}"},
+            json={
+                "person_id": "salazar",
+                "template_id": "video-thu",
+                "date": visit_day().isoformat(),
+                "visitors": ["daughter-a"],
+            },
+        )
+        assert booked.status_code == 200 and booked.json()["allowed"], booked.text
         yield int(ours[0]["id"])
+
+
+def today() -> date:
+    return datetime.now(UTC).astimezone(ZoneInfo("America/Denver")).date()
+
+
+def visit_day() -> date:
+    """Next Thursday: a video session."""
+    return today() + timedelta(days=(3 - today().weekday()) % 7 or 7)
 
 
 def enter(page: Page, server: DemoServer) -> None:
@@ -72,12 +96,20 @@ def test_the_kiosk_speaks_his_language_and_explains_each_contact(
     # the children are suspended by a security measure, in words.
     video = page.locator("tr.allowance[data-contact=daughter-a][data-channel=video]")
     expect(video).to_contain_text("Videollamada permitida")
-    expect(video).to_contain_text("0 de 4 sesiones usadas este mes")
+    # The booked visit holds its place in its month's four.
+    held = 1 if visit_day().month == today().month else 0
+    expect(video).to_contain_text(f"{held} de 4 sesiones usadas este mes")
     phone = page.locator("tr.allowance[data-contact=daughter-a][data-channel=phone]")
     expect(phone).to_contain_text("Llamada no permitida")
     expect(phone).not_to_contain_text("sam-children")  # no rule id as the words
     expect(page.locator(f"a[href='/me/notices/{notice_id}']")).to_be_visible()
     expect(page.locator("#notices ~ table")).to_contain_text("Sin leer")
+    visit = page.locator("#visits ~ table tr.visit")
+    expect(visit).to_have_count(1)
+    expect(visit).to_contain_text("Videollamada")
+    expect(visit).to_contain_text("A. Salazar")
+    expect(visit).to_contain_text("17:00")
+    expect(visit).to_contain_text("Reservada")
     check_axe(page)
     shoot(page, "kiosk-home-es")
 

@@ -152,6 +152,7 @@ async def kiosk_home(request: Request, grant: Home) -> Response:
         person=person,
         rows=rows,
         visits=visits,
+        names={a.contact_id: a.contact_name for a in found},
         notices=sorted(notices, key=lambda n: (n.acknowledged_at is not None, -n.id)),
         appeals=appeals,
     )
