@@ -932,3 +932,92 @@ class AppealSettingsRow(Base):
     family_may_file: Mapped[bool] = mapped_column(Boolean, server_default=true())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_by: Mapped[str] = mapped_column(String(200))
+
+
+class CourtOrderRow(Base):
+    """A court order as a record: who signed it, when, its words, who to tell.
+
+    ``counsel``: the counsel of record, ``[{"name": ..., "email": ...}]``. The
+    rules it creates are linked in ``court_order_rules``; its signed PDF, every
+    version uploaded, in ``court_order_documents``. Never edited once written.
+    """
+
+    __tablename__ = "court_orders"
+
+    facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    court: Mapped[str] = mapped_column(String(200))
+    case_number: Mapped[str] = mapped_column(String(64))
+    judge: Mapped[str] = mapped_column(String(200))
+    signed_on: Mapped[date] = mapped_column(Date)
+    text: Mapped[str] = mapped_column(Text)
+    person_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    counsel: Mapped[list[dict[str, str]]] = mapped_column(JSON)
+    court_address: Mapped[str | None] = mapped_column(Text, nullable=True)
+    court_email: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(String(200))
+
+    __table_args__ = (
+        ForeignKeyConstraint(["facility_id"], ["facilities.id"]),
+        Index("ix_court_orders_case", "facility_id", "case_number"),
+    )
+
+
+class CourtOrderRuleRow(Base):
+    """A rule an order created; a rule belongs to at most one order."""
+
+    __tablename__ = "court_order_rules"
+
+    facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    order_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    rule_id: Mapped[str] = mapped_column(ID, primary_key=True)
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["facility_id", "order_id"], ["court_orders.facility_id", "court_orders.id"]
+        ),
+        ForeignKeyConstraint(["facility_id", "rule_id"], ["rules.facility_id", "rules.id"]),
+        UniqueConstraint("facility_id", "rule_id", name="uq_court_order_rules_rule"),
+    )
+
+
+class CourtOrderDocumentRow(Base):
+    """One upload of an order's signed PDF; the highest ``version`` is the order's
+    document, earlier ones are kept (an order's record is never rewritten)."""
+
+    __tablename__ = "court_order_documents"
+
+    facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    order_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    content_type: Mapped[str] = mapped_column(String(100))
+    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    uploaded_by: Mapped[str] = mapped_column(String(200))
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["facility_id", "order_id"], ["court_orders.facility_id", "court_orders.id"]
+        ),
+    )
+
+
+class RuleCitationRow(Base):
+    """The authority a rule's imposer relied on (e.g. "28 CFR 540.100(a)"),
+    required when the rule overrides a court-order grant, with their reason."""
+
+    __tablename__ = "rule_citations"
+
+    facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    rule_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    authority_cited: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    cited_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    cited_by: Mapped[str] = mapped_column(String(200))
+
+    __table_args__ = (
+        ForeignKeyConstraint(["facility_id", "rule_id"], ["rules.facility_id", "rules.id"]),
+    )
