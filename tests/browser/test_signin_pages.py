@@ -67,10 +67,10 @@ def test_an_empty_login_is_shown_beside_the_login(page: Page) -> None:
 
 
 def test_signing_in_goes_back_to_the_page_asked_for(page: Page, server: DemoServer) -> None:
-    page.goto("/?from=kiosk")
-    expect(page).to_have_url(re.compile(r"/signin\?next=%2F%3Ffrom%3Dkiosk$"))
+    page.goto("/me?from=kiosk")
+    expect(page).to_have_url(re.compile(r"/signin\?next=%2Fme%3Ffrom%3Dkiosk$"))
     sign_in(page, "salazar", server.demo.person_password)
-    expect(page).to_have_url(f"{server.base_url}/?from=kiosk")
+    expect(page).to_have_url(f"{server.base_url}/me?from=kiosk")
     expect(page.locator("h1")).to_contain_text("R. Salazar")
 
 
@@ -85,10 +85,16 @@ def test_an_unknown_page_is_an_html_not_found(page: Page) -> None:
 
 
 @pytest.mark.parametrize(
-    ("login", "attribute"),
-    [("daughter", "family_password"), ("counsel", "counsel_password"), ("court", "court_password")],
+    ("login", "attribute", "start"),
+    [
+        ("daughter", "family_password", "/family"),
+        ("counsel", "counsel_password", "/counsel"),
+        ("court", "court_password", "/court"),
+    ],
 )
-def test_each_demo_login_signs_in(server: DemoServer, login: str, attribute: str) -> None:
+def test_each_demo_login_signs_in(
+    server: DemoServer, login: str, attribute: str, start: str
+) -> None:
     with httpx.Client(base_url=server.base_url) as client:
         token = _form_token(client)
         password = getattr(server.demo, attribute)
@@ -98,8 +104,11 @@ def test_each_demo_login_signs_in(server: DemoServer, login: str, attribute: str
         assert sent.status_code == 303, sent.text
         assert client.cookies.get("kinline_session")
         home = client.get("/")
-        assert home.status_code == 200
-        assert "You are signed in." in home.text
+        assert home.status_code == 303
+        assert home.headers["location"] == start
+        landed = client.get(start)
+        assert landed.status_code == 200
+        assert "/signin" not in str(landed.url)
 
 
 def _form_token(client: httpx.Client) -> str:
@@ -123,9 +132,11 @@ def test_a_form_without_its_csrf_token_is_refused(server: DemoServer) -> None:
         assert client.post("/signin", data={**form, "csrf_token": token}).status_code == 303
         assert client.post("/language", data={"lang": "es"}).status_code == 403
         assert client.post("/signout", data={}).status_code == 403
-        assert client.get("/").status_code == 200  # still signed in
+        assert client.get("/me").status_code == 200  # still signed in
         assert client.post("/signout", data={"csrf_token": token}).status_code == 303
-        assert client.get("/").status_code == 303
+        signed_out = client.get("/me")
+        assert signed_out.status_code == 303
+        assert signed_out.headers["location"].startswith("/signin")
 
 
 def test_a_bearer_token_does_not_open_a_page(server: DemoServer) -> None:
