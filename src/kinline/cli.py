@@ -31,6 +31,7 @@ from kinline.courts.cli import app as report_app
 from kinline.db.engine import configured_url, shown_url
 from kinline.db.migrate import upgrade
 from kinline.demo.callers import DemoAccess, demo_access
+from kinline.demo.orders import load_order
 from kinline.demo.visits import load_visits
 from kinline.errors import KinlineError, ServiceUnavailable
 from kinline.events.cli import app as events_app
@@ -206,6 +207,7 @@ def demo(
         else:
             scenario = load_into(str(DEMO), db)
             load_visits(db, scenario.facility.id, at=datetime.now(UTC))
+            load_order(db, scenario.facility.id, at=datetime.now(UTC))
             console.print(f"loaded the demo facility {scenario.facility.id}, with its visits")
         _print_demo_access(demo_access(db), base_url.rstrip("/"))
     finally:
@@ -214,8 +216,8 @@ def demo(
 
 def _print_demo_access(access: DemoAccess, base: str) -> None:
     console.print(
-        "\n[bold]Sign in[/bold] (POST a form or JSON to "
-        f"{base}/v1/auth/sign-in with login, password and, for staff, totp):\n"
+        f"\n[bold]Sign in[/bold] at {base}/signin in a browser (or POST login, password and, "
+        f"for staff, totp to {base}/v1/auth/sign-in):\n"
         f"  staff (admin):   login staff    password {access.staff_password}\n"
         f"                   TOTP secret {access.totp_secret} "
         f"(code now: {access.totp_now()}; add the secret to an authenticator app)\n"

@@ -185,6 +185,7 @@ READS = {
     Action.COMPLIANCE_READ,
     Action.VISITOR_READ,
     Action.VISIT_READ,
+    Action.ORDER_READ,
 }
 APPEALS = {
     Action.APPEAL_FILE,
@@ -204,6 +205,7 @@ MAY: dict[str, set[Action]] = {
         Action.APPROVAL_DECIDE,
         Action.NOTICE_ACKNOWLEDGE,
         Action.DELIVERY_RETRY,
+        Action.ORDER_MANAGE,
     },
     "visiting": READS
     | {
@@ -225,6 +227,9 @@ MAY: dict[str, set[Action]] = {
         Action.VISITOR_FLAGGED,
         Action.VISIT_BOOK,
         Action.VISIT_MANAGE,
+        Action.ORDER_MANAGE,
+        Action.RETALIATION_READ,
+        Action.RETALIATION_REVIEW,
     },
     "admin": set(Action) - {Action.CALL_SETUP},
     "person": {
@@ -255,6 +260,8 @@ MAY: dict[str, set[Action]] = {
         Action.APPEAL_ESCALATE,
         Action.APPEAL_WITHDRAW,
         Action.COMPLIANCE_READ,
+        Action.ORDER_READ,
+        Action.RETALIATION_READ,
         Action.VISITOR_READ,
         Action.VISIT_READ,
         Action.VISIT_BOOK,
@@ -270,7 +277,7 @@ MAY: dict[str, set[Action]] = {
         Action.VISIT_READ,
         Action.VISIT_BOOK,
     },
-    "court": {Action.FACILITY_READ, Action.RULE_READ, Action.COMPLIANCE_READ},
+    "court": {Action.FACILITY_READ, Action.RULE_READ, Action.COMPLIANCE_READ, Action.ORDER_READ},
     "telephony": {Action.CALL_SETUP, Action.CALL_READ},
 }
 # Records each kind of caller never sees even its own of (so a refusal there is

@@ -17,7 +17,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from kinline.bounds import REASON_CHARS
+from kinline.changes.conflicts import override_orders
 from kinline.courts.service import record_adverse_action
 from kinline.db.engine import Database
 from kinline.errors import InvalidInput
@@ -107,14 +110,16 @@ def impose_rule(
     actor: str,
     reason: str | None = None,
     in_force_at_start: bool = False,
+    authority_cited: str | None = None,
 ) -> Rule:
     """Impose a rule given as plain data (SPEC 3). Without ``from`` it starts at
     ``at``. Every person it concerns is told; a deny or limit on one person is an
     adverse action. ``in_force_at_start`` loads a rule that was already in force:
-    no notice, no adverse action."""
-    _bounded(reason)
+    no notice, no adverse action. A rule overriding a recorded court order's
+    grant needs ``authority_cited``; its court and counsel are emailed
+    (``changes.conflicts``)."""
     with db.transaction() as session:
-        imposed = policy.impose(
+        return impose_in(
             session,
             facility_id,
             data,
@@ -122,25 +127,58 @@ def impose_rule(
             actor=actor,
             reason=reason,
             in_force_at_start=in_force_at_start,
+            authority_cited=authority_cited,
         )
-        rule = imposed.rule
-        if in_force_at_start:
-            return rule
-        # A security measure denying a call under way: the switch must end it.
-        order_calls_ended(session, facility_id, rule, at=at, actor=actor)
-        if rule.person is not None and rule.kind in (Kind.DENY, Kind.LIMIT):
-            record_adverse_action(
-                session, facility_id, rule.person, rule.id, f"impose_{rule.kind}", at
-            )
-        write_notices(
-            session,
-            imposed.facility,
-            policy.concerned(session, facility_id, rule),
-            _rule_facts(rule, Change.IMPOSED, rule.starts_at or at, reason),
-            at=at,
-            actor=actor,
-        )
+
+
+def impose_in(
+    session: Session,
+    facility_id: str,
+    data: Mapping[str, Any],
+    *,
+    at: datetime,
+    actor: str,
+    reason: str | None = None,
+    in_force_at_start: bool = False,
+    authority_cited: str | None = None,
+) -> Rule:
+    """``impose_rule`` inside the caller's transaction (a court order imposes
+    its rules in the transaction that records it)."""
+    _bounded(reason)
+    imposed = policy.impose(
+        session,
+        facility_id,
+        data,
+        at=at,
+        actor=actor,
+        reason=reason,
+        in_force_at_start=in_force_at_start,
+    )
+    rule = imposed.rule
+    if in_force_at_start:
         return rule
+    override_orders(
+        session,
+        imposed.facility,
+        rule,
+        reason=reason,
+        authority_cited=authority_cited,
+        at=at,
+        actor=actor,
+    )
+    # A security measure denying a call under way: the switch must end it.
+    order_calls_ended(session, facility_id, rule, at=at, actor=actor)
+    if rule.person is not None and rule.kind in (Kind.DENY, Kind.LIMIT):
+        record_adverse_action(session, facility_id, rule.person, rule.id, f"impose_{rule.kind}", at)
+    write_notices(
+        session,
+        imposed.facility,
+        policy.concerned(session, facility_id, rule),
+        _rule_facts(rule, Change.IMPOSED, rule.starts_at or at, reason),
+        at=at,
+        actor=actor,
+    )
+    return rule
 
 
 def lift_rule(

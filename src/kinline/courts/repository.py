@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from kinline.db.tables import (
     AdverseActionRow,
+    AuditEventRow,
+    CourtOrderDocumentRow,
+    CourtOrderRow,
+    CourtOrderRuleRow,
     ProtectedActivityRow,
+    RuleCitationRow,
     RuleRow,
     SessionRow,
     VisitBookingRow,
@@ -165,3 +171,122 @@ def visitors_of(session: Session, facility_id: str, booking_ids: list[int]) -> d
     ).all():
         found.setdefault(booking_id, []).append(contact_id)
     return found
+
+
+# --- court orders as records (courts.orders) ---
+
+
+def get_order(session: Session, facility_id: str, order_id: str) -> CourtOrderRow | None:
+    return session.get(CourtOrderRow, (facility_id, order_id))
+
+
+def add_order(session: Session, row: CourtOrderRow) -> None:
+    session.add(row)
+    session.flush()
+
+
+def list_orders(session: Session, facility_id: str) -> list[CourtOrderRow]:
+    """Every order of the facility, by date signed then id."""
+    return list(
+        session.scalars(
+            select(CourtOrderRow)
+            .where(CourtOrderRow.facility_id == facility_id)
+            .order_by(CourtOrderRow.signed_on, CourtOrderRow.id)
+        )
+    )
+
+
+def link_rule(session: Session, facility_id: str, order_id: str, rule_id: str) -> None:
+    session.add(CourtOrderRuleRow(facility_id=facility_id, order_id=order_id, rule_id=rule_id))
+    session.flush()
+
+
+def order_of_rule(session: Session, facility_id: str, rule_id: str) -> str | None:
+    """The order a rule was created by (or recorded as), if any."""
+    return session.scalar(
+        select(CourtOrderRuleRow.order_id).where(
+            CourtOrderRuleRow.facility_id == facility_id, CourtOrderRuleRow.rule_id == rule_id
+        )
+    )
+
+
+def order_rule_rows(session: Session, facility_id: str, order_id: str) -> list[RuleRow]:
+    """The rules an order created, in listing order."""
+    query = (
+        select(RuleRow)
+        .join(
+            CourtOrderRuleRow,
+            (CourtOrderRuleRow.facility_id == RuleRow.facility_id)
+            & (CourtOrderRuleRow.rule_id == RuleRow.id),
+        )
+        .where(CourtOrderRuleRow.facility_id == facility_id, CourtOrderRuleRow.order_id == order_id)
+    )
+    return list(session.scalars(query.order_by(RuleRow.seq)))
+
+
+def ordered_grant_rows(session: Session, facility_id: str, channel: str) -> list[RuleRow]:
+    """Every grant on ``channel`` that an order record created, lifted or not."""
+    query = (
+        select(RuleRow)
+        .join(
+            CourtOrderRuleRow,
+            (CourtOrderRuleRow.facility_id == RuleRow.facility_id)
+            & (CourtOrderRuleRow.rule_id == RuleRow.id),
+        )
+        .where(
+            RuleRow.facility_id == facility_id,
+            RuleRow.channel == channel,
+            RuleRow.kind == "grant",
+        )
+    )
+    return list(session.scalars(query.order_by(RuleRow.seq)))
+
+
+def latest_document(
+    session: Session, facility_id: str, order_id: str, *, with_content: bool = False
+) -> CourtOrderDocumentRow | None:
+    """The order's newest upload (its bytes are loaded only when asked for)."""
+    query = (
+        select(CourtOrderDocumentRow)
+        .where(
+            CourtOrderDocumentRow.facility_id == facility_id,
+            CourtOrderDocumentRow.order_id == order_id,
+        )
+        .order_by(CourtOrderDocumentRow.version.desc())
+        .limit(1)
+    )
+    if not with_content:
+        query = query.options(defer(CourtOrderDocumentRow.content))
+    return session.scalars(query).first()
+
+
+def add_document(session: Session, row: CourtOrderDocumentRow) -> None:
+    session.add(row)
+    session.flush()
+
+
+def add_citation(session: Session, row: RuleCitationRow) -> None:
+    session.add(row)
+    session.flush()
+
+
+def citation(session: Session, facility_id: str, rule_id: str) -> RuleCitationRow | None:
+    return session.get(RuleCitationRow, (facility_id, rule_id))
+
+
+def imposed_reason(session: Session, facility_id: str, rule_id: str) -> str | None:
+    """The reason given when the rule was imposed, from its audit event."""
+    rows = session.scalars(
+        select(AuditEventRow.payload).where(
+            AuditEventRow.facility_id == facility_id,
+            AuditEventRow.tag == "policy:rule:imposed",
+            AuditEventRow.payload.contains(rule_id),
+        )
+    )
+    for payload in rows:
+        data = json.loads(payload)
+        rule = data.get("rule") or {}
+        if isinstance(rule, dict) and rule.get("id") == rule_id:
+            reason = data.get("reason")
+            return reason if isinstance(reason, str) else None
+    return None

@@ -90,6 +90,11 @@ class Action(StrEnum):
     VISIT_BOOK = "visit:book"  # request, reserve, book, cancel one's own
     VISIT_MANAGE = "visit:manage"  # rooms, session templates, blocks, check-in, outcomes
     WEBHOOK_MANAGE = "webhook:manage"  # a facility's webhook subscriptions (admin only)
+    FACILITY_MANAGE = "facility:manage"  # the letterhead: its postal address (admin only)
+    RETALIATION_READ = "retaliation:read"  # a person's retaliation flags, findings, report
+    RETALIATION_REVIEW = "retaliation:review"  # record a finding on a flag
+    ORDER_READ = "order:read"  # a court order's record, its signed PDF and its conflicts
+    ORDER_MANAGE = "order:manage"  # record a court order (its rules) and upload its PDF
 
 
 _READS = frozenset(
@@ -107,6 +112,7 @@ _READS = frozenset(
         Action.COMPLIANCE_READ,
         Action.VISITOR_READ,
         Action.VISIT_READ,
+        Action.ORDER_READ,
     }
 )
 _APPEALS_STAFF = frozenset(
@@ -129,6 +135,7 @@ ROLE_ACTIONS: Mapping[Role, frozenset[Action]] = {
         Action.APPROVAL_DECIDE,
         Action.NOTICE_ACKNOWLEDGE,
         Action.DELIVERY_RETRY,
+        Action.ORDER_MANAGE,
     },
     Role.VISITING: _READS
     | {
@@ -150,6 +157,9 @@ ROLE_ACTIONS: Mapping[Role, frozenset[Action]] = {
         Action.RULE_IMPOSE,
         Action.RULE_LIFT,
         Action.NOTICE_ACKNOWLEDGE,
+        Action.ORDER_MANAGE,
+        Action.RETALIATION_READ,
+        Action.RETALIATION_REVIEW,
     },
     Role.ADMIN: frozenset(Action) - {Action.CALL_SETUP},
 }
@@ -180,7 +190,11 @@ PERSON_ACTIONS = frozenset(
         Action.VISIT_BOOK,
     }
 )
-COUNSEL_ACTIONS = PERSON_ACTIONS - {Action.NOTICE_ACKNOWLEDGE} | {Action.COMPLIANCE_READ}
+COUNSEL_ACTIONS = PERSON_ACTIONS - {Action.NOTICE_ACKNOWLEDGE} | {
+    Action.COMPLIANCE_READ,
+    Action.ORDER_READ,
+    Action.RETALIATION_READ,
+}
 # A family member sees their own contact record, the person it links to (by
 # name), and decisions about calling or visiting that person; they may file an
 # appeal for that person (where the facility accepts it: appeals.service).
@@ -199,7 +213,9 @@ FAMILY_ACTIONS = frozenset(
 )
 # A court reads the orders of its cases and what they delivered; never
 # monitoring data (calls, decisions) or notices.
-COURT_ACTIONS = frozenset({Action.FACILITY_READ, Action.RULE_READ, Action.COMPLIANCE_READ})
+COURT_ACTIONS = frozenset(
+    {Action.FACILITY_READ, Action.RULE_READ, Action.COMPLIANCE_READ, Action.ORDER_READ}
+)
 MACHINE_ACTIONS: Mapping[Job, frozenset[Action]] = {
     Job.TELEPHONY: frozenset({Action.CALL_SETUP, Action.CALL_READ}),
 }
