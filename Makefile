@@ -34,7 +34,7 @@ browser-setup:  ## Chromium (apt) and axe-core (npm ci) for tests/browser, when 
 run: setup  ## Migrate the embedded database, load the demo facility (once), serve on :8000 (or PORT=N).
 	$(BIN)/kinline db upgrade
 	$(BIN)/kinline demo --base-url http://127.0.0.1:$(PORT)
-	$(BIN)/kinline serve --port $(PORT)
+	KINLINE_INSECURE_COOKIES=1 $(BIN)/kinline serve --port $(PORT)  # plain HTTP on 127.0.0.1: cookies without Secure
 
 lint: setup  ## ruff, formatting and import layers.
 	$(BIN)/ruff check src tests bench
