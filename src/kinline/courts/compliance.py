@@ -29,14 +29,30 @@ range (imposed and lifted), and the person's protected activities.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.orm import Session
 
+from kinline.audit.checkpoint import make_checkpoint
+from kinline.audit.service import facility_chain, record_event
 from kinline.calls.model import decision_from_json
 from kinline.calls.service import ExplainedDecision, decide_in
-from kinline.courts import repository
+from kinline.courts import report_repository, repository
+from kinline.courts.report import (
+    ComplianceReport,
+    Evidence,
+    Mark,
+    Requirement,
+    Signature,
+    StatusRule,
+    StatusRuleError,
+    reason_words,
+    requirement_period,
+)
 from kinline.db.engine import Database
 from kinline.db.tables import RuleRow, SessionRow
 from kinline.errors import InvalidInput, KinlineError, NotFound
@@ -188,14 +204,24 @@ def court_orders(db: Database, facility_id: str) -> list[RuleSpan]:
 
 
 def order_compliance(
-    db: Database, facility_id: str, order_id: str, first: str, last: str, *, at: datetime
+    db: Database,
+    facility_id: str,
+    order_id: str,
+    first: str,
+    last: str,
+    *,
+    at: datetime,
+    explained: bool = True,
 ) -> OrderCompliance:
     """The order's periods from the month ``first`` to the month ``last``
     (``YYYY-MM``), each with what it entitled, what was delivered and the
     causes of any shortfall. NotFound for no such rule; InvalidInput for a
     rule that is not a court order with a count per calendar period (field
     ``rule_id``), or a range that is not one (``from`` or ``to``). Contacts
-    are named as they are at ``at``."""
+    are named as they are at ``at``. ``explained`` False: refusals carry
+    their stored reason and rules but not the rules and usage they were
+    decided against (``Refusal.decided`` None), which a report in figures
+    does not need and which costs a decision per refusal."""
     with db.transaction() as session:
         facility = require_facility(session, facility_id)
         row = policy_repository.get_rule_row(session, facility_id, order_id)
@@ -212,7 +238,7 @@ def order_compliance(
         except ComplianceError as error:
             raise InvalidInput(str(error), field="rule_id") from None
         start, end = spans[0].start, spans[-1].end
-        reader = _Reader(session, facility, rule, at)
+        reader = _Reader(session, facility, rule, at, explained)
         channel = str(rule.channel)
         rows = repository.sessions_between(session, facility.id, rule.person, channel, start, end)
         ruled = [
@@ -263,8 +289,11 @@ def _stands_over(rule: Rule, order: Rule, reader: _Reader) -> bool:
 class _Reader:
     """Contacts and their names, read once per report."""
 
-    def __init__(self, session: Session, facility: Facility, order: Rule, at: datetime) -> None:
+    def __init__(
+        self, session: Session, facility: Facility, order: Rule, at: datetime, explained: bool
+    ) -> None:
         self.session = session
+        self.explained = explained
         self.at = at
         self.facility = facility
         self.order = order
@@ -359,7 +388,16 @@ def _period(
 
 def _refusal(session: Session, reader: _Reader, row: SessionRow) -> Refusal:
     stored = decision_from_json(row.decision, row.governed_by)
-    decided: ExplainedDecision | None
+    decided: ExplainedDecision | None = None
+    if not reader.explained:
+        return Refusal(
+            at=row.started_at,
+            contact_id=row.contact_id,
+            contact_name=reader.name(row.contact_id),
+            reason=row.reason,
+            rule_ids=stored.rules,
+            decided=None,
+        )
     try:
         decided = decide_in(
             session,
@@ -402,4 +440,234 @@ def _cancelled(session: Session, reader: _Reader, span: PeriodSpan) -> tuple[Can
         )
         for booking, slot in found
         if any(reader.ordered(booking.person_id, c) for c in visitors.get(booking.id, []))
+    )
+
+
+# --- the report in the monitors' form (courts.report) ----------------------------
+
+
+def compliance_settings(db: Database, facility_id: str) -> StatusRule:
+    """The facility's rule for a period's status (the defaults where it set none)."""
+    with db.transaction() as session:
+        require_facility(session, facility_id)
+        stored = report_repository.status_rule(session, facility_id)
+    return StatusRule() if stored is None else StatusRule(*stored)
+
+
+def configure_compliance_settings(
+    db: Database, facility_id: str, rule: StatusRule, *, at: datetime, actor: str
+) -> StatusRule:
+    """Set the facility's status rule, audited on its chain; InvalidInput naming
+    the setting that is not one."""
+    try:
+        rule.check()
+    except StatusRuleError as error:
+        raise InvalidInput(str(error), field=error.field) from None
+    with db.transaction() as session:
+        require_facility(session, facility_id, lock=True)
+        report_repository.store_status_rule(
+            session,
+            facility_id,
+            rule.compliant_percent,
+            rule.partial_percent,
+            at=at,
+            actor=actor,
+        )
+        record_event(
+            session,
+            facility_id=facility_id,
+            chain=facility_chain(facility_id),
+            actor=actor,
+            tag="courts:compliance-settings:configured",
+            payload={
+                "compliant_percent": rule.compliant_percent,
+                "partial_percent": rule.partial_percent,
+            },
+            at=at,
+        )
+    return rule
+
+
+def order_report(
+    db: Database,
+    facility_id: str,
+    order_id: str,
+    first: str,
+    last: str,
+    *,
+    at: datetime,
+    key: Ed25519PrivateKey | None = None,
+) -> ComplianceReport:
+    """The order's compliance report from the month ``first`` to ``last``: each
+    requirement (each court-order grant of the order) with its periods, their
+    status by the facility's rule and their evidence; a timeline; and, with a
+    signing ``key``, a fresh signed checkpoint of the audit log it was built on.
+    Errors as ``order_compliance``'s."""
+    rule = compliance_settings(db, facility_id)
+    found = order_compliance(db, facility_id, order_id, first, last, at=at, explained=False)
+    requirements = (_requirement(found, rule),)
+    order = found.order.rule
+    signature = _signature(make_checkpoint(db, key, at=at)) if key is not None else None
+    return ComplianceReport(
+        facility_id=found.facility.id,
+        facility_name=found.facility.name,
+        zone=found.facility.zone.key,
+        order_id=order.id,
+        title=order.text_in("en") or order.id,
+        case_number=order.case_number,
+        person_id=order.person,
+        first=first,
+        last=last,
+        start=found.start,
+        end=found.end,
+        built_at=at,
+        rule=rule,
+        requirements=requirements,
+        timeline=_marks(found),
+        signature=signature,
+    )
+
+
+def _requirement(found: OrderCompliance, rule: StatusRule) -> Requirement:
+    order = found.order.rule
+    assert order.quota is not None and order.quota.count is not None
+    return Requirement(
+        rule_id=order.id,
+        text=order.text_in("en") or order.id,
+        channel=str(order.channel),
+        count=order.quota.count,
+        per=str(order.quota.per.kind),
+        contacts=_contacts_words(order),
+        periods=tuple(
+            requirement_period(
+                rule,
+                key=p.key,
+                start=p.start,
+                end=p.end,
+                entitled=p.entitled,
+                delivered=p.delivered,
+                outside_policy=p.outside_policy,
+                evidence=_evidence(p, found.facility),
+            )
+            for p in found.periods
+        ),
+    )
+
+
+def _contacts_words(order: Rule) -> str:
+    ids = order.contacts.ids
+    if ids is not None:
+        return ", ".join(sorted(ids))
+    return "any approved contact"
+
+
+def _evidence(period: PeriodReport, facility: Facility) -> tuple[Evidence, ...]:
+    found: list[Evidence] = []
+    for refusal in period.refusals:
+        found.append(
+            Evidence(
+                "refusal",
+                refusal.at,
+                refusal.contact_name,
+                reason_words(refusal.reason),
+                rules=refusal.rule_ids,
+            )
+        )
+    for override in period.overrides:
+        span = override.span
+        over = span.rule
+        begin = period.start if over.starts_at is None else max(over.starts_at, period.start)
+        finish = period.end if over.ends_at is None else min(over.ends_at, period.end)
+        lifted = ""
+        if span.lifted_at is not None:
+            lifted = f"; lifted by {span.lifted_by or 'unknown'}"
+            if span.lift_reason:
+                lifted += f": {span.lift_reason}"
+        found.append(
+            Evidence(
+                "override",
+                begin,
+                "",
+                f"{over.authority} {over.kind} on {over.channel}: "
+                f"{over.text_in('en') or over.id}{lifted}",
+                rules=(over.id,),
+                by=span.imposed_by,
+                until=finish,
+                days=override.days,
+            )
+        )
+    for lapsed in period.lapsed:
+        found.append(
+            Evidence(
+                "lapsed",
+                lapsed.at,
+                lapsed.contact_name,
+                lapsed.status,
+                by=lapsed.settled_by,
+            )
+        )
+    for visit in period.cancelled:
+        found.append(
+            Evidence(
+                "cancelled",
+                visit.at,
+                ", ".join(visit.visitors),
+                visit.reason or "cancelled",
+                by=visit.cancelled_by,
+            )
+        )
+    for call in period.sessions:
+        if call.outside_policy:
+            found.append(
+                Evidence(
+                    "outside_policy",
+                    call.at,
+                    call.contact_name,
+                    "imported; the rules would have refused it: " + reason_words(call.reason),
+                )
+            )
+    found.sort(key=lambda e: (e.at, e.kind))
+    return tuple(found)
+
+
+def _marks(found: OrderCompliance) -> tuple[Mark, ...]:
+    """The timeline: the order's band, rules imposed or lifted in the range,
+    completed calls, refusals, cancelled visits and protected activities."""
+    order = found.order.rule
+    marks = [
+        Mark(
+            "order", order.text_in("en") or order.id, order.starts_at or found.start, order.ends_at
+        )
+    ]
+    for span in found.rules:
+        rule = span.rule
+        changed = (rule.starts_at, rule.ends_at)
+        if not any(m is not None and found.start <= m < found.end for m in changed):
+            continue  # in force throughout: standing policy, not a change
+        marks.append(
+            Mark("rule", rule.text_in("en") or rule.id, rule.starts_at or found.start, rule.ends_at)
+        )
+    for period in found.periods:
+        for call in period.sessions:
+            marks.append(
+                Mark("call", call.contact_name, call.at, call.at + timedelta(minutes=call.minutes))
+            )
+        for refusal in period.refusals:
+            marks.append(Mark("refusal", refusal.contact_name, refusal.at))
+        for visit in period.cancelled:
+            marks.append(Mark("visit", ", ".join(visit.visitors), visit.at))
+    for activity in found.activities:
+        marks.append(Mark("activity", activity.kind.replace("_", " "), activity.at))
+    return tuple(marks)
+
+
+def _signature(checkpoint: bytes) -> Signature:
+    header = json.loads(checkpoint.decode("utf-8"))["header"]
+    return Signature(
+        taken_at=str(header["taken_at"]),
+        key_id=str(header["key"]),
+        digest=str(header["digest"]),
+        file_sha256=hashlib.sha256(checkpoint).hexdigest(),
+        chains=int(header["chains"]),
+        checkpoint=checkpoint,
     )

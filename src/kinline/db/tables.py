@@ -1021,3 +1021,18 @@ class RuleCitationRow(Base):
     __table_args__ = (
         ForeignKeyConstraint(["facility_id", "rule_id"], ["rules.facility_id", "rules.id"]),
     )
+
+
+class ComplianceSettingsRow(Base):
+    """A facility's rule for a court order's compliance status; no row: the
+    defaults (``courts.report.StatusRule``). A period is compliant when it
+    delivered at least ``compliant_percent`` of what it entitled, partial at
+    least ``partial_percent``, else non-compliant."""
+
+    __tablename__ = "compliance_settings"
+
+    facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    compliant_percent: Mapped[int] = mapped_column(Integer)
+    partial_percent: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_by: Mapped[str] = mapped_column(String(200))
