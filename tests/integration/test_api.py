@@ -479,7 +479,9 @@ def test_notices_in_spanish_with_appeal_deadlines(api: Api, role: str) -> None:
     assert imposed["rule_text"] == "Calls with children suspended pending review."
     assert imposed["effective_at"] == "2024-05-01T08:00:00"
     assert imposed["appeal_deadline"] == "2024-05-21"
-    assert imposed["title"] == "Nueva regla sobre sus llamadas telefónicas: sam-children"
+    assert imposed["title"] == (
+        "Nueva regla sobre sus llamadas telefónicas: Calls with children suspended pending review"
+    )
     assert "Puede apelar este cambio hasta el 2024-05-21." in imposed["body"]
     assert "medida de seguridad" in imposed["body"]
     assert approved["effective_at"] == "2024-06-10T09:00:00"
@@ -623,7 +625,10 @@ def test_imposing_a_rule_writes_its_notice_and_governs_decisions(api: Api) -> No
     assert notice["effective_at"] == "2024-07-01T09:00:00"
     assert notice["appeal_deadline"] == "2024-07-21"
     assert notice["language"] == "es"
-    assert notice["title"] == "Nueva regla sobre sus llamadas telefónicas: no-spouse-calls"
+    assert notice["title"] == (
+        "Nueva regla sobre sus llamadas telefónicas: "
+        "No telephone calls with the spouse until the end of July"
+    )
     assert "Motivo: A three-way call on 2024-06-28." in notice["body"]
 
     def ids_at(at: str) -> set[str]:
@@ -666,7 +671,9 @@ def test_a_rule_for_everyone_tells_everyone(api: Api) -> None:
     assert response.status_code == 201, response.text
     assert response.json()["person"] == "all"
     assert api.notices()[-1]["subject"] == "lockdown"
-    assert api.notices()[-1]["title"] == "Nueva regla sobre sus visitas: lockdown"
+    assert api.notices()[-1]["title"] == (
+        "Nueva regla sobre sus visitas: Visiting suspended during the lockdown"
+    )
     visit = api.ok(
         "/v1/decisions",
         person_id="salazar",
@@ -694,7 +701,10 @@ def test_lifting_a_rule_ends_it_and_restores_the_court_order(api: Api) -> None:
     assert notice["reason"] == "The review found no threat."
     assert notice["effective_at"] == "2024-06-01T09:00:00"
     assert notice["appeal_deadline"] == "2024-06-21"
-    assert notice["title"] == "Regla levantada sobre sus llamadas telefónicas: sam-children"
+    assert notice["title"] == (
+        "Regla levantada sobre sus llamadas telefónicas: "
+        "Calls with children suspended pending review"
+    )
 
     # History is exact: the rule still governed May, and no longer governs June.
     may = {r["id"] for r in api.ok("/v1/rules", person_id="salazar", at="2024-05-15T00:00")}

@@ -118,7 +118,7 @@ def test_each_notice_renders_in_spanish_by_default(loaded: Database, ids: tuple[
     first, second = pdf_text(render_pdf([imposed, approved]))
     for expected in (
         f"Aviso {imposed_id}",
-        "Nueva regla sobre sus llamadas telefónicas: sam-children",
+        "Nueva regla sobre sus llamadas telefónicas: Calls with children suspended pending",
         "USP Red Mesa (administrative maximum)",
         "Calls with children suspended pending review.",
         "medida de seguridad",
@@ -141,7 +141,7 @@ def test_each_notice_renders_in_english_on_request(loaded: Database, ids: tuple[
     imposed = get_notice_document(loaded, FACILITY, ids[0], language="en")
     approved = get_notice_document(loaded, FACILITY, ids[1], language="en")
     [first] = pdf_text(render_pdf([imposed]))
-    assert "A new rule on your telephone calls: sam-children" in first
+    assert "A new rule on your telephone calls: Calls with children suspended pending" in first
     assert "security measure" in first
     assert "May 1, 2024, 8:00 AM MDT" in first
     assert "You may appeal this change until May 21, 2024" in first

@@ -22,7 +22,10 @@ TO = Addressee("USP Red Mesa", "R. Salazar", datetime(2024, 5, 1, 8), date(2024,
 def test_spanish_notice_states_the_rule_authority_dates_and_how_to_appeal() -> None:
     notice = compose_notice(CHANGE, TO, "es")
     assert notice.language == "es"
-    assert notice.title == "Nueva regla sobre sus llamadas telefónicas: sam-children"
+    assert notice.title == (
+        "Nueva regla sobre sus llamadas telefónicas: Calls with children suspended pending review"
+    )
+    assert "sam-children" not in notice.title
     assert "Calls with children suspended pending review." in notice.body
     assert "medida de seguridad" in notice.body
     assert "Vigente desde: 2024-05-01 08:00" in notice.body
@@ -42,7 +45,7 @@ def test_english_notice_names_the_court_case() -> None:
         case_number="2:23-cv-0117",
     )
     notice = compose_notice(order, TO, "en")
-    assert notice.title == "Rule lifted on your telephone calls: order-17"
+    assert notice.title == "Rule lifted on your telephone calls: Two calls a month"
     assert "(court order, case 2:23-cv-0117)" in notice.body
     assert "You may appeal this change until 2024-05-21." in notice.body
 

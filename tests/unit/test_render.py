@@ -82,7 +82,7 @@ def test_spanish_html_states_rule_authority_case_times_and_how_to_appeal() -> No
     assert '<html lang="es">' in html
     for expected in (
         "Aviso 41",
-        "Nueva regla sobre sus llamadas telefónicas: order-99",
+        "Nueva regla sobre sus llamadas telefónicas: Two 15-minute calls a month with his daughters",
         "Centro",
         "USP Red Mesa",
         "R. Salazar",
@@ -112,7 +112,7 @@ def test_english_html_uses_english_labels_and_dates() -> None:
     assert '<html lang="en">' in html
     for expected in (
         "Notice 41",
-        "A new rule on your telephone calls: order-99",
+        "A new rule on your telephone calls: Two 15-minute calls a month with his daughters",
         "Authority",
         "court order",
         "Case number",

@@ -1023,6 +1023,56 @@ class RuleCitationRow(Base):
     )
 
 
+class NoticeIssueRow(Base):
+    """What makes a notice an official document, fixed when it is written: its
+    reference number (the facility's, the year, the notice's number) and who
+    issued it, by name and role at the facility ("kinline (automatic)" for a sweep)."""
+
+    __tablename__ = "notice_issues"
+
+    facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    notice_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reference: Mapped[str] = mapped_column(String(120))
+    issued_by: Mapped[str] = mapped_column(String(200))
+    issuer_role: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("facility_id", "reference", name="uq_notice_issues_reference"),
+    )
+
+
+class FacilityLetterheadRow(Base):
+    """A facility's postal address, printed as the letterhead of its notices."""
+
+    __tablename__ = "facility_letterheads"
+
+    facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    address: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_by: Mapped[str] = mapped_column(String(200))
+
+
+class RetaliationFindingRow(Base):
+    """A reviewer's finding on one retaliation flag (an adverse action after a
+    protected activity): unfounded, substantiated or referred, with the
+    reasoning. Append-only: a later finding on the same flag supersedes, and
+    the earlier ones stay readable."""
+
+    __tablename__ = "retaliation_findings"
+
+    facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # a random hex id
+    person_id: Mapped[str] = mapped_column(ID)
+    action: Mapped[str] = mapped_column(String(200))
+    activity_id: Mapped[str] = mapped_column(ID)
+    finding: Mapped[str] = mapped_column(String(16))
+    reasoning: Mapped[str] = mapped_column(Text)
+    reviewer: Mapped[str] = mapped_column(String(200))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_retaliation_findings_person", "facility_id", "person_id"),)
+
+
 class ComplianceSettingsRow(Base):
     """A facility's rule for a court order's compliance status; no row: the
     defaults (``courts.report.StatusRule``). A period is compliant when it

@@ -14,14 +14,16 @@ from kinline.db.engine import Database
 from kinline.http import moment
 from kinline.identity.model import Action, Record, Target
 from kinline.notices.render import render_html, render_pdf
-from kinline.notices.schemas import AcknowledgeIn, NoticeOut
+from kinline.notices.schemas import AcknowledgeIn, LetterheadIn, LetterheadOut, NoticeOut
 from kinline.notices.service import (
     Notice,
     acknowledge_notice,
+    get_letterhead,
     get_notice,
     get_notice_document,
     list_notices,
     overdue_notices,
+    set_letterhead,
 )
 from kinline.people.model import Facility, check_language
 from kinline.rules.periods import local
@@ -61,6 +63,7 @@ def notice_out(notice: Notice, place: Facility) -> NoticeOut:
         acknowledged=acknowledged is not None,
         acknowledged_at=None if acknowledged_at is None else acknowledged_at.isoformat(),
         acknowledged_by=notice.acknowledged_by,
+        reference=notice.reference,
     )
 
 
@@ -156,3 +159,25 @@ def acknowledge(
 
 def _language(code: str | None) -> str | None:
     return None if code is None else check_language(code)
+
+
+@router.get("/letterhead", response_model=LetterheadOut)
+def letterhead(grant: Annotated[Access, allowed(Action.FACILITY_READ)]) -> LetterheadOut:
+    """The facility's name and postal address as its notices print them."""
+    place = grant.facility
+    return LetterheadOut(
+        facility_id=place.id, name=place.name, address=get_letterhead(grant.db, place.id)
+    )
+
+
+@router.put("/letterhead", response_model=LetterheadOut)
+def put_letterhead(
+    body: LetterheadIn, grant: Annotated[Access, allowed(Action.FACILITY_MANAGE)]
+) -> LetterheadOut:
+    """Set the facility's postal address, printed atop every notice it issues
+    (also those written before). Admin only; audited."""
+    place = grant.facility
+    address = set_letterhead(
+        grant.db, place.id, body.address, at=datetime.now(UTC), actor=grant.actor
+    )
+    return LetterheadOut(facility_id=place.id, name=place.name, address=address)

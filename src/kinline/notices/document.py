@@ -11,6 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
+# How a notice names kinline itself as the issuer (a sweep, an import); each
+# language's catalog translates it.
+AUTOMATIC_ISSUER = "kinline (automatic)"
+
 
 @dataclass(frozen=True, slots=True)
 class NoticeDocument:
@@ -44,3 +48,21 @@ class NoticeDocument:
     reason: str | None = None
     acknowledged_at: datetime | None = None
     acknowledged_by: str | None = None
+    # What makes it an official document: the letterhead, the day it was
+    # written, its reference number and who issued it (name, role at the
+    # facility). A notice written before references existed has none.
+    facility_address: str | None = None
+    issued_at: datetime | None = None
+    reference: str | None = None
+    issued_by: str | None = None
+    issuer_role: str | None = None
+    # The court orders this rule overrides: (case number, the order's text).
+    overridden_orders: tuple[OverriddenOrder, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OverriddenOrder:
+    """A court order a rule overrides, as the notice names it."""
+
+    case_number: str | None
+    text: str

@@ -112,8 +112,8 @@ _CHANNEL = {
 }
 _TITLES = {
     "en": {
-        Change.IMPOSED: "New rule on your {channel}: {subject}",
-        Change.LIFTED: "Rule lifted on your {channel}: {subject}",
+        Change.IMPOSED: "New rule on your {channel}: {rule}",
+        Change.LIFTED: "Rule lifted on your {channel}: {rule}",
         Change.APPROVED: "{contact} approved for {channel}",
         Change.REVOKED: "{contact} no longer approved for {channel}",
         Change.CONTACT_CHANGED: "{contact} is now recorded as your {subject}",
@@ -130,8 +130,8 @@ _TITLES = {
         Change.APPEAL_SILENCE: "Your appeal {subject} is denied: no answer came in time",
     },
     "es": {
-        Change.IMPOSED: "Nueva regla sobre sus {channel}: {subject}",
-        Change.LIFTED: "Regla levantada sobre sus {channel}: {subject}",
+        Change.IMPOSED: "Nueva regla sobre sus {channel}: {rule}",
+        Change.LIFTED: "Regla levantada sobre sus {channel}: {rule}",
         Change.APPROVED: "{contact} aprobado/a para {channel}",
         Change.REVOKED: "{contact} ya no está aprobado/a para {channel}",
         Change.CONTACT_CHANGED: "{contact} consta ahora como su {subject}",
@@ -177,6 +177,25 @@ _LINES = {
 }
 
 
+TITLE_RULE_CHARS = 120
+
+
+def rule_words(text: str | None, authority: str | None, language: str) -> str:
+    """How a title names a rule: its text (cut at a word near
+    ``TITLE_RULE_CHARS``, without its final stop), else what kind of authority
+    imposed it; never the rule's internal id, which means nothing to a reader."""
+    lang = supported_language(language)
+    words = " ".join((text or "").split()).rstrip(".")
+    if words:
+        if len(words) > TITLE_RULE_CHARS:
+            words = words[:TITLE_RULE_CHARS].rsplit(" ", 1)[0] + "…"
+        return words
+    return _AUTHORITY[lang].get(authority or "", _NO_TEXT[lang])
+
+
+_NO_TEXT = {"en": "a rule without text", "es": "una regla sin texto"}
+
+
 def supported_language(language: str) -> str:
     return language if language in _TITLES else "en"
 
@@ -185,7 +204,10 @@ def compose_notice(facts: ChangeFacts, to: Addressee, language: str) -> NoticeCo
     lang = supported_language(language)
     channel = _CHANNEL[lang].get(facts.channel, facts.channel)
     title = _TITLES[lang][facts.change].format(
-        channel=channel, subject=facts.subject, contact=facts.contact_name or facts.subject
+        channel=channel,
+        subject=facts.subject,
+        contact=facts.contact_name or facts.subject,
+        rule=rule_words(facts.rule_text, facts.authority, lang),
     )
     lines = _LINES[lang]
     body = [lines["to"].format(person=to.person_name, facility=to.facility_name), title]

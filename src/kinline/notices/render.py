@@ -33,7 +33,7 @@ from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from kinline.notices.document import NoticeDocument
+from kinline.notices.document import AUTOMATIC_ISSUER, NoticeDocument
 
 DOMAIN = "kinline"
 FALLBACK = "en"
@@ -53,6 +53,10 @@ class NoticeText:
     heading: str
     headline: str
     rows: tuple[tuple[str, str], ...]
+    # The letterhead (the facility's name, then its address lines) and the
+    # official particulars beside it: reference, date of issue, issuer.
+    letterhead: tuple[str, ...]
+    particulars: tuple[tuple[str, str], ...]
     deadline_sentence: str
     how_label: str
     how_to_appeal: str
@@ -117,11 +121,21 @@ def notice_text(doc: NoticeDocument) -> NoticeText:
     language = resolve_language(doc.language)
     _ = _translations(language).gettext
     dates = _babel_locale(language)
+    zone = ZoneInfo(doc.timezone)
     channel = _channel_label(doc.channel, _)
     headline = _headline(doc, channel, _)
-    zone = ZoneInfo(doc.timezone)
     effective = _local_time(doc.effective_at, zone, dates)
     deadline = format_date(doc.appeal_deadline, "long", locale=dates)
+    letterhead = (doc.facility_name, *(doc.facility_address or "").splitlines())
+    particulars: list[tuple[str, str]] = []
+    if doc.reference is not None:
+        particulars.append((_("Reference"), doc.reference))
+    if doc.issued_at is not None:
+        particulars.append(
+            (_("Date of issue"), format_date(doc.issued_at.astimezone(zone), "long", locale=dates))
+        )
+    if doc.issued_by is not None:
+        particulars.append((_("Issued by"), _issuer(doc.issued_by, doc.issuer_role, _)))
     rows: list[tuple[str, str]] = [
         (_("Facility"), doc.facility_name),
         (_("Person"), f"{doc.person_name} ({doc.person_id})"),
@@ -136,6 +150,13 @@ def notice_text(doc: NoticeDocument) -> NoticeText:
         rows.append((_("Authority"), _authority_label(doc.authority, _)))
         if doc.case_number:
             rows.append((_("Case number"), doc.case_number))
+        for order in doc.overridden_orders:
+            overridden = order.text
+            if order.case_number:
+                overridden = _("case {case}: {text}").format(
+                    case=order.case_number, text=order.text
+                )
+            rows.append((_("Court order it overrides"), overridden))
     elif doc.contact_name is not None:
         rows.append((_("Contact"), doc.contact_name))
         rows.append((_("Channel"), channel))
@@ -154,6 +175,8 @@ def notice_text(doc: NoticeDocument) -> NoticeText:
         heading=_("Notice {number}").format(number=doc.notice_id),
         headline=headline,
         rows=tuple(rows),
+        letterhead=letterhead,
+        particulars=tuple(particulars),
         deadline_sentence=_(
             "You may appeal this change until {deadline}: {days} days from the day it takes effect."
         ).format(deadline=deadline, days=doc.appeal_days),
@@ -195,17 +218,48 @@ def render_pdf(docs: Sequence[NoticeDocument]) -> bytes:
 def _pdf_page(pdf: FPDF, text: NoticeText) -> None:
     pdf.add_page()
     width = pdf.epw
+    name, *address = text.letterhead
+    pdf.set_font("Helvetica", "B", 14)
+    _pdf_line(pdf, name, 7, align="C")
+    pdf.set_font("Helvetica", "", 10)
+    for line in address:
+        _pdf_line(pdf, line, 5, align="C")
+    pdf.ln(2)
+    pdf.set_draw_color(60, 60, 60)
+    pdf.set_line_width(0.5)
+    pdf.line(pdf.l_margin, pdf.get_y(), pdf.l_margin + width, pdf.get_y())
+    pdf.set_line_width(0.2)
+    pdf.ln(3)
+    for label, value in text.particulars:
+        pdf.set_font("Helvetica", "B", 10)
+        label_width = pdf.get_string_width(_pdf_safe(label)) + 3
+        pdf.cell(label_width, 5, _pdf_safe(f"{label}:"))
+        pdf.set_font("Helvetica", "", 10)
+        pdf.multi_cell(0, 5, _pdf_safe(value), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    if text.particulars:
+        pdf.ln(3)
     pdf.set_font("Helvetica", "B", 16)
     _pdf_line(pdf, text.heading, 9)
     pdf.set_font("Helvetica", "B", 12)
     _pdf_line(pdf, text.headline, 7)
     pdf.ln(3)
+    # Two columns, label beside value, so a notice with a court order, a
+    # reason and an acknowledgement still fits one Letter page.
+    label_width = 46
     for label, value in text.rows:
         pdf.set_font("Helvetica", "B", 10)
-        _pdf_line(pdf, label, 5)
+        count = _line_count(pdf, label_width, label)
+        if pdf.will_page_break(5.5 * count):
+            pdf.add_page()
+        top, page = pdf.get_y(), pdf.page
+        pdf.multi_cell(
+            label_width, 5.5, _pdf_safe(label), new_x=XPos.RIGHT, new_y=YPos.TOP, align="L"
+        )
         pdf.set_font("Helvetica", "", 11)
-        _pdf_line(pdf, value, 6)
-        pdf.ln(1.5)
+        pdf.multi_cell(0, 5.5, _pdf_safe(value), new_x=XPos.LMARGIN, new_y=YPos.NEXT, align="L")
+        if pdf.page == page:
+            pdf.set_y(max(pdf.get_y(), top + 5.5 * count))
+        pdf.ln(1.2)
     pdf.ln(2)
     pdf.set_draw_color(120, 120, 120)
     pdf.line(pdf.l_margin, pdf.get_y(), pdf.l_margin + width, pdf.get_y())
@@ -223,8 +277,14 @@ def _pdf_page(pdf: FPDF, text: NoticeText) -> None:
         _pdf_line(pdf, text.acknowledgement, 5)
 
 
-def _pdf_line(pdf: FPDF, text: str, height: float) -> None:
-    pdf.multi_cell(0, height, _pdf_safe(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+def _line_count(pdf: FPDF, width: float, text: str) -> int:
+    """How many lines ``text`` takes in a cell ``width`` wide, in the current font."""
+    lines = pdf.multi_cell(width, 5.5, _pdf_safe(text), dry_run=True, output="LINES", align="L")
+    return len(lines) if isinstance(lines, list) else 1
+
+
+def _pdf_line(pdf: FPDF, text: str, height: float, *, align: str = "L") -> None:
+    pdf.multi_cell(0, height, _pdf_safe(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT, align=align)
 
 
 def _pdf_safe(text: str) -> str:
@@ -332,8 +392,8 @@ def _explanation(doc: NoticeDocument, channel: str, _: _Gettext) -> str:
 def _headline(doc: NoticeDocument, channel: str, _: _Gettext) -> str:
     contact = doc.contact_name or doc.subject
     templates = {
-        "imposed": _("A new rule on your {channel}: {subject}"),
-        "lifted": _("A rule on your {channel} was lifted: {subject}"),
+        "imposed": _("A new rule on your {channel}: {rule}"),
+        "lifted": _("A rule on your {channel} was lifted: {rule}"),
         "approved": _("{contact} is approved for {channel}"),
         "revoked": _("{contact} is no longer approved for {channel}"),
         "contact_changed": _("{contact} is now recorded as your {subject}"),
@@ -347,4 +407,42 @@ def _headline(doc: NoticeDocument, channel: str, _: _Gettext) -> str:
         "appeal_silence": _("Your appeal {subject} is denied: no answer came in time"),
     }
     template = templates.get(doc.change, _("A change to your {channel}: {subject}"))
-    return template.format(channel=channel, subject=doc.subject, contact=contact)
+    return template.format(
+        channel=channel, subject=doc.subject, contact=contact, rule=_rule_words(doc, _)
+    )
+
+
+TITLE_RULE_CHARS = 120
+
+
+def _rule_words(doc: NoticeDocument, _: _Gettext) -> str:
+    """How a headline names a rule: its text (cut at a word), else its
+    authority; never its internal id."""
+    words = " ".join((doc.rule_text or "").split()).rstrip(".")
+    if len(words) > TITLE_RULE_CHARS:
+        words = words[:TITLE_RULE_CHARS].rsplit(" ", 1)[0] + "…"
+    if words:
+        return words
+    if doc.authority is not None:
+        return _authority_label(doc.authority, _)
+    return _("a rule without text")
+
+
+def _issuer(name: str, role: str | None, _: _Gettext) -> str:
+    if name == AUTOMATIC_ISSUER:
+        return _("kinline (automatic)")
+    labels = {
+        "warden": _("Warden"),
+        "admin": _("Administrator"),
+        "security": _("Security officer"),
+        "records": _("Records officer"),
+        "visiting": _("Visiting officer"),
+        "observer": _("Observer"),
+        "counsel": _("Counsel"),
+        "court": _("Court"),
+        "person": _("The person concerned"),
+        "family": _("Family member"),
+    }
+    if role is None:
+        return name
+    return f"{name}, {labels.get(role, role)}"

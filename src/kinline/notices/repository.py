@@ -7,7 +7,7 @@ from datetime import date, datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from kinline.db.tables import NoticeRow
+from kinline.db.tables import FacilityLetterheadRow, NoticeIssueRow, NoticeRow
 
 
 def add_notice(
@@ -87,3 +87,60 @@ def list_unacknowledged(
         .order_by(NoticeRow.created_at, NoticeRow.id)
     )
     return list(session.scalars(query))
+
+
+def add_issue(
+    session: Session,
+    *,
+    facility_id: str,
+    notice_id: int,
+    reference: str,
+    issued_by: str,
+    issuer_role: str | None,
+) -> None:
+    session.add(
+        NoticeIssueRow(
+            facility_id=facility_id,
+            notice_id=notice_id,
+            reference=reference,
+            issued_by=issued_by,
+            issuer_role=issuer_role,
+        )
+    )
+    session.flush()
+
+
+def get_issue(session: Session, facility_id: str, notice_id: int) -> NoticeIssueRow | None:
+    return session.get(NoticeIssueRow, (facility_id, notice_id))
+
+
+def get_letterhead(session: Session, facility_id: str) -> FacilityLetterheadRow | None:
+    return session.get(FacilityLetterheadRow, facility_id)
+
+
+def set_letterhead(
+    session: Session, facility_id: str, address: str, *, at: datetime, by: str
+) -> None:
+    row = session.get(FacilityLetterheadRow, facility_id, with_for_update=True)
+    if row is None:
+        session.add(
+            FacilityLetterheadRow(
+                facility_id=facility_id, address=address, updated_at=at, updated_by=by
+            )
+        )
+    else:
+        row.address, row.updated_at, row.updated_by = address, at, by
+    session.flush()
+
+
+def issues_of(
+    session: Session, facility_id: str, notice_ids: list[int]
+) -> dict[int, NoticeIssueRow]:
+    if not notice_ids:
+        return {}
+    rows = session.scalars(
+        select(NoticeIssueRow).where(
+            NoticeIssueRow.facility_id == facility_id, NoticeIssueRow.notice_id.in_(notice_ids)
+        )
+    )
+    return {row.notice_id: row for row in rows}

@@ -27,6 +27,10 @@ class NoticeOut(BaseModel):
     acknowledged: bool
     acknowledged_at: str | None = Field(description="Local wall time it was acknowledged")
     acknowledged_by: str | None
+    reference: str | None = Field(
+        default=None,
+        description="The notice's reference number (FACILITY-YEAR-NUMBER); none before references",
+    )
 
 
 class AcknowledgeIn(BaseModel):
@@ -35,3 +39,17 @@ class AcknowledgeIn(BaseModel):
         max_length=NAME_CHARS,
         description="Who acknowledges: the person, or who read it to them",
     )
+
+
+class LetterheadIn(BaseModel):
+    address: str = Field(
+        min_length=1,
+        max_length=500,
+        description="The facility's postal address, one line per line, printed atop its notices",
+    )
+
+
+class LetterheadOut(BaseModel):
+    facility_id: str
+    name: str
+    address: str | None

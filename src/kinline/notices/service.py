@@ -12,17 +12,19 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from kinline.audit.service import person_chain, record_event
+from kinline.audit.service import facility_chain, person_chain, record_event
 from kinline.db.engine import Database
 from kinline.db.tables import NoticeRow
 from kinline.errors import InvalidInput, NotFound
+from kinline.identity import repository as identity_repository
 from kinline.notices import repository
 from kinline.notices.delivery.outbox import enqueue_deliveries
-from kinline.notices.document import NoticeDocument
+from kinline.notices.document import AUTOMATIC_ISSUER, NoticeDocument, OverriddenOrder
 from kinline.notices.model import Addressee, ChangeFacts, compose_notice
 from kinline.people import repository as people_repository
 from kinline.people.model import Facility, Person
 from kinline.policy import repository as policy_repository
+from kinline.rules.model import Authority, Rule
 from kinline.rules.periods import local
 
 
@@ -44,6 +46,7 @@ class Notice:
     created_at: datetime
     acknowledged_at: datetime | None = None
     acknowledged_by: str | None = None
+    reference: str | None = None  # none on a notice written before references
 
 
 def write_notices(
@@ -62,6 +65,7 @@ def write_notices(
     ``appeal_days`` from the change (an appeal denied by silence: the last day
     to take it to the next level)."""
     deadline = deadline or facility.appeal_deadline(change.effective_at)
+    issued_by, issuer_role = issuer(session, facility.id, actor)
     ids: list[int] = []
     for person in people:
         to = Addressee(
@@ -88,6 +92,15 @@ def write_notices(
             body=content.body,
             at=at,
         )
+        reference = notice_reference(facility.id, local(at, facility.zone).year, row.id)
+        repository.add_issue(
+            session,
+            facility_id=facility.id,
+            notice_id=row.id,
+            reference=reference,
+            issued_by=issued_by,
+            issuer_role=issuer_role,
+        )
         record_event(
             session,
             facility_id=facility.id,
@@ -96,6 +109,7 @@ def write_notices(
             tag="notices:notice:written",
             payload={
                 "notice_id": row.id,
+                "reference": reference,
                 "person_id": person.id,
                 "change": str(change.change),
                 "subject": change.subject,
@@ -112,6 +126,42 @@ def write_notices(
     return ids
 
 
+# --- What makes a notice official: its reference and who issued it ----------
+
+AUTOMATIC = AUTOMATIC_ISSUER
+# A staff member holding several roles at the facility signs with the highest.
+_ROLE_PRECEDENCE = ("warden", "admin", "security", "records", "visiting", "observer")
+
+
+def notice_reference(facility_id: str, year: int, notice_id: int) -> str:
+    """A reference a person can read out on the phone: the facility, the year it
+    was written and the notice's number (``USP-RED-MESA-2026-000123``). Stable:
+    it is fixed when the notice is written and never recomputed."""
+    return f"{facility_id.upper()}-{year}-{notice_id:06d}"
+
+
+def issuer(session: Session, facility_id: str, actor: str) -> tuple[str, str | None]:
+    """Who issued a change, as a notice names them: a subject's name and their
+    role at the facility; kinline itself (a sweep, an import) as automatic; any
+    other actor (a script, the command line) as it named itself."""
+    kind, _, rest = actor.partition(":")
+    if kind == "kinline":
+        return AUTOMATIC, None
+    subject_id, _, name = rest.partition(":")
+    if not subject_id.isdigit() or not name:
+        return actor[:200], None
+    row = identity_repository.get_subject_row(session, int(subject_id))
+    if row is None:
+        return name[:200], None
+    roles = {
+        str(binding.role)
+        for binding in identity_repository.bindings_of(session, [row.id])[row.id]
+        if binding.facility_id == facility_id and binding.role is not None
+    }
+    role = next((r for r in _ROLE_PRECEDENCE if r in roles), None)
+    return row.name[:200], role if role is not None else (kind if kind != "staff" else None)
+
+
 def list_notices(db: Database, facility_id: str, person_id: str | None = None) -> list[Notice]:
     with db.transaction() as session:
         if (
@@ -119,7 +169,9 @@ def list_notices(db: Database, facility_id: str, person_id: str | None = None) -
             and people_repository.get_person(session, facility_id, person_id) is None
         ):
             raise NotFound(f"no person {person_id!r} in {facility_id!r}", field="person_id")
-        return [_notice(row) for row in repository.list_notices(session, facility_id, person_id)]
+        return _notices(
+            session, facility_id, repository.list_notices(session, facility_id, person_id)
+        )
 
 
 def notice_counts(db: Database, facility_id: str) -> dict[str, int]:
@@ -157,7 +209,7 @@ def get_notice(db: Database, facility_id: str, notice_id: int) -> Notice:
         row = repository.get_notice(session, facility_id, notice_id)
         if row is None:
             raise NotFound(f"no notice {notice_id} in {facility_id!r}", field="notice_id")
-        return _notice(row)
+        return _notices(session, facility_id, [row])[0]
 
 
 def acknowledge_notice(
@@ -194,7 +246,7 @@ def acknowledge_notice(
                 at=at,
             )
             session.flush()
-        return _notice(row)
+        return _notices(session, facility_id, [row])[0]
 
 
 def overdue_notices(db: Database, facility_id: str, *, days: int, now: datetime) -> list[Notice]:
@@ -208,7 +260,7 @@ def overdue_notices(db: Database, facility_id: str, *, days: int, now: datetime)
         rows = repository.list_unacknowledged(
             session, facility_id, created_before=now - timedelta(days=days)
         )
-        return [_notice(row) for row in rows]
+        return _notices(session, facility_id, rows)
 
 
 def _acknowledger(by: str) -> str:
@@ -222,7 +274,14 @@ def _acknowledger(by: str) -> str:
     return who
 
 
-def _notice(row: NoticeRow) -> Notice:
+def _notices(session: Session, facility_id: str, rows: Sequence[NoticeRow]) -> list[Notice]:
+    issues = repository.issues_of(session, facility_id, [row.id for row in rows])
+    return [
+        _notice(row, None if row.id not in issues else issues[row.id].reference) for row in rows
+    ]
+
+
+def _notice(row: NoticeRow, reference: str | None) -> Notice:
     return Notice(
         id=row.id,
         facility_id=row.facility_id,
@@ -240,6 +299,7 @@ def _notice(row: NoticeRow) -> Notice:
         created_at=row.created_at,
         acknowledged_at=row.acknowledged_at,
         acknowledged_by=row.acknowledged_by,
+        reference=reference,
     )
 
 
@@ -252,11 +312,15 @@ def _document(session: Session, row: NoticeRow, language: str | None) -> NoticeD
     rule_kind: str | None = None
     case_number: str | None = None
     contact_name: str | None = None
+    overridden: list[OverriddenOrder] = []
     if row.authority is not None:
         rule_row = policy_repository.get_rule_row(session, row.facility_id, row.subject)
         if rule_row is not None:
             rule = policy_repository.rule_from_row(rule_row)
             channel, rule_kind, case_number = str(rule.channel), str(rule.kind), rule.case_number
+            overridden = _overridden_orders(
+                session, row.facility_id, rule, language or row.language
+            )
     else:
         contact_id, _, channel_name = row.subject.rpartition(":")
         channel = channel_name or None
@@ -264,6 +328,8 @@ def _document(session: Session, row: NoticeRow, language: str | None) -> NoticeD
         contact_name = name or contact_id or None
     zone = facility.zone
     effective = row.effective_at.astimezone(zone)
+    issue = repository.get_issue(session, row.facility_id, row.id)
+    letterhead = repository.get_letterhead(session, row.facility_id)
     return NoticeDocument(
         notice_id=row.id,
         language=language or row.language,
@@ -289,4 +355,65 @@ def _document(session: Session, row: NoticeRow, language: str | None) -> NoticeD
             None if row.acknowledged_at is None else row.acknowledged_at.astimezone(zone)
         ),
         acknowledged_by=row.acknowledged_by,
+        facility_address=None if letterhead is None else letterhead.address,
+        issued_at=row.created_at.astimezone(zone),
+        reference=None if issue is None else issue.reference,
+        issued_by=None if issue is None else issue.issued_by,
+        issuer_role=None if issue is None else issue.issuer_role,
+        overridden_orders=tuple(overridden),
     )
+
+
+def _overridden_orders(
+    session: Session, facility_id: str, rule: Rule, language: str
+) -> list[OverriddenOrder]:
+    """The court orders among the rules ``rule`` overrides, in the reader's language."""
+    found: list[OverriddenOrder] = []
+    for rule_id in sorted(rule.overrides):
+        other_row = policy_repository.get_rule_row(session, facility_id, rule_id)
+        if other_row is None:
+            continue
+        other = policy_repository.rule_from_row(other_row)
+        if other.authority == Authority.COURT_ORDER:
+            found.append(OverriddenOrder(other.case_number, other.text_in(language)))
+    return found
+
+
+# --- The letterhead ------------------------------------------------------------
+
+ADDRESS_MAX = 500
+
+
+def set_letterhead(
+    db: Database, facility_id: str, address: str, *, at: datetime, actor: str
+) -> str:
+    """Set the facility's postal address, printed atop its notices (lines kept;
+    each stripped). Audited on the facility's chain; returns the address stored."""
+    lines = [line.strip() for line in address.strip().splitlines()]
+    cleaned = "\n".join(line for line in lines if line)
+    if not cleaned:
+        raise InvalidInput("give the facility's postal address", field="address")
+    if len(cleaned) > ADDRESS_MAX:
+        raise InvalidInput(f"at most {ADDRESS_MAX} characters", field="address")
+    if any(ord(char) < 32 and char != "\n" for char in cleaned):
+        raise InvalidInput("must not contain control characters", field="address")
+    with db.transaction() as session:
+        if people_repository.get_facility(session, facility_id, lock=True) is None:
+            raise NotFound(f"no facility {facility_id!r}", field="facility_id")
+        repository.set_letterhead(session, facility_id, cleaned, at=at, by=actor)
+        record_event(
+            session,
+            facility_id=facility_id,
+            chain=facility_chain(facility_id),
+            actor=actor,
+            tag="notices:letterhead:set",
+            payload={"address": cleaned},
+            at=at,
+        )
+    return cleaned
+
+
+def get_letterhead(db: Database, facility_id: str) -> str | None:
+    with db.transaction() as session:
+        row = repository.get_letterhead(session, facility_id)
+        return None if row is None else row.address
