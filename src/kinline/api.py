@@ -18,6 +18,7 @@ from kinline.appeals.service import sweep_appeals
 from kinline.calls.api import calls_router, decisions_router
 from kinline.calls.path import sweep
 from kinline.changes.api import router as changes_router
+from kinline.changes.orders_api import router as orders_router
 from kinline.changes.visitor_api import router as visitor_decisions_router
 from kinline.db.engine import Database
 from kinline.events.api import router as webhooks_router
@@ -121,6 +122,7 @@ def create_app(db: Database | None = None) -> FastAPI:
         visits_router,
         visit_requests_router,
         webhooks_router,
+        orders_router,
     ):
         app.include_router(router)
     mount_pages(app)

@@ -24,6 +24,7 @@ from kinline.changes.cli import (
     revoke_command,
     transfer_command,
 )
+from kinline.changes.orders_cli import app as orders_app
 from kinline.changes.visitor_cli import app as visitors_app
 from kinline.cli_base import report
 from kinline.cli_support import DatabaseOption, console, database, errors, friendly
@@ -105,6 +106,7 @@ visits_app.command(
 )(allocate_command)
 app.add_typer(notices_app, name="notices", help="Notices of changes to what a person may do.")
 app.add_typer(report_app, name="report", help="Reports for courts and counsel.")
+app.add_typer(orders_app, name="orders", help="Court orders as records: add, list, show, document.")
 app.add_typer(token_app, name="token", help="API tokens: create, list, revoke.")
 app.add_typer(subject_app, name="subject", help="Who may call kinline, bound to what.")
 subject_app.command("reset", help="Queue a password reset email with a one-time link.")(

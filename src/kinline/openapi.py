@@ -115,6 +115,13 @@ OPERATIONS: dict[tuple[str, str], str] = {
     ("POST", "/v1/facilities/{facility_id}/webhooks"): "createWebhook",
     ("GET", "/v1/facilities/{facility_id}/webhooks"): "listWebhooks",
     ("DELETE", "/v1/facilities/{facility_id}/webhooks/{webhook_id}"): "deleteWebhook",
+    # court orders
+    ("POST", "/v1/facilities/{facility_id}/orders"): "recordCourtOrder",
+    ("GET", "/v1/facilities/{facility_id}/orders"): "listCourtOrders",
+    ("GET", "/v1/facilities/{facility_id}/orders/{order_id}"): "getCourtOrder",
+    ("GET", "/v1/facilities/{facility_id}/orders/{order_id}/conflicts"): "listCourtOrderConflicts",
+    ("PUT", "/v1/facilities/{facility_id}/orders/{order_id}/document"): "uploadCourtOrderDocument",
+    ("GET", "/v1/facilities/{facility_id}/orders/{order_id}/document"): "getCourtOrderDocument",
 }
 """Every operation's id, by method and path: what a generated client calls it.
 A route missing here keeps FastAPI's generated id, and tests/integration/
@@ -146,6 +153,7 @@ TAGS: list[dict[str, str]] = [
     {"name": "visits", "description": "Visit rooms, sessions, bookings and weekly requests."},
     {"name": "sign-in", "description": "Staff and people sign in; password resets."},
     {"name": "webhooks", "description": "Signed HTTP deliveries of kinline's domain events."},
+    {"name": "orders", "description": "Court orders as records: their rules, PDF and conflicts."},
 ]  # fmt: skip
 
 

@@ -88,6 +88,7 @@ def impose(body: ImposeIn, grant: Annotated[Access, allowed(Action.RULE_IMPOSE)]
         at=moment(body.at, place),
         actor=grant.actor,
         reason=body.reason,
+        authority_cited=body.authority_cited,
     )
     return rule_out(rule, place)
 

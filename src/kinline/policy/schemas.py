@@ -40,6 +40,12 @@ class ImposeIn(BaseModel):
         max_length=REASON_CHARS,
         description="Why; the people concerned read it in their notice",
     )
+    authority_cited: str | None = Field(
+        default=None,
+        max_length=500,
+        description="The authority relied on (e.g. 28 CFR 540.100(a)); required when the "
+        "rule overrides a recorded court order's grant, whose court and counsel are emailed",
+    )
     at: str | None = Field(
         default=None, max_length=TIME_CHARS, description="Local wall time; default now"
     )
