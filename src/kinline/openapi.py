@@ -122,6 +122,9 @@ OPERATIONS: dict[tuple[str, str], str] = {
     ("GET", "/v1/facilities/{facility_id}/orders/{order_id}/conflicts"): "listCourtOrderConflicts",
     ("PUT", "/v1/facilities/{facility_id}/orders/{order_id}/document"): "uploadCourtOrderDocument",
     ("GET", "/v1/facilities/{facility_id}/orders/{order_id}/document"): "getCourtOrderDocument",
+    ("GET", "/v1/facilities/{facility_id}/orders/{order_id}/compliance"): "getOrderCompliance",
+    ("GET", "/v1/facilities/{facility_id}/compliance-settings"): "getComplianceSettings",
+    ("PUT", "/v1/facilities/{facility_id}/compliance-settings"): "setComplianceSettings",
 }
 """Every operation's id, by method and path: what a generated client calls it.
 A route missing here keeps FastAPI's generated id, and tests/integration/

@@ -1,8 +1,6 @@
-"""``kinline report``: retaliation flags and court-order compliance."""
+"""``kinline report``: retaliation flags (court-order compliance: ``courts.report_cli``)."""
 
 from __future__ import annotations
-
-from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -17,7 +15,7 @@ from kinline.cli_support import (
     print_json,
     resolve_facility,
 )
-from kinline.courts.service import compliance_report, retaliation_report
+from kinline.courts.service import retaliation_report
 from kinline.rules.periods import local
 
 app = typer.Typer(no_args_is_help=True)
@@ -59,33 +57,3 @@ def retaliation_command(
         )
     console.print(table)
     console.print(f"{len(rows)} flags (window {place.retaliation_window_days} days)")
-
-
-@app.command(
-    "compliance", help="What a court order promised in a period against what was delivered."
-)
-@friendly
-def compliance_command(
-    order: Annotated[str, typer.Option(help="The court order's rule id.")],
-    period: Annotated[str, typer.Option(help="YYYY-MM, YYYY-Www or YYYY-MM-DD.")],
-    facility: FacilityOption = None,
-    as_json: JsonOption = False,
-    database_url: DatabaseOption = None,
-) -> None:
-    db = database(database_url)
-    place = resolve_facility(db, facility)
-    report = compliance_report(db, place.id, order, period)
-    body = {
-        "order": report.order,
-        "period": report.period,
-        "entitled": report.entitled,
-        "delivered": report.delivered,
-        "shortfall": report.shortfall,
-    }
-    if as_json:
-        print_json(body)
-        return
-    console.print(
-        f"order {report.order}, {report.period}: entitled {report.entitled}, "
-        f"delivered {report.delivered}, shortfall {report.shortfall}"
-    )

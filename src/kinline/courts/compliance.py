@@ -42,6 +42,7 @@ from kinline.audit.service import facility_chain, record_event
 from kinline.calls.model import decision_from_json
 from kinline.calls.service import ExplainedDecision, decide_in
 from kinline.courts import report_repository, repository
+from kinline.courts.orders import CourtOrder, get_order
 from kinline.courts.report import (
     ComplianceReport,
     Evidence,
@@ -488,6 +489,56 @@ def configure_compliance_settings(
     return rule
 
 
+@dataclass(frozen=True, slots=True)
+class ReportSubject:
+    """What a report is about: an order record (``record`` set) and its
+    court-order grants with a count per period, or one court-order rule."""
+
+    order_id: str
+    rule_ids: tuple[str, ...]
+    person_id: str | None
+    case_number: str | None
+    record: CourtOrder | None
+
+
+def report_subject(db: Database, facility_id: str, order_id: str) -> ReportSubject:
+    """The order record named ``order_id`` and the rules it reports on, or else
+    the court-order rule of that id. NotFound (field ``order_id``) for neither;
+    InvalidInput when the record has no grant with a count per period."""
+    try:
+        record = get_order(db, facility_id, order_id)
+    except NotFound:
+        record = None
+    with db.transaction() as session:
+        require_facility(session, facility_id)
+        if record is None:
+            row = policy_repository.get_rule_row(session, facility_id, order_id)
+            if row is None or row.authority != "court_order":
+                raise NotFound(f"no order {order_id!r} in {facility_id!r}", field="order_id")
+            rule = policy_repository.rule_from_row(row)
+            return ReportSubject(order_id, (order_id,), rule.person, rule.case_number, None)
+        counted = []
+        for rule_id in record.rules:
+            row = policy_repository.get_rule_row(session, facility_id, rule_id)
+            if row is None:
+                continue
+            rule = policy_repository.rule_from_row(row)
+            quota = rule.quota
+            if (
+                rule.kind is Kind.GRANT
+                and quota is not None
+                and quota.count is not None
+                and not quota.per.is_rolling
+            ):
+                counted.append(rule_id)
+    if not counted:
+        raise InvalidInput(
+            f"order {order_id} grants no count of sessions per period to report on",
+            field="order_id",
+        )
+    return ReportSubject(order_id, tuple(counted), record.person, record.case_number, record)
+
+
 def order_report(
     db: Database,
     facility_id: str,
@@ -499,32 +550,46 @@ def order_report(
     key: Ed25519PrivateKey | None = None,
 ) -> ComplianceReport:
     """The order's compliance report from the month ``first`` to ``last``: each
-    requirement (each court-order grant of the order) with its periods, their
-    status by the facility's rule and their evidence; a timeline; and, with a
-    signing ``key``, a fresh signed checkpoint of the audit log it was built on.
-    Errors as ``order_compliance``'s."""
+    requirement (each court-order grant of the order record, or the one
+    court-order rule named) with its periods, their status by the facility's
+    rule and their evidence; a timeline; and, with a signing ``key``, a fresh
+    signed checkpoint of the audit log it was built on. Errors as
+    ``report_subject``'s and ``order_compliance``'s."""
+    subject = report_subject(db, facility_id, order_id)
     rule = compliance_settings(db, facility_id)
-    found = order_compliance(db, facility_id, order_id, first, last, at=at, explained=False)
-    requirements = (_requirement(found, rule),)
-    order = found.order.rule
+    found = [
+        order_compliance(db, facility_id, rule_id, first, last, at=at, explained=False)
+        for rule_id in subject.rule_ids
+    ]
+    first_found = found[0]
+    record = subject.record
+    title = first_found.order.rule.text_in("en") or order_id
+    if record is not None:
+        title = record.text
+    marks: dict[Mark, None] = {}
+    for one in found:
+        marks.update(dict.fromkeys(_marks(one)))
     signature = _signature(make_checkpoint(db, key, at=at)) if key is not None else None
     return ComplianceReport(
-        facility_id=found.facility.id,
-        facility_name=found.facility.name,
-        zone=found.facility.zone.key,
-        order_id=order.id,
-        title=order.text_in("en") or order.id,
-        case_number=order.case_number,
-        person_id=order.person,
+        facility_id=first_found.facility.id,
+        facility_name=first_found.facility.name,
+        zone=first_found.facility.zone.key,
+        order_id=order_id,
+        title=title,
+        case_number=subject.case_number,
+        person_id=subject.person_id,
         first=first,
         last=last,
-        start=found.start,
-        end=found.end,
+        start=min(one.start for one in found),
+        end=max(one.end for one in found),
         built_at=at,
         rule=rule,
-        requirements=requirements,
-        timeline=_marks(found),
+        requirements=tuple(_requirement(one, rule) for one in found),
+        timeline=tuple(marks),
         signature=signature,
+        court=record.court if record is not None else None,
+        judge=record.judge if record is not None else None,
+        signed_on=record.signed_on if record is not None else None,
     )
 
 

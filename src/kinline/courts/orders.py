@@ -337,14 +337,15 @@ def add_order(
 def link_rule(
     session: Session, facility_id: str, draft: OrderDraft, rule_id: str, *, field: str
 ) -> None:
-    """Link a court-order rule of the order's case to the order (a rule belongs to one)."""
+    """Link a court-order rule of the order's case (or of none named) to the order;
+    a rule belongs to one order."""
     row = policy_repository.get_rule_row(session, facility_id, rule_id)
     if row is None:
         raise InvalidInput(f"no rule {rule_id!r}", field=field)
     rule = policy_repository.rule_from_row(row)
     if rule.authority is not Authority.COURT_ORDER:
         raise InvalidInput(f"rule {rule_id!r} is not a court order", field=field)
-    if rule.case_number != draft.case_number:
+    if rule.case_number not in (None, draft.case_number):
         raise InvalidInput(
             f"rule {rule_id!r} is of case {rule.case_number!r}, not {draft.case_number!r}",
             field=field,

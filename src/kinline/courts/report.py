@@ -27,7 +27,7 @@ its worst requirement's.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Literal
 
@@ -278,6 +278,9 @@ class ComplianceReport:
     requirements: tuple[Requirement, ...]
     timeline: tuple[Mark, ...]
     signature: Signature | None
+    court: str | None = None  # from the order's record, when there is one
+    judge: str | None = None
+    signed_on: date | None = None
 
     @property
     def status(self) -> Status:

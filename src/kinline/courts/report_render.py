@@ -95,6 +95,9 @@ def as_json(report: ComplianceReport) -> dict[str, object]:
         "order_id": report.order_id,
         "title": report.title,
         "case_number": report.case_number,
+        "court": report.court,
+        "judge": report.judge,
+        "signed_on": report.signed_on.isoformat() if report.signed_on else None,
         "person_id": report.person_id,
         "from": report.first,
         "to": report.last,
@@ -293,8 +296,13 @@ def _facts(report: ComplianceReport, zone: ZoneInfo) -> list[tuple[str, str]]:
         ("Facility", f"{report.facility_name} ({report.facility_id})"),
         ("Order", report.order_id),
     ]
+    if report.court:
+        facts.append(("Court", report.court))
     if report.case_number:
         facts.append(("Case number", report.case_number))
+    if report.judge:
+        signed = f", signed {report.signed_on.isoformat()}" if report.signed_on else ""
+        facts.append(("Judge", f"{report.judge}{signed}"))
     facts += [
         ("Person", report.person_id or "everyone at the facility"),
         ("Months", f"{report.first} to {report.last}"),

@@ -82,6 +82,7 @@ class Action(StrEnum):
     APPEAL_WITHDRAW = "appeal:withdraw"
     APPEAL_LATE = "appeal:late"  # file or escalate late, or at another time than now
     COMPLIANCE_READ = "compliance:read"
+    COMPLIANCE_SETTINGS = "compliance:settings"  # the facility's compliance status rule (admin)
     VISITOR_APPLY = "visitor:apply"  # apply to visit a person; read one's own application
     VISITOR_READ = "visitor:read"
     VISITOR_DECIDE = "visitor:decide"  # approve, refuse, restrict; record consent
