@@ -137,6 +137,7 @@ BENCH_DIR = Path(__file__).resolve().parent  # on the server's PYTHONPATH, for -
 HOST = "127.0.0.1"
 FACILITY = Facility(id="bench", name="Benchmark facility", timezone="America/Denver")
 ACTOR = "bench"
+FLOOR_APP = "_floor:create_app"
 GRANT = {
     "id": "bench-phone",
     "authority": "facility_policy",
@@ -581,7 +582,7 @@ class Lines:
 async def greet(line: Line) -> None:
     """Open ``line``'s connection with one request, so the worker that accepted it holds it."""
     status, body = await line.request("GET", "/v1/facilities")
-    if status != 200:
+    if status not in (200, 403):  # a telephony token authenticates but may not list them
         raise RuntimeError(f"GET /v1/facilities answered {status}: {text(body)[:300]}")
 
 
@@ -718,9 +719,13 @@ def server_ready(base_url: str, secret: str) -> bool:
     ask = urllib.request.Request(  # noqa: S310 (our own http:// URL)
         f"{base_url}/v1/facilities", headers={"Authorization": f"Bearer {secret}"}
     )
+    # Up once it authenticates the token: a telephony token may not list the
+    # facilities (403), which still says the worker answered and read the token.
     try:
         with urllib.request.urlopen(ask, timeout=2) as answer:  # noqa: S310
             return bool(answer.status == 200)
+    except urllib.error.HTTPError as error:
+        return error.code == 403
     except (urllib.error.URLError, OSError):
         return False
 
@@ -814,6 +819,12 @@ def parse_args(argv: Sequence[str] | None) -> Namespace:
         " kinline.api:create_app); another one, on PYTHONPATH or in bench/, can try a"
         " change without editing kinline; _floor:create_app serves the floor (see"
         " bench/_floor.py)",
+    )
+    parser.add_argument(
+        "--no-floor",
+        action="store_true",
+        help=f"serve only --app; by default {FLOOR_APP} is served after it, in the same"
+        " run, and the last line is the ratio of their rates",
     )
     parser.add_argument(
         "--pgbench-seconds",
@@ -967,23 +978,53 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         pg.psql(database, "CHECKPOINT")
 
-        port = free_port()
-        base_url = f"http://{HOST}:{port}"
-        log = workdir / "server.log"
-        server = start_server(args.app, url, port, args.workers, log)
-        try:
-            if not wait_for(lambda: server_ready(base_url, secret), timeout=60):
-                print(f"the server did not start:\n{log.read_text()[-3000:]}", file=sys.stderr)
+        runs: dict[str, tuple[Run, float, str]] = {}
+        apps = [args.app] if args.app == FLOOR_APP or args.no_floor else [args.app, FLOOR_APP]
+        for app in apps:
+            served = serve_and_load(app, url, pg, database, secret, callers, args, workdir)
+            if served is None:
                 return 1
-            meters = Meters(pg, database, server.pid, port)
-            with RssSampler(server.pid) as rss:
-                run, event_loop = run_load(drive(secret, callers, args, meters))
-                run.event_loop = event_loop
-        finally:
-            stop_server(server)
-        server_log = log.read_text()
+            runs[app] = served
+            pg.psql(database, "CHECKPOINT")
 
-    return report(args, run, bench, rss.peak / 1e6, server_log)
+    status = 0
+    for app, (run, rss_mb, server_log) in runs.items():
+        print(f"--- {app} ---")
+        status |= report(args, run, bench, rss_mb, server_log)
+    if len(runs) == 2:
+        ours, floor = runs[args.app][0].peak.rate, runs[FLOOR_APP][0].peak.rate
+        print(f"{args.app}: {ours:,.1f} pairs/s; {FLOOR_APP}: {floor:,.1f} pairs/s (same run)")
+        print(f"ratio kinline/floor: {ours / floor if floor else 0.0:.3f}")
+    return status
+
+
+def serve_and_load(
+    app: str,
+    url: str,
+    pg: PostgresServer,
+    database: str,
+    secret: str,
+    callers: Sequence[Caller],
+    args: Namespace,
+    workdir: Path,
+) -> tuple[Run, float, str] | None:
+    """Serve ``app``, drive the load against it, stop it: the run, the server's
+    peak RSS in MB and its log; None if it did not start."""
+    port = free_port()
+    base_url = f"http://{HOST}:{port}"
+    log = workdir / "server.log"
+    server = start_server(app, url, port, args.workers, log)
+    try:
+        if not wait_for(lambda: server_ready(base_url, secret), timeout=60):
+            print(f"the server did not start:\n{log.read_text()[-3000:]}", file=sys.stderr)
+            return None
+        meters = Meters(pg, database, server.pid, port)
+        with RssSampler(server.pid) as rss:
+            run, event_loop = run_load(drive(secret, callers, args, meters))
+            run.event_loop = event_loop
+    finally:
+        stop_server(server)
+    return run, rss.peak / 1e6, log.read_text()
 
 
 if __name__ == "__main__":
