@@ -21,6 +21,7 @@ from kinline.changes.api import router as changes_router
 from kinline.changes.orders_api import router as orders_router
 from kinline.changes.visitor_api import router as visitor_decisions_router
 from kinline.courts.report_api import router as compliance_router
+from kinline.courts.retaliation_api import router as retaliation_router
 from kinline.db.engine import Database
 from kinline.events.api import router as webhooks_router
 from kinline.events.serve import start_publisher_from_env
@@ -125,6 +126,7 @@ def create_app(db: Database | None = None) -> FastAPI:
         webhooks_router,
         orders_router,
         compliance_router,
+        retaliation_router,
     ):
         app.include_router(router)
     mount_pages(app)

@@ -29,6 +29,7 @@ from kinline.changes.visitor_cli import app as visitors_app
 from kinline.cli_base import report
 from kinline.cli_support import DatabaseOption, console, database, errors, friendly
 from kinline.courts.cli import app as report_app
+from kinline.courts.cli import retaliation_app
 from kinline.courts.report_cli import compliance_command as compliance_report_command
 from kinline.db.engine import configured_url, shown_url
 from kinline.db.migrate import upgrade
@@ -107,6 +108,7 @@ visits_app.command(
 )(allocate_command)
 app.add_typer(notices_app, name="notices", help="Notices of changes to what a person may do.")
 app.add_typer(report_app, name="report", help="Reports for courts and counsel.")
+app.add_typer(retaliation_app, name="retaliation")
 report_app.command(
     "compliance", help="A court order's compliance report: periods, status, evidence; PDF, CSV."
 )(compliance_report_command)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from kinline.cli_support import (
@@ -23,9 +24,11 @@ from kinline.notices.render import render_html, render_pdf
 from kinline.notices.service import (
     Notice,
     acknowledge_notice,
+    get_letterhead,
     get_notice_document,
     list_notices,
     overdue_notices,
+    set_letterhead,
 )
 from kinline.people.model import Facility, check_language
 from kinline.rules.periods import local
@@ -55,6 +58,7 @@ def list_command(
                     "authority": n.authority,
                     "effective_at": local(n.effective_at, place.zone).isoformat(),
                     "appeal_deadline": n.appeal_deadline.isoformat(),
+                    "reference": n.reference,
                     "title": n.title,
                     "body": n.body,
                     "acknowledged_at": (
@@ -198,3 +202,34 @@ def _notice_json(n: Notice, place: Facility) -> dict[str, object]:
         ),
         "acknowledged_by": n.acknowledged_by,
     }
+
+
+@app.command(
+    "letterhead",
+    help="Show the facility's letterhead, or set its postal address with --address "
+    "(lines separated by '\\n' or newlines); printed atop every notice.",
+)
+@friendly
+def letterhead_command(
+    address: Annotated[
+        str | None, typer.Option(help="The postal address to print; omit to show it.")
+    ] = None,
+    actor: Annotated[
+        str, typer.Option("--actor", help="Who sets it, as the audit log records it.")
+    ] = "kinline:cli",
+    facility: FacilityOption = None,
+    as_json: JsonOption = False,
+    database_url: DatabaseOption = None,
+) -> None:
+    with opened(database_url, facility) as (db, place):
+        if address is not None:
+            stored: str | None = set_letterhead(
+                db, place.id, address.replace("\\n", "\n"), at=datetime.now(UTC), actor=actor
+            )
+        else:
+            stored = get_letterhead(db, place.id)
+    if as_json:
+        print_json({"facility_id": place.id, "name": place.name, "address": stored})
+        return
+    console.print(escape(place.name))
+    console.print(escape(stored) if stored is not None else "(no address set)")

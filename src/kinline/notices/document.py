@@ -14,6 +14,8 @@ from datetime import date, datetime
 # How a notice names kinline itself as the issuer (a sweep, an import); each
 # language's catalog translates it.
 AUTOMATIC_ISSUER = "kinline (automatic)"
+# A change made on kinline's command line, by whoever ran it.
+COMMAND_LINE_ISSUER = "kinline (command line)"
 
 
 @dataclass(frozen=True, slots=True)

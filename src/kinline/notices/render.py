@@ -33,7 +33,7 @@ from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from kinline.notices.document import AUTOMATIC_ISSUER, NoticeDocument
+from kinline.notices.document import AUTOMATIC_ISSUER, COMMAND_LINE_ISSUER, NoticeDocument
 
 DOMAIN = "kinline"
 FALLBACK = "en"
@@ -287,6 +287,11 @@ def _pdf_line(pdf: FPDF, text: str, height: float, *, align: str = "L") -> None:
     pdf.multi_cell(0, height, _pdf_safe(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT, align=align)
 
 
+def pdf_safe(text: str) -> str:
+    """``text`` as the PDF core fonts can draw it (for other documents' letters)."""
+    return _pdf_safe(text)
+
+
 def _pdf_safe(text: str) -> str:
     """``text`` with every character the core fonts cannot draw replaced by its
     plain form (``ł`` -> ``l``, a narrow space -> a space) or ``?``."""
@@ -431,6 +436,8 @@ def _rule_words(doc: NoticeDocument, _: _Gettext) -> str:
 def _issuer(name: str, role: str | None, _: _Gettext) -> str:
     if name == AUTOMATIC_ISSUER:
         return _("kinline (automatic)")
+    if name == COMMAND_LINE_ISSUER:
+        return _("kinline (command line)")
     labels = {
         "warden": _("Warden"),
         "admin": _("Administrator"),

@@ -19,7 +19,12 @@ from kinline.errors import InvalidInput, NotFound
 from kinline.identity import repository as identity_repository
 from kinline.notices import repository
 from kinline.notices.delivery.outbox import enqueue_deliveries
-from kinline.notices.document import AUTOMATIC_ISSUER, NoticeDocument, OverriddenOrder
+from kinline.notices.document import (
+    AUTOMATIC_ISSUER,
+    COMMAND_LINE_ISSUER,
+    NoticeDocument,
+    OverriddenOrder,
+)
 from kinline.notices.model import Addressee, ChangeFacts, compose_notice
 from kinline.people import repository as people_repository
 from kinline.people.model import Facility, Person
@@ -145,7 +150,9 @@ def issuer(session: Session, facility_id: str, actor: str) -> tuple[str, str | N
     role at the facility; kinline itself (a sweep, an import) as automatic; any
     other actor (a script, the command line) as it named itself."""
     kind, _, rest = actor.partition(":")
-    if kind == "kinline":
+    if actor == "kinline:cli":
+        return COMMAND_LINE_ISSUER, None
+    if kind == "kinline" or actor == "scenario":  # a sweep, an import, a loaded file
         return AUTOMATIC, None
     subject_id, _, name = rest.partition(":")
     if not subject_id.isdigit() or not name:
