@@ -13,7 +13,6 @@ Create Date: 2026-12-02 14:00:00.000000
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import op
@@ -21,10 +20,7 @@ from alembic import op
 from kinline.db.types import UTCDateTime
 
 revision: str = "0013"
-# TEMPORARY until 0012 lands: follow whichever of 0012 and 0011 is there.
-down_revision: str | None = (
-    "0012" if any(Path(__file__).parent.glob("0012_*.py")) else "0011"
-)
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
