@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, NoSuchModuleError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -94,12 +94,33 @@ def make_engine(url: str, *, statement_timeout: int | None = None, **kwargs: Any
             options = given if isinstance(given, str) else " ".join(given or ())
             connect_args["options"] = f"{options} -c statement_timeout={timeout_ms}".strip()
         kwargs["connect_args"] = {**connect_args, **kwargs.get("connect_args", {})}
+    if url.startswith("postgresql"):
+        # No ping per checkout (a round trip before every transaction, four per
+        # call set-up and end): a connection known broken is replaced for free,
+        # and one the server dropped unseen fails its first statement, which
+        # makes SQLAlchemy drop the whole pool; that request is answered 503
+        # with nothing written, the next one gets a new connection.
+        kwargs.setdefault("pool_pre_ping", False)
+        engine = create_engine(url, **_pooled(kwargs))
+        event.listen(engine, "checkout", _replace_broken)
+        return engine
     kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, **_pooled(kwargs))
+
+
+def _pooled(kwargs: dict[str, Any]) -> dict[str, Any]:
     # As many connections as the server runs requests at once (its thread pool
     # holds 40), so a busy process reuses connections instead of opening new ones.
     kwargs.setdefault("pool_size", int(os.environ.get("KINLINE_DB_POOL_SIZE", "20")))
     kwargs.setdefault("max_overflow", 20)
-    return create_engine(url, **kwargs)
+    return kwargs
+
+
+def _replace_broken(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """A pooled connection the driver already knows is closed or broken is not
+    handed out (``DisconnectionError`` makes the pool open another)."""
+    if getattr(dbapi_connection, "closed", False) or getattr(dbapi_connection, "broken", False):
+        raise DisconnectionError("the pooled connection is closed")
 
 
 def _make_sqlite_transactional(engine: Engine, busy_ms: int) -> None:
