@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from kinline.audit.chain import GENESIS, ChainLink
 from kinline.db.engine import core
 from kinline.db.tables import AuditEventRow, AuditHeadRow
+from kinline.events.outbox import ADD_PG, add_event, prefixed
 
 BATCH_SIZE = 2000
 
@@ -63,8 +64,12 @@ _ADVANCE_HEAD = (
     .where(AuditHeadRow.chain == bindparam("e_chain"))
     .values(seq=bindparam("e_seq"), hash=bindparam("e_hash"))
 )
-# PostgreSQL adds the event and advances the head in one statement.
+# PostgreSQL adds the event and advances the head in one statement, and with
+# the event's outbox row when it announces one (one round trip fewer each).
 _APPEND_PG = _ADVANCE_HEAD.add_cte(_ADD_EVENT.cte("added"))
+_APPEND_ANNOUNCED_PG = _ADVANCE_HEAD.add_cte(_ADD_EVENT.cte("added")).add_cte(
+    ADD_PG.cte("announced")
+)
 
 
 def lock_head(session: Session, *, facility_id: str, chain: str) -> tuple[int, str]:
@@ -107,9 +112,16 @@ def _select_head_for_update(session: Session, chain: str) -> tuple[int, str] | N
     return None if row is None else (row.seq, row.hash)
 
 
-def append(session: Session, facility_id: str, link: ChainLink, occurred_at: datetime) -> None:
-    """Add the event and make it the chain's head (whose lock the caller holds)."""
-    params = {
+def append(
+    session: Session,
+    facility_id: str,
+    link: ChainLink,
+    occurred_at: datetime,
+    announced: dict[str, object] | None = None,
+) -> None:
+    """Add the event and make it the chain's head (whose lock the caller holds),
+    with its outbox row ``announced`` (``events.outbox.outbox_row``) if any."""
+    params: dict[str, object] = {
         "e_facility_id": facility_id,
         "e_chain": link.chain,
         "e_seq": link.seq,
@@ -122,10 +134,15 @@ def append(session: Session, facility_id: str, link: ChainLink, occurred_at: dat
     }
     connection = core(session)
     if connection.dialect.name == "postgresql":
-        connection.execute(_APPEND_PG, params)
-    else:
-        connection.execute(_ADD_EVENT, params)
-        connection.execute(_ADVANCE_HEAD, params)
+        if announced is None:
+            connection.execute(_APPEND_PG, params)
+        else:
+            connection.execute(_APPEND_ANNOUNCED_PG, {**params, **prefixed(announced)})
+        return
+    connection.execute(_ADD_EVENT, params)
+    connection.execute(_ADVANCE_HEAD, params)
+    if announced is not None:
+        add_event(session, announced)
 
 
 def read_consistently(session: Session) -> None:

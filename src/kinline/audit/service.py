@@ -27,7 +27,7 @@ from kinline.audit.chain import (
 from kinline.audit.chain import facility_chain as facility_chain
 from kinline.audit.chain import person_chain as person_chain
 from kinline.db.engine import Database
-from kinline.events.outbox import add_event
+from kinline.events.outbox import outbox_row
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,10 +67,8 @@ def record_event(
     seq = head_seq + 1
     digest = event_hash(head_hash, chain, seq, occurred_at_iso, actor, tag, payload_json)
     link = ChainLink(chain, seq, occurred_at_iso, actor, tag, payload_json, head_hash, digest, 0)
-    repository.append(session, facility_id, link, at)
     # The transactional outbox: the change's domain event commits with it.
-    add_event(
-        session,
+    announced = outbox_row(
         facility_id=facility_id,
         chain=chain,
         seq=seq,
@@ -78,6 +76,7 @@ def record_event(
         payload_json=payload_json,
         occurred_at_iso=occurred_at_iso,
     )
+    repository.append(session, facility_id, link, at, announced)
 
 
 def verify_log(db: Database) -> VerifyReport:

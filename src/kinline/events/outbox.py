@@ -1,4 +1,5 @@
-"""Writing the outbox: one INSERT beside each audit event, in its transaction.
+"""Writing the outbox: one row beside each audit event, in its transaction
+(on PostgreSQL in the same statement as the event, see ``ADD_PG_CTE``).
 
 Called by ``kinline.audit.service.record_event``, the one writer of the audit
 log, so every change that is recorded is also announced, and one that rolls
@@ -31,14 +32,23 @@ _VALUES: dict[str, BindParameter[Any]] = {
 # Built once: this runs on every change (see kinline.audit.repository). An id
 # already in the outbox is the same event again (its chain and seq), never a
 # different one: the first stays.
+# PostgreSQL's INSERT is also run as a data-modifying CTE, for the audit log's
+# append to write its event, its head and this row in one statement
+# (``kinline.audit.repository``).
+# There its parameters are named ``o_<column>`` (``prefixed``), apart from
+# the statement's own.
+ADD_PG = (
+    postgresql.insert(DomainEventRow)
+    .values({name: bindparam(f"o_{name}") for name in _VALUES})
+    .on_conflict_do_nothing()
+)
 _ADD: dict[str, Executable] = {
     "postgresql": postgresql.insert(DomainEventRow).values(_VALUES).on_conflict_do_nothing(),
     "sqlite": sqlite.insert(DomainEventRow).values(_VALUES).on_conflict_do_nothing(),
 }
 
 
-def add_event(
-    session: Session,
+def outbox_row(
     *,
     facility_id: str,
     chain: str,
@@ -46,21 +56,29 @@ def add_event(
     tag: str,
     payload_json: str,
     occurred_at_iso: str,
-) -> None:
-    """The domain event of the audit event (chain, seq), if its tag makes one."""
+) -> dict[str, object] | None:
+    """The outbox row (the parameters of ``_ADD``) of the audit event (chain,
+    seq), None if its tag makes no domain event."""
     event = cloud_event(facility_id, chain, seq, tag, payload_json, occurred_at_iso)
     if event is None:
-        return
+        return None
+    return {
+        "facility_id": event.facility_id,
+        "id": event.id,
+        "chain": event.chain,
+        "seq": event.seq,
+        "type": event.type,
+        "recorded_at": datetime.now(UTC),
+        "body": event.body,
+    }
+
+
+def prefixed(row: dict[str, object]) -> dict[str, object]:
+    """An outbox row's parameters as ``ADD_PG`` names them."""
+    return {f"o_{name}": value for name, value in row.items()}
+
+
+def add_event(session: Session, row: dict[str, object]) -> None:
+    """Insert an outbox row (``outbox_row``) on its own."""
     connection = core(session)
-    connection.execute(
-        _ADD[connection.dialect.name],
-        {
-            "facility_id": event.facility_id,
-            "id": event.id,
-            "chain": event.chain,
-            "seq": event.seq,
-            "type": event.type,
-            "recorded_at": datetime.now(UTC),
-            "body": event.body,
-        },
-    )
+    connection.execute(_ADD[connection.dialect.name], row)
