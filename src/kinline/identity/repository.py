@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
+from kinline.db.engine import core
 from kinline.db.tables import (
     ApiTokenRow,
     ContactRow,
@@ -88,6 +91,32 @@ def bindings_of(session: Session, subject_ids: list[int]) -> dict[int, list[Bind
     return found
 
 
+# A subject's bindings by (subject id, version): every change of a subject's
+# bindings raises its version (``add_binding``, ``remove_binding``), so an entry
+# is never stale, only unused; the caller's request reads the version with its
+# token anyway. Bounded: cleared whole when full (each entry is one subject).
+_BINDINGS: dict[tuple[int, int], tuple[Binding, ...]] = {}
+_BINDINGS_MAX = 10_000
+_BINDINGS_LOCK = threading.Lock()
+
+
+def bindings_at_version(session: Session, subject_id: int, version: int) -> list[Binding]:
+    """The subject's bindings as they stand at ``version`` (its row's, read in this
+    transaction): from memory when that version was read before, else read
+    once. Every request authenticated by a token needs them."""
+    key = (subject_id, version)
+    with _BINDINGS_LOCK:
+        known = _BINDINGS.get(key)
+    if known is not None:
+        return list(known)
+    found = bindings_of(session, [subject_id])[subject_id]
+    with _BINDINGS_LOCK:
+        if len(_BINDINGS) >= _BINDINGS_MAX:
+            _BINDINGS.clear()
+        _BINDINGS[key] = tuple(found)
+    return found
+
+
 def binding_from_row(row: SubjectBindingRow) -> Binding:
     return Binding(
         facility_id=row.facility_id,
@@ -155,13 +184,29 @@ def add_token(
     return row
 
 
+_TOKENS = cast(Table, ApiTokenRow.__table__)
+_SUBJECTS = cast(Table, SubjectRow.__table__)
+# Every request with a bearer token runs this: built once, run through Core
+# (an ORM query of two entities took more CPU than the rest of authenticating).
+_TOKEN_WITH_SUBJECT = (
+    select(
+        *(column.label(f"t_{column.key}") for column in _TOKENS.c),
+        *(column.label(f"s_{column.key}") for column in _SUBJECTS.c),
+    )
+    .join_from(_TOKENS, _SUBJECTS, _SUBJECTS.c.id == _TOKENS.c.subject_id)
+    .where(_TOKENS.c.token_hash == bindparam("digest"))
+)
+
+
 def token_with_subject(session: Session, digest: str) -> tuple[ApiTokenRow, SubjectRow] | None:
-    found = session.execute(
-        select(ApiTokenRow, SubjectRow)
-        .join(SubjectRow, SubjectRow.id == ApiTokenRow.subject_id)
-        .where(ApiTokenRow.token_hash == digest)
-    ).one_or_none()
-    return None if found is None else (found[0], found[1])
+    """The token with this digest and its subject, as rows to read (not tracked
+    by the session: change them with this module's statements)."""
+    found = core(session).execute(_TOKEN_WITH_SUBJECT, {"digest": digest}).mappings().one_or_none()
+    if found is None:
+        return None
+    token = ApiTokenRow(**{column.key: found[f"t_{column.key}"] for column in _TOKENS.c})
+    subject = SubjectRow(**{column.key: found[f"s_{column.key}"] for column in _SUBJECTS.c})
+    return token, subject
 
 
 def touch_token(session: Session, token_id: int, at: datetime, stale_before: datetime) -> None:

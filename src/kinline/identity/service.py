@@ -208,7 +208,9 @@ def _require_subject(session: Session, subject_id: int, *, lock: bool = False) -
 
 
 def _subject(session: Session, row: SubjectRow) -> Subject:
-    return repository.subject_from_row(row, repository.bindings_of(session, [row.id])[row.id])
+    return repository.subject_from_row(
+        row, repository.bindings_at_version(session, row.id, row.version)
+    )
 
 
 def get_subject(db: Database, subject_id: int) -> Subject:
