@@ -58,6 +58,7 @@ TYPES: dict[str, str] = {
     "appeals:appeal:": "kinline.appeal.",
     "visits:booking:": "kinline.visit.",
     "events:webhook:": "kinline.webhook.",
+    "courts:order:": "kinline.court_order.",  # recorded, document, overridden
 }
 """Audit tag -> CloudEvents type, for the events clients are known to act on."""
 
