@@ -112,7 +112,7 @@ app.add_typer(retaliation_app, name="retaliation")
 report_app.command(
     "compliance", help="A court order's compliance report: periods, status, evidence; PDF, CSV."
 )(compliance_report_command)
-app.add_typer(orders_app, name="orders", help="Court orders as records: add, list, show, document.")
+app.add_typer(orders_app, name="orders", help="Court orders: add, list, show, document, impose.")
 app.add_typer(token_app, name="token", help="API tokens: create, list, revoke.")
 app.add_typer(subject_app, name="subject", help="Who may call kinline, bound to what.")
 subject_app.command("reset", help="Queue a password reset email with a one-time link.")(

@@ -6,6 +6,7 @@ server), besides the person's notice."""
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,14 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from _databases import DbTemplate, scenario_template
 from _identity import token_for
 from sqlalchemy import func, select
 from test_delivery import SENDER, SmtpServer
+from typer.testing import CliRunner
 
 import kinline.demo
 from kinline.api import create_app
 from kinline.changes.service import impose_rule
+from kinline.cli import app
 from kinline.courts.orders import order_conflicts
 from kinline.db.engine import Database
 from kinline.db.tables import AuditEventRow, NoticeDeliveryRow, NoticeRow, RuleCitationRow, RuleRow
@@ -37,6 +41,7 @@ F = "usp-red-mesa"
 T = datetime(2024, 6, 3, 16, 0, tzinfo=UTC)  # 10:00 in Denver
 CITED = "28 CFR 540.100(a)"
 COURT, COUNSEL = "cv17-chambers@cod.uscourts.example", "druiz@ruizlaw.example"
+runner = CliRunner()
 DEMO = scenario_template(Path(kinline.demo.__file__).parent / "supermax-family-contact.yaml")
 
 
@@ -213,3 +218,22 @@ def test_the_api_asks_for_the_authority_and_the_mail_reaches_the_court(
     assert text is not None
     assert f"Authority cited: {CITED}" in text.get_content()
     assert all(m.status == "sent" for m in messages(db))
+
+
+def test_the_command_line_asks_for_the_authority_too(
+    db: Database, db_url: str, tmp_path: Path
+) -> None:
+    rule_file = tmp_path / "rule.yaml"
+    rule_file.write_text(yaml.safe_dump(suspend()))
+    args = ["orders", "impose", str(rule_file), "--reason", "Review.", "--at", "2024-06-03T10:00"]
+    refused = runner.invoke(app, [*args, "--database-url", db_url])
+    assert refused.exit_code != 0
+    assert "authority_cited" in refused.output
+    assert count(db, RuleRow, RuleRow.id == "sam-daughter-a") == 0
+    made = runner.invoke(app, [*args, "--authority-cited", CITED, "--database-url", db_url])
+    assert made.exit_code == 0, made.output
+    assert [m.recipient for m in messages(db)] == [COURT, COUNSEL]
+    shown = runner.invoke(app, ["orders", "show", "cv-17", "--json", "--database-url", db_url,
+                                "--at", "2024-06-03T10:00"])  # fmt: skip
+    cited = [c for c in json.loads(shown.output)["conflicts"] if c["rule"] == "sam-daughter-a"]
+    assert cited[0]["authority_cited"] == CITED

@@ -34,6 +34,7 @@ import yaml
 from rich.table import Table
 
 from kinline.changes.court_orders import record_order, upload_document
+from kinline.changes.service import impose_rule
 from kinline.cli_support import (
     DatabaseOption,
     FacilityOption,
@@ -272,3 +273,48 @@ def document_command(
         print_json({"order": order_id, "version": kept.version, "sha256": kept.sha256})
         return
     console.print(f"order {order_id}: PDF version {kept.version}, sha256 {kept.sha256}")
+
+
+@app.command(
+    "impose",
+    help=(
+        "Impose a rule (YAML, SPEC 3) with its notices. One overriding a recorded "
+        "order's grant needs --authority-cited; the order's court and counsel are emailed."
+    ),
+)
+@friendly
+def impose_command(
+    file: Annotated[Path, typer.Argument(help="The rule as YAML (SPEC 3).")],
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why; the person reads it in their notice.")
+    ],
+    authority_cited: Annotated[
+        str | None,
+        typer.Option(
+            "--authority-cited",
+            help='The authority relied on, e.g. "28 CFR 540.100(a)" (needed to override an order).',
+        ),
+    ] = None,
+    at: AtOption = None,
+    actor: ActorOption = DEFAULT_ACTOR,
+    facility: FacilityOption = None,
+    as_json: JsonOption = False,
+    database_url: DatabaseOption = None,
+) -> None:
+    data = _read_yaml(file)
+    if not isinstance(data, dict):
+        raise InvalidInput("must be a rule: a mapping of its fields", field="FILE")
+    with opened(database_url, facility) as (db, place):
+        rule = impose_rule(
+            db,
+            place.id,
+            data,
+            at=moment(at, place),
+            actor=actor,
+            reason=reason,
+            authority_cited=authority_cited,
+        )
+    if as_json:
+        print_json({"rule": rule.id, "authority_cited": authority_cited})
+        return
+    console.print(f"rule {rule.id} imposed; the people it concerns are sent a notice")
