@@ -103,7 +103,9 @@ _BINDINGS_LOCK = threading.Lock()
 def bindings_at_version(session: Session, subject_id: int, version: int) -> list[Binding]:
     """The subject's bindings as they stand at ``version`` (its row's, read in this
     transaction): from memory when that version was read before, else read
-    once. Every request authenticated by a token needs them."""
+    once. Every request authenticated by a token needs them. Only for a
+    transaction that has not changed the subject's bindings: one that has
+    might still roll back what it would remember."""
     key = (subject_id, version)
     with _BINDINGS_LOCK:
         known = _BINDINGS.get(key)

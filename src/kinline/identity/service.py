@@ -208,9 +208,7 @@ def _require_subject(session: Session, subject_id: int, *, lock: bool = False) -
 
 
 def _subject(session: Session, row: SubjectRow) -> Subject:
-    return repository.subject_from_row(
-        row, repository.bindings_at_version(session, row.id, row.version)
-    )
+    return repository.subject_from_row(row, repository.bindings_of(session, [row.id])[row.id])
 
 
 def get_subject(db: Database, subject_id: int) -> Subject:
@@ -347,7 +345,9 @@ def authenticate(db: Database, secret: str, *, at: datetime) -> Subject | None:
             return None
         if token.last_used_at is None or token.last_used_at < at - LAST_USED_EVERY:
             repository.touch_token(session, token.id, at, at - LAST_USED_EVERY)
-        return _subject(session, subject_row).narrowed(token.facility_id)
+        # Committed bindings only, so they may be remembered by version.
+        bindings = repository.bindings_at_version(session, subject_row.id, subject_row.version)
+        return repository.subject_from_row(subject_row, bindings).narrowed(token.facility_id)
 
 
 def _token_info(row: ApiTokenRow, subject: SubjectRow) -> TokenInfo:
