@@ -142,6 +142,7 @@ def test_the_demo_order_is_the_record_of_its_rule(db: Database) -> None:
         ({"person": "nobody"}, "person"),
         ({"rules": [], "existing_rules": []}, "rules"),
         ({"bogus": 1}, "bogus"),
+        ({"rules": [{"id": "x", "kind": "grant", "text": "a\x00b"}]}, "rules[0].text"),
     ],
 )
 def test_a_wrong_field_is_named_and_nothing_is_written(

@@ -176,6 +176,7 @@ def parse_order(data: Mapping[str, Any]) -> OrderDraft:
         raise InvalidInput(
             f"unknown field; expected one of {', '.join(sorted(_FIELDS))}", field=unknown[0]
         )
+    _no_nul(data, "")
     order_id = _text(data, "id", 64)
     if not _ID.match(order_id):
         raise InvalidInput("letters, digits, '.', '_', ':' and '-' only", field="id")
@@ -218,6 +219,22 @@ def parse_order(data: Mapping[str, Any]) -> OrderDraft:
         existing_rules=tuple(existing),
         reason=_optional(data, "reason", REASON_CHARS),
     )
+
+
+def _no_nul(value: object, where: str) -> None:
+    """No NUL character anywhere (PostgreSQL's text cannot hold one): the field
+    that has one is named."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InvalidInput("must not contain NUL characters", field=where or "order")
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            name = f"{where}.{key}" if where else str(key)
+            _no_nul(str(key), name)
+            _no_nul(item, name)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _no_nul(item, f"{where}[{index}]")
 
 
 def _text(data: Mapping[str, Any], name: str, limit: int) -> str:
