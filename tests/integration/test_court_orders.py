@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import warnings
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -357,3 +359,15 @@ def test_the_command_line_names_the_wrong_field_and_writes_nothing(
     assert count(db, NoticeRow) == notices
     assert count(db, CourtOrderRow) == 1
     assert Counter(runner.invoke(app, ["orders", "--help"]).output.split())["add"] >= 1
+
+
+def test_two_uploads_at_once_get_one_version_each(db: Database) -> None:
+    barrier = threading.Barrier(2)
+
+    def upload(content: bytes) -> int:
+        barrier.wait()
+        return upload_document(db, F, "cv-17", content, "application/pdf", at=T, actor="r").version
+
+    with ThreadPoolExecutor(2) as pool:
+        versions = sorted(pool.map(upload, [PDF, PDF + b"% two\n"]))
+    assert versions == [1, 2]

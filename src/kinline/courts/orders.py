@@ -385,6 +385,8 @@ def store_document(
 ) -> Document:
     """Keep a new version of the order's signed PDF (earlier ones stay)."""
     check_document(content, content_type)
+    # Two uploads at once: the facility's lock gives them versions one after the other.
+    require_facility(session, facility_id, lock=True)
     row = repository.get_order(session, facility_id, order_id)
     if row is None:
         raise NotFound(f"no order {order_id!r} in {facility_id!r}", field="order_id")
