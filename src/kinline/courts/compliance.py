@@ -479,7 +479,7 @@ def configure_compliance_settings(
             facility_id=facility_id,
             chain=facility_chain(facility_id),
             actor=actor,
-            tag="courts:compliance-settings:configured",
+            tag="courts:compliance_settings:configured",
             payload={
                 "compliant_percent": rule.compliant_percent,
                 "partial_percent": rule.partial_percent,

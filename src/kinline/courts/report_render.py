@@ -285,10 +285,12 @@ def as_html(report: ComplianceReport) -> str:
     add(_signature_html(report))
     body = Markup("").join(parts)
     title = f"Compliance report: {report.order_id} ({report.first} to {report.last})"
-    return "<!DOCTYPE html>\n" + Markup(
+    document = Markup(
         '<html lang="en"><head><meta charset="utf-8"><title>{}</title>'
         "<style>{}</style></head><body><main>{}</main></body></html>\n"
     ).format(title, Markup(_STYLE), body)  # noqa: S704 (a constant)
+    # str() first: a str added to Markup would be escaped.
+    return "<!DOCTYPE html>\n" + str(document)
 
 
 def _facts(report: ComplianceReport, zone: ZoneInfo) -> list[tuple[str, str]]:
