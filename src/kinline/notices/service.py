@@ -320,6 +320,7 @@ def _document(session: Session, row: NoticeRow, language: str | None) -> NoticeD
     case_number: str | None = None
     contact_name: str | None = None
     overridden: list[OverriddenOrder] = []
+    rule_text = row.rule_text
     if row.authority is not None:
         rule_row = policy_repository.get_rule_row(session, row.facility_id, row.subject)
         if rule_row is not None:
@@ -328,6 +329,9 @@ def _document(session: Session, row: NoticeRow, language: str | None) -> NoticeD
             overridden = _overridden_orders(
                 session, row.facility_id, rule, language or row.language
             )
+            if language is not None and rule.texts:
+                # Asked in another language: the rule's own text in it, where written.
+                rule_text = rule.text_in(language)
     else:
         contact_id, _, channel_name = row.subject.rpartition(":")
         channel = channel_name or None
@@ -354,7 +358,7 @@ def _document(session: Session, row: NoticeRow, language: str | None) -> NoticeD
         channel=channel,
         authority=row.authority,
         rule_kind=rule_kind,
-        rule_text=row.rule_text,
+        rule_text=rule_text,
         case_number=case_number,
         contact_name=contact_name,
         reason=row.reason,
