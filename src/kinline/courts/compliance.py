@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from bisect import bisect_left
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
@@ -54,8 +55,9 @@ from kinline.courts.report import (
     reason_words,
     requirement_period,
 )
+from kinline.courts.report_repository import SessionFacts
 from kinline.db.engine import Database
-from kinline.db.tables import RuleRow, SessionRow
+from kinline.db.tables import RuleRow
 from kinline.errors import InvalidInput, KinlineError, NotFound
 from kinline.people import repository as people_repository
 from kinline.people.model import Facility
@@ -241,7 +243,10 @@ def order_compliance(
         start, end = spans[0].start, spans[-1].end
         reader = _Reader(session, facility, rule, at, explained)
         channel = str(rule.channel)
-        rows = repository.sessions_between(session, facility.id, rule.person, channel, start, end)
+        rows = report_repository.session_facts_between(
+            session, facility.id, rule.person, channel, start, end
+        )
+        starts = [r.started_at for r in rows]
         ruled = [
             _span(r)
             for r in repository.rule_rows_between(session, facility.id, channel, start, end)
@@ -250,7 +255,16 @@ def order_compliance(
             s for s in ruled if s.rule.id != rule.id and _concerns_order_person(s.rule, rule)
         )
         standing = [s for s in concerning if _stands_over(s.rule, rule, reader)]
-        periods = tuple(_period(session, reader, span, rows, standing, end) for span in spans)
+        periods = tuple(
+            _period(
+                session,
+                reader,
+                span,
+                rows[bisect_left(starts, span.start) : bisect_left(starts, span.end)],
+                standing,
+            )
+            for span in spans
+        )
         activities = tuple(
             a
             for a in repository.activities(session, facility.id)
@@ -333,12 +347,11 @@ def _period(
     session: Session,
     reader: _Reader,
     span: PeriodSpan,
-    rows: list[SessionRow],
+    mine: list[SessionFacts],
     standing: list[RuleSpan],
-    end: datetime,
 ) -> PeriodReport:
+    """``mine``: the sessions started in the period, in time order."""
     order = reader.order
-    mine = [r for r in rows if span.holds(r.started_at)]
     completed = [r for r in mine if r.status == "completed"]
     delivered_sessions = [
         DeliveredSession(r.person_id, contact, r.channel, r.started_at)
@@ -387,8 +400,8 @@ def _period(
     )
 
 
-def _refusal(session: Session, reader: _Reader, row: SessionRow) -> Refusal:
-    stored = decision_from_json(row.decision, row.governed_by)
+def _refusal(session: Session, reader: _Reader, row: SessionFacts) -> Refusal:
+    stored = decision_from_json(row.decision or {}, row.governed_by or ())
     decided: ExplainedDecision | None = None
     if not reader.explained:
         return Refusal(
