@@ -28,9 +28,17 @@ from kinline.changes.court_orders import record_order, upload_document
 from kinline.cli import app
 from kinline.courts.orders import MAX_DOCUMENT_BYTES, get_order, list_orders, order_document
 from kinline.db.engine import Database
-from kinline.db.tables import AuditEventRow, CourtOrderRow, NoticeRow, RuleRow
+from kinline.db.tables import (
+    AuditEventRow,
+    CourtOrderRow,
+    NoticeDeliveryRow,
+    NoticeRow,
+    RuleCitationRow,
+    RuleRow,
+)
 from kinline.demo.orders import ORDER_17, load_order
 from kinline.errors import AlreadyExists, BodyTooLarge, InvalidInput, NotFound
+from kinline.identity import repository as identity_repository
 from kinline.identity.model import Binding, Kind, Role
 from kinline.policy.service import get_rule
 from kinline.rules.model import Authority
@@ -61,6 +69,14 @@ ORDERED = DbTemplate("court_orders_supermax", build)
 @pytest.fixture
 def db_template() -> DbTemplate:
     return ORDERED
+
+
+@pytest.fixture(autouse=True)
+def forget_bindings() -> None:
+    """Each test's database numbers its subjects from 1 again, and a token's
+    bindings are remembered per process by (subject id, version): forget them,
+    or a caller here would be read with another test's bindings."""
+    identity_repository._BINDINGS.clear()
 
 
 def visit_order(**changes: Any) -> dict[str, Any]:
@@ -371,3 +387,33 @@ def test_two_uploads_at_once_get_one_version_each(db: Database) -> None:
     with ThreadPoolExecutor(2) as pool:
         versions = sorted(pool.map(upload, [PDF, PDF + b"% two\n"]))
     assert versions == [1, 2]
+
+
+def test_an_order_overriding_another_cites_itself_and_tells_the_other_court(
+    db: Database,
+) -> None:
+    # A no-contact order of another case reaches the daughter order-17 grants calls with.
+    no_contact = visit_order(
+        rules=[
+            {
+                "id": "order-23-no-contact",
+                "kind": "deny",
+                "channel": "phone",
+                "contacts": {"ids": ["daughter-a"]},
+                "text": "No contact with A. Salazar.",
+            }
+        ]
+    )
+    record_order(db, F, no_contact, at=T, actor="records:1")
+    with db.transaction() as session:
+        told = list(
+            session.scalars(
+                select(NoticeDeliveryRow.recipient)
+                .where(NoticeDeliveryRow.notice_id.is_(None))
+                .order_by(NoticeDeliveryRow.id)
+            )
+        )
+        cited = session.get(RuleCitationRow, (F, "order-23-no-contact"))
+    assert told == [ORDER_17["court_email"], "druiz@ruizlaw.example"]
+    assert cited is not None
+    assert "case CV-23" in cited.authority_cited

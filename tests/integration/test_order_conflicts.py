@@ -30,6 +30,7 @@ from kinline.db.engine import Database
 from kinline.db.tables import AuditEventRow, NoticeDeliveryRow, NoticeRow, RuleCitationRow, RuleRow
 from kinline.demo.orders import load_order
 from kinline.errors import InvalidInput
+from kinline.identity import repository as identity_repository
 from kinline.identity.model import Binding, Kind, Role
 from kinline.notices.delivery.service import deliver_due_emails
 
@@ -56,6 +57,14 @@ ORDERED = DbTemplate("court_orders_supermax", build)
 @pytest.fixture
 def db_template() -> DbTemplate:
     return ORDERED
+
+
+@pytest.fixture(autouse=True)
+def forget_bindings() -> None:
+    """Each test's database numbers its subjects from 1 again, and a token's
+    bindings are remembered per process by (subject id, version): forget them,
+    or a caller here would be read with another test's bindings."""
+    identity_repository._BINDINGS.clear()
 
 
 def suspend(rule_id: str = "sam-daughter-a", **changes: Any) -> dict[str, Any]:

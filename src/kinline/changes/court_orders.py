@@ -2,9 +2,9 @@
 
 The order's rules are imposed as any rule is (``changes.service.impose_in``:
 their notices, adverse actions and, where one overrides another order, the
-loud part), in the transaction that writes the order, so an order is never
-half-written: a wrong rule, a person or rule id that does not exist, a PDF that
-is not one, and nothing of it is kept.
+loud part, citing this order as the authority), in the transaction that writes
+the order, so an order is never half-written: a wrong rule, a person or rule id
+that does not exist, a PDF that is not one, and nothing of it is kept.
 """
 
 from __future__ import annotations
@@ -41,7 +41,13 @@ def record_order(
         for index, rule_data in enumerate(draft.rules):
             try:
                 rule = impose_in(
-                    session, facility_id, rule_data, at=at, actor=actor, reason=draft.notice_reason
+                    session,
+                    facility_id,
+                    rule_data,
+                    at=at,
+                    actor=actor,
+                    reason=draft.notice_reason,
+                    authority_cited=draft.citation,
                 )
             except KinlineError as error:
                 error.field = _within(f"rules[{index}]", error.field)

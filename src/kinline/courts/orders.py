@@ -94,6 +94,15 @@ class OrderDraft:
     reason: str | None = None
 
     @property
+    def citation(self) -> str:
+        """The authority its rules rest on: the order itself (what another order's
+        court is told when one of them overrides that order)."""
+        return (
+            f"Court order {self.id}, {self.court}, case {self.case_number}, "
+            f"signed {self.signed_on.isoformat()} by {self.judge}"
+        )
+
+    @property
     def notice_reason(self) -> str:
         return self.reason or (
             f"Ordered by {self.judge}, {self.court}, case {self.case_number}, "
