@@ -19,6 +19,7 @@ from kinline.cli_support import (
     console,
     database,
     friendly,
+    opened,
     print_json,
     resolve_facility,
 )
@@ -94,9 +95,8 @@ def retaliation_flags_command(
     as_json: JsonOption = False,
     database_url: DatabaseOption = None,
 ) -> None:
-    db = database(database_url)
-    place = resolve_facility(db, facility)
-    flags = reviewed_flags(db, place.id, person)
+    with opened(database_url, facility) as (db, place):
+        flags = reviewed_flags(db, place.id, person)
     rows = [_flag_row(flag, place.zone) for flag in flags]
     if as_json:
         print_json(rows)
@@ -134,19 +134,18 @@ def retaliation_find_command(
     as_json: JsonOption = False,
     database_url: DatabaseOption = None,
 ) -> None:
-    db = database(database_url)
-    place = resolve_facility(db, facility)
-    found = record_finding(
-        db,
-        place.id,
-        person,
-        action=action,
-        activity=activity,
-        finding=finding,
-        reasoning=reasoning,
-        at=datetime.now(UTC),
-        actor=actor,
-    )
+    with opened(database_url, facility) as (db, place):
+        found = record_finding(
+            db,
+            place.id,
+            person,
+            action=action,
+            activity=activity,
+            finding=finding,
+            reasoning=reasoning,
+            at=datetime.now(UTC),
+            actor=actor,
+        )
     if as_json:
         print_json(_finding_row(found, place.zone))
         return
@@ -164,9 +163,8 @@ def retaliation_report_command(
     facility: FacilityOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
-    db = database(database_url)
-    place = resolve_facility(db, facility)
-    review = person_review(db, place.id, person)
+    with opened(database_url, facility) as (db, place):
+        review = person_review(db, place.id, person)
     pdf.write_bytes(render_review_pdf(review, prepared=datetime.now(UTC)))
     console.print(f"wrote {escape(str(pdf))}: {len(review.flags)} flags")
 
