@@ -19,7 +19,7 @@ from pypdf import PdfReader
 
 import kinline.notices.messages as messages_module
 import kinline.notices.render as render_module
-from kinline.notices.document import NoticeDocument
+from kinline.notices.document import NoticeDocument, OverriddenOrder
 from kinline.notices.render import (
     languages,
     notice_text,
@@ -82,7 +82,7 @@ def test_spanish_html_states_rule_authority_case_times_and_how_to_appeal() -> No
     assert '<html lang="es">' in html
     for expected in (
         "Aviso 41",
-        "Nueva regla sobre sus llamadas telefónicas: Two 15-minute calls a month with his daughters",
+        "Nueva regla sobre sus llamadas telefónicas: Two 15-minute calls a month with his",
         "Centro",
         "USP Red Mesa",
         "R. Salazar",
@@ -284,3 +284,74 @@ def test_adding_a_language_is_adding_a_catalog(
     labels = dict(text.rows)
     assert labels["Prazo para recorrer"] == "21 de maio de 2024"
     assert labels["Authority"] == "court order"  # not yet translated: English
+
+
+# --- official particulars: letterhead, reference, issue, issuer, overridden order
+
+
+OFFICIAL = replace(
+    ORDER,
+    change="imposed",
+    subject="sam-daughters",
+    authority="security_measure",
+    rule_kind="deny",
+    rule_text="No calls with the daughters while the report is investigated.",
+    case_number=None,
+    facility_address="1 Federal Way\nRed Mesa, AZ 86514",
+    issued_at=datetime(2024, 5, 1, 14, 5, tzinfo=UTC).astimezone(DENVER),
+    reference="USP-RED-MESA-2024-000041",
+    issued_by="Maria Lopez",
+    issuer_role="warden",
+    overridden_orders=(OverriddenOrder("1:23-cv-00456", "Two calls a month with his daughters."),),
+)
+
+
+def test_the_letterhead_and_particulars_come_first_in_the_readers_language() -> None:
+    spanish = notice_text(OFFICIAL)
+    assert spanish.letterhead == ("USP Red Mesa", "1 Federal Way", "Red Mesa, AZ 86514")
+    assert spanish.particulars == (
+        ("Referencia", "USP-RED-MESA-2024-000041"),
+        ("Fecha de emisión", "1 de mayo de 2024"),
+        ("Emitido por", "Maria Lopez, Director/a del centro"),
+    )
+    assert (
+        "Orden judicial que deja sin efecto",
+        "expediente 1:23-cv-00456: Two calls a month with his daughters.",
+    ) in spanish.rows
+    english = notice_text(replace(OFFICIAL, language="en"))
+    assert english.particulars[2] == ("Issued by", "Maria Lopez, Warden")
+    assert (
+        "Court order it overrides",
+        "case 1:23-cv-00456: Two calls a month with his daughters.",
+    ) in english.rows
+    [page] = pdf_pages(render_pdf([OFFICIAL]))
+    lines = page.splitlines()
+    assert lines[:3] == ["USP Red Mesa", "1 Federal Way", "Red Mesa, AZ 86514"]
+    assert page.index("Referencia: USP-RED-MESA-2024-000041") < page.index("Aviso 41")
+    html = plain(render_html(replace(OFFICIAL, facility_address="<b>1 Way</b>")))
+    assert "&lt;b&gt;1 Way&lt;/b&gt;" in html
+
+
+def test_the_issuer_reads_as_kinline_itself_or_as_named_without_a_role() -> None:
+    automatic = notice_text(replace(OFFICIAL, issued_by="kinline (automatic)", issuer_role=None))
+    assert ("Emitido por", "kinline (automático)") in automatic.particulars
+    bare = notice_text(replace(OFFICIAL, language="en", issued_by="scheduler", issuer_role=None))
+    assert ("Issued by", "scheduler") in bare.particulars
+
+
+def test_a_notice_from_before_references_shows_no_particulars() -> None:
+    text = notice_text(ORDER)
+    assert text.particulars == ()
+    assert text.letterhead == ("USP Red Mesa",)
+
+
+def test_a_headline_names_the_rule_by_its_text_or_its_authority_never_its_id() -> None:
+    assert notice_text(OFFICIAL).headline == (
+        "Nueva regla sobre sus llamadas telefónicas: "
+        "No calls with the daughters while the report is investigated"
+    )
+    untitled = notice_text(replace(OFFICIAL, language="en", rule_text=None))
+    assert untitled.headline == "A new rule on your telephone calls: security measure"
+    long = notice_text(replace(OFFICIAL, rule_text="word " * 60))
+    assert long.headline.endswith("…")
+    assert "sam-daughters" not in long.headline
