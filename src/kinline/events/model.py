@@ -59,6 +59,7 @@ TYPES: dict[str, str] = {
     "visits:booking:": "kinline.visit.",
     "events:webhook:": "kinline.webhook.",
     "courts:order:": "kinline.court_order.",  # recorded, document, overridden
+    "courts:compliance_settings:configured": "kinline.compliance_settings.configured",
 }
 """Audit tag -> CloudEvents type, for the events clients are known to act on."""
 
