@@ -357,3 +357,39 @@ def test_the_command_writes_the_files(db: Database, tmp_path: Path) -> None:
     assert wrong.exit_code == 2
     one = CliRunner().invoke(app, [*base, "--period", "2024-02"])
     assert "entitled 4, delivered 2, shortfall 2" in one.output
+
+
+# --- an order recorded with its rules ------------------------------------------------
+
+DEMO = Path(__file__).resolve().parents[2] / "src" / "kinline" / "demo"
+
+
+def _demo_order(db: Database) -> None:
+    from kinline.demo.orders import load_order
+    from kinline.scenario import load_into
+
+    load_into(str(DEMO / "supermax-family-contact.yaml"), db)
+    load_order(db, "usp-red-mesa", at=datetime(2024, 6, 1, tzinfo=UTC))
+
+
+DEMO_ORDER = DbTemplate("compliance_report_demo_order", _demo_order)
+
+
+def test_a_recorded_order_reports_each_of_its_rules(fresh_db: Any) -> None:
+    db = fresh_db(DEMO_ORDER)
+    by_record = order_report(db, "usp-red-mesa", "cv-17", "2024-03", "2024-08", at=AT)
+    by_rule = order_report(db, "usp-red-mesa", "order-17", "2024-03", "2024-08", at=AT)
+    assert [r.rule_id for r in by_record.requirements] == ["order-17"]
+    assert by_record.requirements == by_rule.requirements
+    assert by_record.court == "United States District Court for the District of Colorado"
+    assert by_record.case_number == "CV-17" and by_rule.judge is None
+    (requirement,) = by_record.requirements
+    assert [(p.key, p.delivered, p.status) for p in requirement.periods][:3] == [
+        ("2024-03", 3, Status.COMPLIANT),
+        ("2024-04", 0, Status.NON_COMPLIANT),
+        ("2024-05", 0, Status.NON_COMPLIANT),
+    ]
+    # The security measure over the order, from May on, is evidence of each month.
+    over = [p.key for p in requirement.periods if any(e.kind == "override" for e in p.evidence)]
+    assert over == ["2024-05", "2024-06", "2024-07", "2024-08"]
+    assert "Hon. M. Alvarez" in as_html(by_record)
