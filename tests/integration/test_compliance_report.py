@@ -42,6 +42,7 @@ from kinline.courts.report import Status, StatusRule
 from kinline.courts.report_render import as_csv, as_html, as_json, as_pdf
 from kinline.db.engine import Database
 from kinline.errors import InvalidInput, NotFound
+from kinline.identity import repository as identity_repository
 from kinline.identity.model import Binding, Kind, Role
 
 with warnings.catch_warnings():
@@ -116,6 +117,14 @@ HANDMADE = DbTemplate("compliance_report_handmade", _handmade)
 @pytest.fixture
 def db_template() -> DbTemplate:
     return HANDMADE
+
+
+@pytest.fixture(autouse=True)
+def forget_bindings() -> None:
+    """Each test's database numbers its subjects from 1 again, and a token's
+    bindings are remembered per process by (subject id, version): forget them,
+    or a caller here would be read with another test's bindings."""
+    identity_repository._BINDINGS.clear()
 
 
 # --- the numbers -----------------------------------------------------------------

@@ -26,10 +26,9 @@ from kinline.cli_support import (
     FacilityOption,
     JsonOption,
     console,
-    database,
     friendly,
+    opened,
     print_json,
-    resolve_facility,
 )
 from kinline.courts import report_render
 from kinline.courts.compliance import order_report
@@ -83,24 +82,25 @@ def compliance_command(
     as_json: JsonOption = False,
     database_url: DatabaseOption = None,
 ) -> None:
-    db = database(database_url)
-    place = resolve_facility(db, facility)
-    if period is not None:
-        if first is not None or last is not None:
-            raise InvalidInput("give --period, or --from and --to, not both", field="period")
-        _one_period(db, place.id, order, period, as_json)
-        return
-    if first is None:
-        raise InvalidInput("give the months to report: --from YYYY-MM [--to YYYY-MM]", field="from")
-    signing = None
-    if key is not None:
-        try:
-            signing = load_private_key(key.read_bytes())
-        except OSError as error:
-            raise InvalidInput(f"cannot read {key}: {error.strerror}", field="key") from None
-    report = order_report(
-        db, place.id, order, first, last or first, at=datetime.now(UTC), key=signing
-    )
+    with opened(database_url, facility) as (db, place):
+        if period is not None:
+            if first is not None or last is not None:
+                raise InvalidInput("give --period, or --from and --to, not both", field="period")
+            _one_period(db, place.id, order, period, as_json)
+            return
+        if first is None:
+            raise InvalidInput(
+                "give the months to report: --from YYYY-MM [--to YYYY-MM]", field="from"
+            )
+        signing = None
+        if key is not None:
+            try:
+                signing = load_private_key(key.read_bytes())
+            except OSError as error:
+                raise InvalidInput(f"cannot read {key}: {error.strerror}", field="key") from None
+        report = order_report(
+            db, place.id, order, first, last or first, at=datetime.now(UTC), key=signing
+        )
     if pdf is not None:
         _write(pdf, report_render.as_pdf(report))
     if csv is not None:
