@@ -125,6 +125,12 @@ OPERATIONS: dict[tuple[str, str], str] = {
     ("GET", "/v1/facilities/{facility_id}/orders/{order_id}/compliance"): "getOrderCompliance",
     ("GET", "/v1/facilities/{facility_id}/compliance-settings"): "getComplianceSettings",
     ("PUT", "/v1/facilities/{facility_id}/compliance-settings"): "setComplianceSettings",
+    # the letterhead of notices, and the retaliation review
+    ("GET", "/v1/letterhead"): "getLetterhead",
+    ("PUT", "/v1/letterhead"): "setLetterhead",
+    ("GET", "/v1/retaliation"): "listRetaliationFlags",
+    ("POST", "/v1/people/{person_id}/retaliation/findings"): "recordRetaliationFinding",
+    ("GET", "/v1/people/{person_id}/retaliation/pdf"): "getRetaliationReportPdf",
 }
 """Every operation's id, by method and path: what a generated client calls it.
 A route missing here keeps FastAPI's generated id, and tests/integration/
@@ -157,6 +163,8 @@ TAGS: list[dict[str, str]] = [
     {"name": "sign-in", "description": "Staff and people sign in; password resets."},
     {"name": "webhooks", "description": "Signed HTTP deliveries of kinline's domain events."},
     {"name": "orders", "description": "Court orders as records: their rules, PDF and conflicts."},
+    {"name": "retaliation", "description": "Flags of adverse actions soon after a protected "
+     "activity, reviewers' findings, and the report for counsel."},
 ]  # fmt: skip
 
 
