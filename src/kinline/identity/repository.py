@@ -91,11 +91,13 @@ def bindings_of(session: Session, subject_ids: list[int]) -> dict[int, list[Bind
     return found
 
 
-# A subject's bindings by (subject id, version): every change of a subject's
-# bindings raises its version (``add_binding``, ``remove_binding``), so an entry
-# is never stale, only unused; the caller's request reads the version with its
-# token anyway. Bounded: cleared whole when full (each entry is one subject).
-_BINDINGS: dict[tuple[int, int], tuple[Binding, ...]] = {}
+# A subject's bindings by (database, subject id, version): every change of a
+# subject's bindings raises its version (``add_binding``, ``remove_binding``), so
+# an entry is never stale, only unused; the caller's request reads the version
+# with its token anyway. The database is part of the key, as one process may
+# open several (ids and versions are each database's own). Bounded: cleared
+# whole when full (each entry is one subject).
+_BINDINGS: dict[tuple[str, int, int], tuple[Binding, ...]] = {}
 _BINDINGS_MAX = 10_000
 _BINDINGS_LOCK = threading.Lock()
 
@@ -106,7 +108,7 @@ def bindings_at_version(session: Session, subject_id: int, version: int) -> list
     once. Every request authenticated by a token needs them. Only for a
     transaction that has not changed the subject's bindings: one that has
     might still roll back what it would remember."""
-    key = (subject_id, version)
+    key = (str(session.get_bind().engine.url), subject_id, version)
     with _BINDINGS_LOCK:
         known = _BINDINGS.get(key)
     if known is not None:
