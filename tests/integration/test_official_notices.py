@@ -32,7 +32,6 @@ from kinline.cli import app as cli_app
 from kinline.db.engine import Database
 from kinline.db.tables import AuditEventRow
 from kinline.errors import InvalidInput
-from kinline.identity import repository as identity_repository
 from kinline.identity.model import Binding, Kind, Role
 from kinline.identity.service import add_subject
 from kinline.notices.render import render_html, render_pdf
@@ -65,14 +64,6 @@ def pdf_text(data: bytes) -> str:
 @pytest.fixture
 def db_template() -> DbTemplate:
     return SUPERMAX
-
-
-@pytest.fixture(autouse=True)
-def forget_bindings() -> None:
-    """Each test's database numbers its subjects from 1 again, and a token's
-    bindings are remembered per process by (subject id, version): forget them,
-    or a subject here would be read with another test's bindings."""
-    identity_repository._BINDINGS.clear()
 
 
 def warden_actor(db: Database, name: str = "Maria Lopez") -> str:

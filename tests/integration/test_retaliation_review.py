@@ -38,7 +38,6 @@ from kinline.courts.retaliation_report import render_review_pdf
 from kinline.db.engine import Database
 from kinline.db.tables import AuditEventRow, RetaliationFindingRow
 from kinline.errors import InvalidInput, NotFound
-from kinline.identity import repository as identity_repository
 from kinline.identity.model import Binding, Kind, Role
 
 with warnings.catch_warnings():
@@ -54,13 +53,6 @@ runner = CliRunner()
 @pytest.fixture
 def db_template() -> DbTemplate:
     return SUPERMAX
-
-
-@pytest.fixture(autouse=True)
-def forget_bindings() -> None:
-    """Each test's database numbers its subjects from 1 again, and a token's
-    bindings are remembered per process by (subject id, version): forget them."""
-    identity_repository._BINDINGS.clear()
 
 
 def plain(text: str) -> str:
