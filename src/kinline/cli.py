@@ -34,8 +34,7 @@ from kinline.courts.report_cli import compliance_command as compliance_report_co
 from kinline.db.engine import configured_url, shown_url
 from kinline.db.migrate import upgrade
 from kinline.demo.callers import DemoAccess, demo_access
-from kinline.demo.orders import load_order
-from kinline.demo.visits import load_visits
+from kinline.demo.load import load_demo
 from kinline.errors import KinlineError, ServiceUnavailable
 from kinline.events.cli import app as events_app
 from kinline.identity.cli import subject_app, token_app
@@ -131,8 +130,6 @@ app.command("decide", help="Decide whether a person may contact a contact now (o
     decide_command
 )
 
-DEMO = Path(__file__).parent / "demo" / "supermax-family-contact.yaml"
-
 
 @db_app.command("upgrade", help="Migrate the database to the newest schema.")
 @friendly
@@ -213,9 +210,7 @@ def demo(
         if any(f.id == "usp-red-mesa" for f in list_facilities(db)):
             console.print("the demo facility usp-red-mesa is already loaded")
         else:
-            scenario = load_into(str(DEMO), db)
-            load_visits(db, scenario.facility.id, at=datetime.now(UTC))
-            load_order(db, scenario.facility.id, at=datetime.now(UTC))
+            scenario = load_demo(db, at=datetime.now(UTC))
             console.print(f"loaded the demo facility {scenario.facility.id}, with its visits")
         _print_demo_access(demo_access(db), base_url.rstrip("/"))
     finally:

@@ -21,11 +21,10 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from kinline.db.engine import Database
 from kinline.db.migrate import upgrade
 from kinline.demo.callers import demo_access
-from kinline.demo.visits import load_visits
-from kinline.scenario import load_into
+from kinline.demo.load import load_demo
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "integration"))
-from _browser import ROOT, DemoServer
+from _browser import DemoServer
 from _server import running_server
 
 CHROMIUM = "/usr/bin/chromium"
@@ -47,8 +46,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
     upgrade(url)
     db = Database(url)
     try:
-        scenario = load_into(str(ROOT / "src/kinline/demo/supermax-family-contact.yaml"), db)
-        load_visits(db, scenario.facility.id, at=datetime.now(UTC))
+        load_demo(db, at=datetime.now(UTC))
         demo = demo_access(db)
     finally:
         db.dispose()

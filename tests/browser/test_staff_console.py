@@ -134,6 +134,14 @@ def test_security_imposes_a_rule_through_its_preview_and_lifts_it(
     check_axe(page)
     shoot(page, "staff-impose-preview")
     page.click("form.confirm button")
+    # It overrides a recorded court order: saving asks for the authority relied on.
+    expect(page.locator("#f-authority_cited-error")).to_be_visible()
+    check_axe(page)
+    page.fill("#f-authority_cited", "28 CFR 540.100(a)")
+    page.click("text=Preview what it would change")
+    expect(page.locator("h1")).to_have_text("What this rule would change")
+    expect(page.locator("main")).to_contain_text("28 CFR 540.100(a)")
+    page.click("form.confirm button")
 
     expect(page.locator("h1")).to_have_text("R. Salazar")
     expect(page.locator(".flash")).to_contain_text("The rule is in force")

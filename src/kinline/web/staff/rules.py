@@ -51,6 +51,7 @@ FIELDS = (
     "text_en",
     "text_es",
     "reason",
+    "authority_cited",
 )
 # A service's field (``rule.until``) -> the form field that holds it.
 _FIELD_OF = {
@@ -70,6 +71,7 @@ _FIELD_OF = {
     "rule.text.en": "text_en",
     "rule.text.es": "text_es",
     "reason": "reason",
+    "authority_cited": "authority_cited",
 }
 
 
@@ -287,6 +289,7 @@ async def impose_post(
             at=now(),
             actor=grant.actor,
             reason=form.reason(),
+            authority_cited=form.get("authority_cited") or None,
         )
     except KinlineError as error:
         if error.status not in (409, 422):
