@@ -215,6 +215,7 @@ def order_compliance(
     *,
     at: datetime,
     explained: bool = True,
+    calls: bool = True,
 ) -> OrderCompliance:
     """The order's periods from the month ``first`` to the month ``last``
     (``YYYY-MM``), each with what it entitled, what was delivered and the
@@ -224,7 +225,11 @@ def order_compliance(
     are named as they are at ``at``. ``explained`` False: refusals carry
     their stored reason and rules but not the rules and usage they were
     decided against (``Refusal.decided`` None), which a report in figures
-    does not need and which costs a decision per refusal."""
+    does not need and which costs a decision per refusal. ``calls`` False:
+    the completed sessions are counted by the database, period by period, and
+    ``PeriodReport.sessions`` holds only the calls imported outside policy
+    (evidence); a report without a timeline needs no more, and over years of
+    calls reading each one is most of its cost."""
     with db.transaction() as session:
         facility = require_facility(session, facility_id)
         row = policy_repository.get_rule_row(session, facility_id, order_id)
@@ -244,8 +249,18 @@ def order_compliance(
         reader = _Reader(session, facility, rule, at, explained)
         channel = str(rule.channel)
         rows = report_repository.session_facts_between(
-            session, facility.id, rule.person, channel, start, end
+            session,
+            facility.id,
+            rule.person,
+            channel,
+            start,
+            end,
+            evidence_only=not calls,
+            governed_by=explained,
         )
+        counted: list[int] | None = None
+        if not calls:
+            counted = _delivered_counts(session, reader, spans)
         starts = [r.started_at for r in rows]
         ruled = [
             _span(r)
@@ -262,8 +277,9 @@ def order_compliance(
                 span,
                 rows[bisect_left(starts, span.start) : bisect_left(starts, span.end)],
                 standing,
+                None if counted is None else counted[index],
             )
-            for span in spans
+            for index, span in enumerate(spans)
         )
         activities = tuple(
             a
@@ -282,6 +298,24 @@ def _span(row: RuleRow) -> RuleSpan:
         lifted_by=row.lifted_by,
         lift_reason=row.lift_reason,
     )
+
+
+def _delivered_counts(session: Session, reader: _Reader, spans: list[PeriodSpan]) -> list[int]:
+    """Per period, the completed sessions the order counts, as
+    ``rules.compliance.compliance`` counts them (the person's, with a contact of
+    theirs the order names), from the database's counts per person and contact."""
+    order = reader.order
+    delivered = [0] * len(spans)
+    for found in report_repository.completed_counts(
+        session,
+        reader.facility.id,
+        order.person,
+        str(order.channel),
+        [(span.start, span.end) for span in spans],
+    ):
+        if reader.ordered(found.person_id, found.contact_id):
+            delivered[found.period] += found.completed
+    return delivered
 
 
 def _concerns_order_person(rule: Rule, order: Rule) -> bool:
@@ -349,16 +383,27 @@ def _period(
     span: PeriodSpan,
     mine: list[SessionFacts],
     standing: list[RuleSpan],
+    delivered: int | None = None,
 ) -> PeriodReport:
-    """``mine``: the sessions started in the period, in time order."""
+    """``mine``: the sessions started in the period, in time order.
+    ``delivered``: the completed sessions the order counts, when counted by the
+    database (``mine`` then holds only the evidence)."""
     order = reader.order
-    completed = [r for r in mine if r.status == "completed"]
-    delivered_sessions = [
-        DeliveredSession(r.person_id, contact, r.channel, r.started_at)
-        for r in completed
-        if (contact := reader.contact(r.contact_id)) is not None
-    ]
-    counted = compliance(order, span, delivered_sessions)
+    if delivered is None:
+        completed = [r for r in mine if r.status == "completed"]
+        delivered_sessions = [
+            DeliveredSession(r.person_id, contact, r.channel, r.started_at)
+            for r in completed
+            if (contact := reader.contact(r.contact_id)) is not None
+        ]
+        counted = compliance(order, span, delivered_sessions)
+    else:
+        counted = compliance(order, span, ())
+        counted = replace(
+            counted,
+            delivered=delivered,
+            shortfall=max(0, counted.entitled - delivered),
+        )
     ordered = [r for r in mine if reader.ordered(r.person_id, r.contact_id)]
     sessions = tuple(
         Delivered(
@@ -401,17 +446,20 @@ def _period(
 
 
 def _refusal(session: Session, reader: _Reader, row: SessionFacts) -> Refusal:
-    stored = decision_from_json(row.decision or {}, row.governed_by or ())
     decided: ExplainedDecision | None = None
     if not reader.explained:
+        # Only the rules named: a report may list a thousand refusals, and the
+        # whole decision is rebuilt only to be explained.
+        named = (row.decision or {}).get("rules")
         return Refusal(
             at=row.started_at,
             contact_id=row.contact_id,
             contact_name=reader.name(row.contact_id),
             reason=row.reason,
-            rule_ids=stored.rules,
+            rule_ids=tuple(str(r) for r in named) if isinstance(named, list) else (),
             decided=None,
         )
+    stored = decision_from_json(row.decision or {}, row.governed_by or ())
     try:
         decided = decide_in(
             session,
@@ -561,17 +609,22 @@ def order_report(
     *,
     at: datetime,
     key: Ed25519PrivateKey | None = None,
+    timeline: bool = True,
 ) -> ComplianceReport:
     """The order's compliance report from the month ``first`` to ``last``: each
     requirement (each court-order grant of the order record, or the one
     court-order rule named) with its periods, their status by the facility's
     rule and their evidence; a timeline; and, with a signing ``key``, a fresh
     signed checkpoint of the audit log it was built on. Errors as
-    ``report_subject``'s and ``order_compliance``'s."""
+    ``report_subject``'s and ``order_compliance``'s. ``timeline`` False: no
+    timeline (JSON and CSV draw none), and the completed calls are counted by
+    the database rather than read one by one."""
     subject = report_subject(db, facility_id, order_id)
     rule = compliance_settings(db, facility_id)
     found = [
-        order_compliance(db, facility_id, rule_id, first, last, at=at, explained=False)
+        order_compliance(
+            db, facility_id, rule_id, first, last, at=at, explained=False, calls=timeline
+        )
         for rule_id in subject.rule_ids
     ]
     first_found = found[0]
@@ -580,7 +633,7 @@ def order_report(
     if record is not None:
         title = record.text
     marks: dict[Mark, None] = {}
-    for one in found:
+    for one in found if timeline else ():
         marks.update(dict.fromkeys(_marks(one)))
     signature = _signature(make_checkpoint(db, key, at=at)) if key is not None else None
     return ComplianceReport(

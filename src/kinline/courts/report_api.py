@@ -130,6 +130,7 @@ async def get_order_compliance(
         last,
         at=datetime.now(UTC),
         key=key,
+        timeline=format in ("pdf", "html"),  # only the pages draw one
     )
     name = f"compliance-{order_id}-{first}-{last}"
     if format == "json":

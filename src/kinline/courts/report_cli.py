@@ -99,7 +99,14 @@ def compliance_command(
             except OSError as error:
                 raise InvalidInput(f"cannot read {key}: {error.strerror}", field="key") from None
         report = order_report(
-            db, place.id, order, first, last or first, at=datetime.now(UTC), key=signing
+            db,
+            place.id,
+            order,
+            first,
+            last or first,
+            at=datetime.now(UTC),
+            key=signing,
+            timeline=pdf is not None or html is not None,  # only the pages draw one
         )
     if pdf is not None:
         _write(pdf, report_render.as_pdf(report))
