@@ -149,6 +149,36 @@ def test_the_reports_numbers_equal_the_sql_aggregate(fresh_db: Any) -> None:
     assert report.status is Status.COMPLIANT  # about 30 calls a month against 4
 
 
+def test_without_a_timeline_the_report_counts_as_when_it_reads_every_call(
+    fresh_db: Any,
+) -> None:
+    """JSON and CSV draw no timeline: the completed calls are then counted by the
+    database, and only the evidence is read. Figures and evidence are those of
+    the report that reads every call, calls imported outside policy included
+    (delivered, and counted apart)."""
+    db = fresh_db(GENERATED)
+    imported = [
+        {
+            **_row(datetime(2024, 3, day, 9, tzinfo=DENVER), "completed", contact=contact),
+            "source": "import",
+            "charged_to": None,
+            "reason": "denied",
+        }
+        for day, contact in ((5, "kid"), (6, "kid2"), (7, "wife"))
+    ]
+    BENCH.add_sessions(db, imported)
+    read = order_report(db, F, BENCH.ORDER, BENCH.FIRST, BENCH.LAST, at=AT)
+    counted = order_report(db, F, BENCH.ORDER, BENCH.FIRST, BENCH.LAST, at=AT, timeline=False)
+    assert counted.requirements == read.requirements
+    assert {p.key: (p.entitled, p.delivered) for p in counted.requirements[0].periods} == (
+        BENCH.sql_figures(db)
+    )
+    assert read.timeline and not counted.timeline
+    (march,) = [p for p in counted.requirements[0].periods if p.key == "2024-03"]
+    assert march.outside_policy == 2  # the spouse's call is not the order's
+    assert [e.who for e in march.evidence if e.kind == "outside_policy"] == ["K. Ana", "L. Ana"]
+
+
 # --- statuses ----------------------------------------------------------------------
 
 
