@@ -348,6 +348,7 @@ class _Reader:
         self.order = order
         self._contacts: dict[str, Contact | None] = {}
         self._names: dict[str, str] | None = None
+        self._ordered: dict[tuple[str, str], bool] = {}
 
     def contact(self, contact_id: str) -> Contact | None:
         """The contact (who, relationship, privilege: what a selector reads)."""
@@ -367,14 +368,19 @@ class _Reader:
         return self._names.get(contact_id, contact_id)
 
     def ordered(self, person_id: str, contact_id: str) -> bool:
-        """Whether a session with this contact is one the order is about."""
-        contact = self.contact(contact_id)
-        return (
-            contact is not None
-            and contact.person == person_id
-            and self.order.concerns(person_id)
-            and self.order.contacts.matches(contact)
-        )
+        """Whether a session with this contact is one the order is about
+        (asked once per person and contact: a report asks it of every row)."""
+        key = (person_id, contact_id)
+        found = self._ordered.get(key)
+        if found is None:
+            contact = self.contact(contact_id)
+            found = self._ordered[key] = (
+                contact is not None
+                and contact.person == person_id
+                and self.order.concerns(person_id)
+                and self.order.contacts.matches(contact)
+            )
+        return found
 
 
 def _period(
