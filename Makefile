@@ -65,6 +65,7 @@ bench: setup  ## Benchmarks against their named baselines.
 	$(BIN)/python bench/authorize.py
 	$(BIN)/python bench/import_calls.py
 	$(BIN)/python bench/allocate.py
+	$(BIN)/python bench/report.py
 
 bench-allocate: setup  ## A week's 5,000 visit requests: CP-SAT against first come, first served.
 	$(BIN)/python bench/allocate.py
