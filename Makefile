@@ -31,10 +31,11 @@ browser-setup:  ## Chromium (apt) and axe-core (npm ci) for tests/browser, when 
 	test -x /usr/bin/chromium || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 	test -d node_modules/axe-core || npm ci --no-audit --no-fund
 
+# make run serves plain HTTP on 127.0.0.1, so its session cookies go without Secure.
 run: setup  ## Migrate the embedded database, load the demo facility (once), serve on :8000 (or PORT=N).
 	$(BIN)/kinline db upgrade
 	$(BIN)/kinline demo --base-url http://127.0.0.1:$(PORT)
-	KINLINE_INSECURE_COOKIES=1 $(BIN)/kinline serve --port $(PORT)  # plain HTTP on 127.0.0.1: cookies without Secure
+	KINLINE_INSECURE_COOKIES=1 $(BIN)/kinline serve --port $(PORT)
 
 lint: setup  ## ruff, formatting and import layers.
 	$(BIN)/ruff check src tests bench
