@@ -26,6 +26,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, NoSuch
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
+from kinline.db import routing
 from kinline.errors import ServiceUnavailable
 
 DEFAULT_URL = "sqlite:///kinline.db"
@@ -77,7 +78,14 @@ def connect_timeout_seconds() -> int:
 
 def make_engine(url: str, *, statement_timeout: int | None = None, **kwargs: Any) -> Engine:
     """An engine on ``url`` whose statements are bounded by ``statement_timeout``
-    milliseconds (None: ``KINLINE_DB_STATEMENT_TIMEOUT_MS``; 0: no bound)."""
+    milliseconds (None: ``KINLINE_DB_STATEMENT_TIMEOUT_MS``; 0: no bound), and,
+    under ``KINLINE_ROUTING_CHECK=1``, checked to route to one facility's shard."""
+    engine = _bounded_engine(url, statement_timeout, **kwargs)
+    routing.installed_from_environment(engine)
+    return engine
+
+
+def _bounded_engine(url: str, statement_timeout: int | None, **kwargs: Any) -> Engine:
     timeout_ms = statement_timeout_ms() if statement_timeout is None else statement_timeout
     kwargs.setdefault("pool_timeout", pool_timeout_seconds())
     if url.startswith("sqlite"):
