@@ -43,7 +43,7 @@ from kinline.audit.service import facility_chain, record_event
 from kinline.calls.model import decision_from_json
 from kinline.calls.service import ExplainedDecision, decide_in
 from kinline.courts import report_repository, repository
-from kinline.courts.orders import CourtOrder, get_order
+from kinline.courts.orders import CourtOrder, order_in
 from kinline.courts.report import (
     ComplianceReport,
     Evidence,
@@ -232,61 +232,87 @@ def order_compliance(
     calls reading each one is most of its cost."""
     with db.transaction() as session:
         facility = require_facility(session, facility_id)
-        row = policy_repository.get_rule_row(session, facility_id, order_id)
-        if row is None:
-            raise NotFound(f"no order {order_id!r} in {facility_id!r}", field="rule_id")
-        order = _span(row)
-        rule = order.rule
-        if rule.kind is not Kind.GRANT or rule.authority != "court_order":
-            raise InvalidInput(f"{order_id} is not a court-order grant", field="rule_id")
-        try:
-            spans = periods_between(rule, first, last, facility.zone)
-        except RangeError as error:
-            raise InvalidInput(str(error), field=error.field) from None
-        except ComplianceError as error:
-            raise InvalidInput(str(error), field="rule_id") from None
-        start, end = spans[0].start, spans[-1].end
-        reader = _Reader(session, facility, rule, at, explained)
-        channel = str(rule.channel)
+        return _order_compliance(
+            session, facility, order_id, first, last, at=at, explained=explained, calls=calls
+        )
+
+
+def _order_compliance(
+    session: Session,
+    facility: Facility,
+    order_id: str,
+    first: str,
+    last: str,
+    *,
+    at: datetime,
+    explained: bool,
+    calls: bool,
+    activities: bool = True,
+) -> OrderCompliance:
+    """``order_compliance`` in the caller's transaction. ``activities`` False:
+    the person's protected activities (for a timeline) are not read."""
+    row = policy_repository.get_rule_row(session, facility.id, order_id)
+    if row is None:
+        raise NotFound(f"no order {order_id!r} in {facility.id!r}", field="rule_id")
+    order = _span(row)
+    rule = order.rule
+    if rule.kind is not Kind.GRANT or rule.authority != "court_order":
+        raise InvalidInput(f"{order_id} is not a court-order grant", field="rule_id")
+    try:
+        spans = periods_between(rule, first, last, facility.zone)
+    except RangeError as error:
+        raise InvalidInput(str(error), field=error.field) from None
+    except ComplianceError as error:
+        raise InvalidInput(str(error), field="rule_id") from None
+    start, end = spans[0].start, spans[-1].end
+    reader = _Reader(session, facility, rule, at, explained)
+    channel = str(rule.channel)
+    counted: list[int] | None = None
+    if calls:
         rows = report_repository.session_facts_between(
+            session, facility.id, rule.person, channel, start, end, governed_by=explained
+        )
+    else:
+        # One pass over the sessions: the completed ones counted per period by
+        # the database, the evidence read row by row.
+        reader.read_contacts()
+        found = report_repository.order_sessions(
             session,
             facility.id,
             rule.person,
             channel,
-            start,
-            end,
-            evidence_only=not calls,
-            governed_by=explained,
+            None if rule.contacts.ids is None else sorted(rule.contacts.ids),
+            [(span.start, span.end) for span in spans],
         )
-        counted: list[int] | None = None
-        if not calls:
-            counted = _delivered_counts(session, reader, spans)
-        starts = [r.started_at for r in rows]
-        ruled = [
-            _span(r)
-            for r in repository.rule_rows_between(session, facility.id, channel, start, end)
-        ]
-        concerning = tuple(
-            s for s in ruled if s.rule.id != rule.id and _concerns_order_person(s.rule, rule)
+        rows = found.evidence
+        counted = [0] * len(spans)
+        for count in found.counts:
+            if reader.ordered(count.person_id, count.contact_id):
+                counted[count.period] += count.completed
+    starts = [r.started_at for r in rows]
+    ruled = [
+        _span(r) for r in repository.rule_rows_between(session, facility.id, channel, start, end)
+    ]
+    concerning = tuple(
+        s for s in ruled if s.rule.id != rule.id and _concerns_order_person(s.rule, rule)
+    )
+    standing = [s for s in concerning if _stands_over(s.rule, rule, reader)]
+    periods = tuple(
+        _period(
+            session,
+            reader,
+            span,
+            rows[bisect_left(starts, span.start) : bisect_left(starts, span.end)],
+            standing,
+            None if counted is None else counted[index],
         )
-        standing = [s for s in concerning if _stands_over(s.rule, rule, reader)]
-        periods = tuple(
-            _period(
-                session,
-                reader,
-                span,
-                rows[bisect_left(starts, span.start) : bisect_left(starts, span.end)],
-                standing,
-                None if counted is None else counted[index],
-            )
-            for index, span in enumerate(spans)
-        )
-        activities = tuple(
-            a
-            for a in repository.activities(session, facility.id)
-            if (rule.person is None or a.person == rule.person) and start <= a.at < end
-        )
-        return OrderCompliance(facility, order, start, end, periods, concerning, activities)
+        for index, span in enumerate(spans)
+    )
+    read = repository.activities(session, facility.id) if activities else ()
+    found_activities = tuple(
+        a for a in read if (rule.person is None or a.person == rule.person) and start <= a.at < end
+    )
+    return OrderCompliance(facility, order, start, end, periods, concerning, found_activities)
 
 
 def _span(row: RuleRow) -> RuleSpan:
@@ -298,24 +324,6 @@ def _span(row: RuleRow) -> RuleSpan:
         lifted_by=row.lifted_by,
         lift_reason=row.lift_reason,
     )
-
-
-def _delivered_counts(session: Session, reader: _Reader, spans: list[PeriodSpan]) -> list[int]:
-    """Per period, the completed sessions the order counts, as
-    ``rules.compliance.compliance`` counts them (the person's, with a contact of
-    theirs the order names), from the database's counts per person and contact."""
-    order = reader.order
-    delivered = [0] * len(spans)
-    for found in report_repository.completed_counts(
-        session,
-        reader.facility.id,
-        order.person,
-        str(order.channel),
-        [(span.start, span.end) for span in spans],
-    ):
-        if reader.ordered(found.person_id, found.contact_id):
-            delivered[found.period] += found.completed
-    return delivered
 
 
 def _concerns_order_person(rule: Rule, order: Rule) -> bool:
@@ -349,12 +357,29 @@ class _Reader:
         self._contacts: dict[str, Contact | None] = {}
         self._names: dict[str, str] | None = None
         self._ordered: dict[tuple[str, str], bool] = {}
+        self._everyone = False  # every contact of the facility is in _contacts
+
+    def read_contacts(self) -> None:
+        """The contacts of the order's person (of everyone, for an order that
+        names no person) with their names, by one statement, rather than one
+        by one as they are asked for."""
+        self._names = {}
+        for contact, name in report_repository.contacts_of(
+            self.session, self.facility.id, self.order.person, self.at
+        ):
+            self._contacts[contact.id] = contact
+            self._names[contact.id] = name
+        self._everyone = self.order.person is None
 
     def contact(self, contact_id: str) -> Contact | None:
         """The contact (who, relationship, privilege: what a selector reads)."""
         if contact_id not in self._contacts:
-            self._contacts[contact_id] = people_repository.get_contact(
-                self.session, self.facility.id, contact_id, self.at
+            self._contacts[contact_id] = (
+                None
+                if self._everyone
+                else people_repository.get_contact(
+                    self.session, self.facility.id, contact_id, self.at
+                )
             )
         return self._contacts[contact_id]
 
@@ -572,32 +597,37 @@ def report_subject(db: Database, facility_id: str, order_id: str) -> ReportSubje
     """The order record named ``order_id`` and the rules it reports on, or else
     the court-order rule of that id. NotFound (field ``order_id``) for neither;
     InvalidInput when the record has no grant with a count per period."""
-    try:
-        record = get_order(db, facility_id, order_id)
-    except NotFound:
-        record = None
     with db.transaction() as session:
         require_facility(session, facility_id)
-        if record is None:
-            row = policy_repository.get_rule_row(session, facility_id, order_id)
-            if row is None or row.authority != "court_order":
-                raise NotFound(f"no order {order_id!r} in {facility_id!r}", field="order_id")
-            rule = policy_repository.rule_from_row(row)
-            return ReportSubject(order_id, (order_id,), rule.person, rule.case_number, None)
-        counted = []
-        for rule_id in record.rules:
-            row = policy_repository.get_rule_row(session, facility_id, rule_id)
-            if row is None:
-                continue
-            rule = policy_repository.rule_from_row(row)
-            quota = rule.quota
-            if (
-                rule.kind is Kind.GRANT
-                and quota is not None
-                and quota.count is not None
-                and not quota.per.is_rolling
-            ):
-                counted.append(rule_id)
+        return _report_subject(session, facility_id, order_id)
+
+
+def _report_subject(session: Session, facility_id: str, order_id: str) -> ReportSubject:
+    """``report_subject`` in the caller's transaction."""
+    try:
+        record = order_in(session, facility_id, order_id)
+    except NotFound:
+        record = None
+    if record is None:
+        row = policy_repository.get_rule_row(session, facility_id, order_id)
+        if row is None or row.authority != "court_order":
+            raise NotFound(f"no order {order_id!r} in {facility_id!r}", field="order_id")
+        rule = policy_repository.rule_from_row(row)
+        return ReportSubject(order_id, (order_id,), rule.person, rule.case_number, None)
+    counted = []
+    for rule_id in record.rules:
+        row = policy_repository.get_rule_row(session, facility_id, rule_id)
+        if row is None:
+            continue
+        rule = policy_repository.rule_from_row(row)
+        quota = rule.quota
+        if (
+            rule.kind is Kind.GRANT
+            and quota is not None
+            and quota.count is not None
+            and not quota.per.is_rolling
+        ):
+            counted.append(rule_id)
     if not counted:
         raise InvalidInput(
             f"order {order_id} grants no count of sessions per period to report on",
@@ -624,15 +654,27 @@ def order_report(
     signed checkpoint of the audit log it was built on. Errors as
     ``report_subject``'s and ``order_compliance``'s. ``timeline`` False: no
     timeline (JSON and CSV draw none), and the completed calls are counted by
-    the database rather than read one by one."""
-    subject = report_subject(db, facility_id, order_id)
-    rule = compliance_settings(db, facility_id)
-    found = [
-        order_compliance(
-            db, facility_id, rule_id, first, last, at=at, explained=False, calls=timeline
-        )
-        for rule_id in subject.rule_ids
-    ]
+    the database rather than read one by one. The order, the facility's rule
+    and every requirement are read in one transaction, so they agree."""
+    with db.transaction() as session:
+        facility = require_facility(session, facility_id)
+        subject = _report_subject(session, facility_id, order_id)
+        stored = report_repository.status_rule(session, facility_id)
+        rule = StatusRule() if stored is None else StatusRule(*stored)
+        found = [
+            _order_compliance(
+                session,
+                facility,
+                rule_id,
+                first,
+                last,
+                at=at,
+                explained=False,
+                calls=timeline,
+                activities=timeline,
+            )
+            for rule_id in subject.rule_ids
+        ]
     first_found = found[0]
     record = subject.record
     title = first_found.order.rule.text_in("en") or order_id

@@ -8,14 +8,27 @@ services reach both the same way.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from sqlalchemy import and_, case, func, literal_column, null, or_, select, type_coerce
+from sqlalchemy import (
+    and_,
+    case,
+    func,
+    literal_column,
+    null,
+    or_,
+    select,
+    type_coerce,
+    union_all,
+)
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Select
 
-from kinline.db.tables import ComplianceSettingsRow, SessionRow
+from kinline.db.tables import ApprovalRow, ComplianceSettingsRow, ContactRow, SessionRow
+from kinline.rules.model import Channel, Contact
 
 
 def status_rule(session: Session, facility_id: str) -> tuple[int, int] | None:
@@ -212,3 +225,192 @@ def completed_counts(
             for p, person, contact, n in connection.execute(statement).all()
         )
     return found
+
+
+def contacts_of(
+    session: Session, facility_id: str, person_id: str | None, at: datetime
+) -> list[tuple[Contact, str]]:
+    """The person's contacts (everyone's when None), each with the channels it
+    is approved for at ``at`` (as ``people.repository.get_contact`` reads them)
+    and its name, in id order: one statement, a row per approval in force."""
+    approved = and_(
+        ApprovalRow.facility_id == ContactRow.facility_id,
+        ApprovalRow.contact_id == ContactRow.id,
+        ApprovalRow.approved_at <= at,
+        or_(ApprovalRow.revoked_at.is_(None), ApprovalRow.revoked_at > at),
+    )
+    statement = (
+        select(
+            ContactRow.id,
+            ContactRow.person_id,
+            ContactRow.relationship,
+            ContactRow.privileged,
+            ContactRow.name,
+            ApprovalRow.channel,
+        )
+        .outerjoin(ApprovalRow, approved)
+        .where(ContactRow.facility_id == facility_id)
+    )
+    if person_id is not None:
+        statement = statement.where(ContactRow.person_id == person_id)
+    found: dict[str, tuple[tuple[str, str, str, bool, str], set[Channel]]] = {}
+    for contact_id, person, relationship, privileged, name, channel in session.connection().execute(
+        statement.order_by(ContactRow.id)
+    ):
+        one = found.get(contact_id)
+        if one is None:
+            one = found[contact_id] = ((contact_id, person, relationship, privileged, name), set())
+        if channel is not None:
+            one[1].add(Channel(channel))
+    return [
+        (Contact(id=c, person=p, relationship=r, privileged=v, approved=frozenset(channels)), n)
+        for (c, p, r, v, n), channels in found.values()
+    ]
+
+
+class OrderSessions(NamedTuple):
+    """What one statement reads of the sessions an order's report is about:
+    the completed ones counted per period, person and contact, and the few it
+    names one by one (``evidence``, in time order; completed calls imported
+    outside policy are both counted and named)."""
+
+    counts: list[PeriodCount]
+    evidence: list[SessionFacts]
+
+
+def order_sessions(
+    session: Session,
+    facility_id: str,
+    person_id: str | None,
+    channel: str,
+    contact_ids: Sequence[str] | None,
+    bounds: Sequence[tuple[datetime, datetime]],
+) -> OrderSessions:
+    """The sessions of the person, or of everyone, on ``channel``, with one of
+    ``contact_ids`` (any contact when None), started in the periods ``bounds``
+    (consecutive ``[start, end)``), by one statement per
+    ``PERIODS_PER_STATEMENT`` periods: the completed ones counted per period,
+    person and contact by the database, followed by the evidence (refused,
+    released, expired, and completed calls imported outside policy) row by
+    row. Refusals carry only the rules their stored decision names
+    (``decision`` is ``{"rules": [...]}``, read as text and parsed once per
+    distinct value) and no ``governed_by``: a report in figures rebuilds no
+    decision."""
+    connection = session.connection()
+    counts: list[PeriodCount] = []
+    evidence: list[SessionFacts] = []
+    parsed: dict[str, dict[str, object]] = {}
+    for first in range(0, len(bounds), PERIODS_PER_STATEMENT):
+        chunk = bounds[first : first + PERIODS_PER_STATEMENT]
+        statement = _one_pass(facility_id, person_id, channel, contact_ids, chunk, first)
+        for row in connection.execute(statement):
+            period, person, contact, n, evidence_id, *_, rules = row
+            if evidence_id is None:
+                counts.append(PeriodCount(period, person, contact, n))
+                continue
+            decision = None
+            if rules is not None:
+                decision = parsed.get(rules)
+                if decision is None:
+                    decision = parsed[rules] = {"rules": json.loads(rules)}
+            evidence.append(
+                SessionFacts(
+                    evidence_id,
+                    person,
+                    contact,
+                    channel,
+                    row.started_at,
+                    row.minutes,
+                    row.status,
+                    row.reason,
+                    row.charged_to,
+                    row.source,
+                    row.settled_by,
+                    decision,
+                    None,
+                )
+            )
+    return OrderSessions(counts, evidence)
+
+
+def _one_pass(
+    facility_id: str,
+    person_id: str | None,
+    channel: str,
+    contact_ids: Sequence[str] | None,
+    chunk: Sequence[tuple[datetime, datetime]],
+    first: int,
+) -> Select[Any]:
+    """Counts (``evidence_id`` NULL) and evidence (``period`` NULL) in one
+    statement, in the same columns: period, person, contact, count, then the
+    evidence's id, its facts and its rules (``_NAMED``)."""
+    where = [
+        SessionRow.facility_id == facility_id,
+        SessionRow.channel == channel,
+        SessionRow.started_at >= chunk[0][0],
+        SessionRow.started_at < chunk[-1][1],
+    ]
+    if person_id is not None:
+        where.append(SessionRow.person_id == person_id)
+    if contact_ids is not None:
+        where.append(SessionRow.contact_id.in_(sorted(contact_ids)))
+    # As in ``completed_counts``: period indexes are numbers made here, literals.
+    period = case(
+        *(
+            (SessionRow.started_at < end, literal_column(str(first + index)))
+            for index, (_, end) in enumerate(chunk)
+        ),
+    ).label("period")
+    empty = (null().label(name) for name in _NAMED[4:])
+    counted = (
+        select(period, SessionRow.person_id, SessionRow.contact_id, func.count().label("n"), *empty)
+        .where(*where, SessionRow.status == "completed")
+        .group_by(period, SessionRow.person_id, SessionRow.contact_id)
+    )
+    rules = case((SessionRow.status == "denied", SessionRow.decision["rules"].as_string()))
+    named = select(
+        null().label("period"),
+        SessionRow.person_id,
+        SessionRow.contact_id,
+        null().label("n"),
+        SessionRow.id.label("evidence_id"),
+        SessionRow.started_at,
+        SessionRow.minutes,
+        SessionRow.status,
+        SessionRow.reason,
+        SessionRow.charged_to,
+        SessionRow.source,
+        SessionRow.settled_by,
+        rules.label("rules"),
+    ).where(*where, _EVIDENCE)
+    # The typed branch first: a union's columns take the first branch's types.
+    both = union_all(named, counted).subquery()
+    return select(both).order_by(both.c.started_at, both.c.evidence_id)
+
+
+# What a report names one by one: refusals, holds that lapsed, and completed
+# calls imported that the engine would have refused (charged to no rule).
+_EVIDENCE = or_(
+    SessionRow.status.in_(("denied", "released", "expired")),
+    and_(
+        SessionRow.status == "completed",
+        SessionRow.source == "import",
+        SessionRow.charged_to.is_(None),
+    ),
+)
+# The columns of both kinds of row.
+_NAMED = (
+    "period",
+    "person_id",
+    "contact_id",
+    "n",
+    "evidence_id",
+    "started_at",
+    "minutes",
+    "status",
+    "reason",
+    "charged_to",
+    "source",
+    "settled_by",
+    "rules",
+)
