@@ -96,13 +96,13 @@ def _insert_head_unless_present(dialect: str, facility_id: str, chain: str) -> E
         return (
             postgresql.insert(AuditHeadRow)
             .values(values)
-            .on_conflict_do_nothing(index_elements=[AuditHeadRow.chain])
+            .on_conflict_do_nothing(index_elements=[AuditHeadRow.facility_id, AuditHeadRow.chain])
         )
     if dialect == "sqlite":
         return (
             sqlite.insert(AuditHeadRow)
             .values(values)
-            .on_conflict_do_nothing(index_elements=[AuditHeadRow.chain])
+            .on_conflict_do_nothing(index_elements=[AuditHeadRow.facility_id, AuditHeadRow.chain])
         )
     raise RuntimeError(f"the audit log does not support {dialect}")  # pragma: no cover
 

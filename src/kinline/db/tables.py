@@ -17,6 +17,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    PrimaryKeyConstraint,
     String,
     Text,
     Time,
@@ -26,9 +27,18 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql.expression import false, true
 
 from kinline.db.base import Base
+from kinline.db.ids import next_id
 from kinline.db.types import UTCDateTime
 
 ID = String(64)
+
+
+def _serial_id(table: str) -> Mapped[int]:
+    """The integer ``id`` of a distributed table, second in its primary key
+    ``(facility_id, id)`` and unique in the whole database (db/ids.py)."""
+    return mapped_column(
+        Integer, primary_key=True, autoincrement=False, default=next_id(table, Base.metadata)
+    )
 
 
 class FacilityRow(Base):
@@ -108,8 +118,8 @@ class ApprovalRow(Base):
 
     __tablename__ = "approvals"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    facility_id: Mapped[str] = mapped_column(ID)
+    id: Mapped[int] = _serial_id("approvals")
+    facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
     contact_id: Mapped[str] = mapped_column(ID)
     channel: Mapped[str] = mapped_column(String(8))
     approved_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -117,6 +127,7 @@ class ApprovalRow(Base):
     revoke_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (
+        PrimaryKeyConstraint("facility_id", "id", name="pk_approvals"),
         ForeignKeyConstraint(
             ["facility_id", "contact_id"], ["contacts.facility_id", "contacts.id"]
         ),
@@ -167,8 +178,8 @@ class SessionRow(Base):
 
     __tablename__ = "sessions"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    facility_id: Mapped[str] = mapped_column(ID)
+    id: Mapped[int] = _serial_id("sessions")
+    facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
     person_id: Mapped[str] = mapped_column(ID)
     contact_id: Mapped[str] = mapped_column(ID)
     channel: Mapped[str] = mapped_column(String(8))
@@ -192,10 +203,11 @@ class SessionRow(Base):
     reserved: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)
 
     __table_args__ = (
+        PrimaryKeyConstraint("facility_id", "id", name="pk_sessions"),
         Index("ix_sessions_person_start", "facility_id", "person_id", "started_at"),
         Index("ix_sessions_contact_start", "facility_id", "contact_id", "started_at"),
         Index("ix_sessions_due", "status", "expires_at"),
-        UniqueConstraint("hold_id", name="uq_sessions_hold_id"),
+        UniqueConstraint("facility_id", "hold_id", name="uq_sessions_hold_id"),
         UniqueConstraint("facility_id", "idempotency_key", name="uq_sessions_idempotency_key"),
     )
 
@@ -218,14 +230,15 @@ class UsageEntryRow(Base):
 
     __tablename__ = "usage_entries"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    facility_id: Mapped[str] = mapped_column(ID)
+    id: Mapped[int] = _serial_id("usage_entries")
+    facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
     person_id: Mapped[str] = mapped_column(ID)
     rule_id: Mapped[str] = mapped_column(ID)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     minutes: Mapped[int] = mapped_column(Integer)
 
     __table_args__ = (
+        PrimaryKeyConstraint("facility_id", "id", name="pk_usage_entries"),
         Index("ix_usage_entries_rule", "facility_id", "person_id", "rule_id", "started_at"),
     )
 
@@ -262,21 +275,24 @@ class AdverseActionRow(Base):
 
     __tablename__ = "adverse_actions"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    facility_id: Mapped[str] = mapped_column(ID)
+    id: Mapped[int] = _serial_id("adverse_actions")
+    facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
     person_id: Mapped[str] = mapped_column(ID)
     action: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(16))
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
-    __table_args__ = (Index("ix_adverse_actions_person", "facility_id", "person_id"),)
+    __table_args__ = (
+        PrimaryKeyConstraint("facility_id", "id", name="pk_adverse_actions"),
+        Index("ix_adverse_actions_person", "facility_id", "person_id"),
+    )
 
 
 class NoticeRow(Base):
     __tablename__ = "notices"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    facility_id: Mapped[str] = mapped_column(ID)
+    id: Mapped[int] = _serial_id("notices")
+    facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
     person_id: Mapped[str] = mapped_column(ID)
     language: Mapped[str] = mapped_column(String(16))
     change: Mapped[str] = mapped_column(String(16))
@@ -292,7 +308,10 @@ class NoticeRow(Base):
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     acknowledged_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
-    __table_args__ = (Index("ix_notices_person", "facility_id", "person_id"),)
+    __table_args__ = (
+        PrimaryKeyConstraint("facility_id", "id", name="pk_notices"),
+        Index("ix_notices_person", "facility_id", "person_id"),
+    )
 
 
 class NoticeDeliveryRow(Base):
@@ -301,8 +320,8 @@ class NoticeDeliveryRow(Base):
 
     __tablename__ = "notice_deliveries"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    facility_id: Mapped[str] = mapped_column(ID)
+    id: Mapped[int] = _serial_id("notice_deliveries")
+    facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
     # None: a message of its own (a password reset link), not a notice.
     notice_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     channel: Mapped[str] = mapped_column(String(8))  # inbox, email, print
@@ -321,7 +340,14 @@ class NoticeDeliveryRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     __table_args__ = (
-        UniqueConstraint("notice_id", "channel", "recipient", name="uq_notice_deliveries_target"),
+        PrimaryKeyConstraint("facility_id", "id", name="pk_notice_deliveries"),
+        UniqueConstraint(
+            "facility_id",
+            "notice_id",
+            "channel",
+            "recipient",
+            name="uq_notice_deliveries_target",
+        ),
         Index("ix_notice_deliveries_due", "status", "next_attempt_at"),
         Index("ix_notice_deliveries_notice", "facility_id", "notice_id"),
     )
@@ -330,14 +356,17 @@ class NoticeDeliveryRow(Base):
 class DeliveryAttemptRow(Base):
     __tablename__ = "delivery_attempts"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    facility_id: Mapped[str] = mapped_column(ID)
+    id: Mapped[int] = _serial_id("delivery_attempts")
+    facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
     delivery_id: Mapped[int] = mapped_column(Integer)
     attempted_at: Mapped[datetime] = mapped_column(UTCDateTime())
     outcome: Mapped[str] = mapped_column(String(12))  # sent, error
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
-    __table_args__ = (Index("ix_delivery_attempts_delivery", "delivery_id"),)
+    __table_args__ = (
+        PrimaryKeyConstraint("facility_id", "id", name="pk_delivery_attempts"),
+        Index("ix_delivery_attempts_delivery", "delivery_id"),
+    )
 
 
 class PrintBatchRow(Base):
@@ -345,15 +374,18 @@ class PrintBatchRow(Base):
 
     __tablename__ = "print_batches"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    facility_id: Mapped[str] = mapped_column(ID)
+    id: Mapped[int] = _serial_id("print_batches")
+    facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
     housing_unit: Mapped[str] = mapped_column(String(64))
     day: Mapped[date] = mapped_column(Date)
     notice_count: Mapped[int] = mapped_column(Integer)
     pdf: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
-    __table_args__ = (Index("ix_print_batches_unit_day", "facility_id", "housing_unit", "day"),)
+    __table_args__ = (
+        PrimaryKeyConstraint("facility_id", "id", name="pk_print_batches"),
+        Index("ix_print_batches_unit_day", "facility_id", "housing_unit", "day"),
+    )
 
 
 class AppealRow(Base):
@@ -361,8 +393,8 @@ class AppealRow(Base):
 
     __tablename__ = "appeals"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    facility_id: Mapped[str] = mapped_column(ID)
+    id: Mapped[int] = _serial_id("appeals")
+    facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
     person_id: Mapped[str] = mapped_column(ID)
     notice_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     session_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -381,6 +413,7 @@ class AppealRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     __table_args__ = (
+        PrimaryKeyConstraint("facility_id", "id", name="pk_appeals"),
         Index("ix_appeals_person", "facility_id", "person_id"),
         Index("ix_appeals_due", "status", "answer_due"),
     )
@@ -391,8 +424,8 @@ class AppealStepRow(Base):
 
     __tablename__ = "appeal_steps"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    facility_id: Mapped[str] = mapped_column(ID)
+    id: Mapped[int] = _serial_id("appeal_steps")
+    facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
     appeal_id: Mapped[int] = mapped_column(Integer)
     level: Mapped[int] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(24))
@@ -402,7 +435,10 @@ class AppealStepRow(Base):
     text: Mapped[str | None] = mapped_column(Text, nullable=True)
     due: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
-    __table_args__ = (Index("ix_appeal_steps_appeal", "appeal_id"),)
+    __table_args__ = (
+        PrimaryKeyConstraint("facility_id", "id", name="pk_appeal_steps"),
+        Index("ix_appeal_steps_appeal", "appeal_id"),
+    )
 
 
 class AuditEventRow(Base):
@@ -410,8 +446,8 @@ class AuditEventRow(Base):
 
     __tablename__ = "audit_events"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    facility_id: Mapped[str] = mapped_column(ID)
+    id: Mapped[int] = _serial_id("audit_events")
+    facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
     chain: Mapped[str] = mapped_column(String(140))
     seq: Mapped[int] = mapped_column(Integer)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -421,7 +457,10 @@ class AuditEventRow(Base):
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
 
-    __table_args__ = (UniqueConstraint("chain", "seq", name="uq_audit_events_chain_seq"),)
+    __table_args__ = (
+        PrimaryKeyConstraint("facility_id", "id", name="pk_audit_events"),
+        UniqueConstraint("facility_id", "chain", "seq", name="uq_audit_events_chain_seq"),
+    )
 
 
 class AuditHeadRow(Base):
@@ -429,7 +468,7 @@ class AuditHeadRow(Base):
 
     __tablename__ = "audit_heads"
 
-    facility_id: Mapped[str] = mapped_column(ID)
+    facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
     chain: Mapped[str] = mapped_column(String(140), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer)
     hash: Mapped[str] = mapped_column(String(64))
@@ -554,8 +593,8 @@ class VisitorRow(Base):
 
     __tablename__ = "visitors"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    facility_id: Mapped[str] = mapped_column(ID)
+    id: Mapped[int] = _serial_id("visitors")
+    facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
     person_id: Mapped[str] = mapped_column(ID)
     contact_id: Mapped[str] = mapped_column(ID)
     date_of_birth: Mapped[date] = mapped_column(Date)
@@ -588,6 +627,7 @@ class VisitorRow(Base):
     decision_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (
+        PrimaryKeyConstraint("facility_id", "id", name="pk_visitors"),
         ForeignKeyConstraint(
             ["facility_id", "contact_id"], ["contacts.facility_id", "contacts.id"]
         ),
@@ -602,8 +642,8 @@ class VisitorRestrictionRow(Base):
 
     __tablename__ = "visitor_restrictions"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    facility_id: Mapped[str] = mapped_column(ID)
+    id: Mapped[int] = _serial_id("visitor_restrictions")
+    facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
     visitor_id: Mapped[int] = mapped_column(Integer)
     contact_id: Mapped[str] = mapped_column(ID)
     kind: Mapped[str] = mapped_column(String(16))  # banned, closed, non_contact
@@ -617,7 +657,10 @@ class VisitorRestrictionRow(Base):
     lift_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (
-        ForeignKeyConstraint(["visitor_id"], ["visitors.id"]),
+        PrimaryKeyConstraint("facility_id", "id", name="pk_visitor_restrictions"),
+        ForeignKeyConstraint(
+            ["facility_id", "visitor_id"], ["visitors.facility_id", "visitors.id"]
+        ),
         Index("ix_visitor_restrictions_contact", "facility_id", "contact_id"),
     )
 
@@ -693,8 +736,8 @@ class VisitBlockRow(Base):
 
     __tablename__ = "visit_blocks"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    facility_id: Mapped[str] = mapped_column(ID)
+    id: Mapped[int] = _serial_id("visit_blocks")
+    facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
     room_id: Mapped[str | None] = mapped_column(ID, nullable=True)
     on_date: Mapped[date] = mapped_column(Date)
     reason: Mapped[str] = mapped_column(Text)
@@ -703,7 +746,10 @@ class VisitBlockRow(Base):
     lifted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     lifted_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
-    __table_args__ = (Index("ix_visit_blocks_date", "facility_id", "on_date"),)
+    __table_args__ = (
+        PrimaryKeyConstraint("facility_id", "id", name="pk_visit_blocks"),
+        Index("ix_visit_blocks_date", "facility_id", "on_date"),
+    )
 
 
 class VisitSlotRow(Base):
@@ -715,8 +761,8 @@ class VisitSlotRow(Base):
 
     __tablename__ = "visit_slots"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    facility_id: Mapped[str] = mapped_column(ID)
+    id: Mapped[int] = _serial_id("visit_slots")
+    facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
     template_id: Mapped[str] = mapped_column(ID)
     room_id: Mapped[str] = mapped_column(ID)
     on_date: Mapped[date] = mapped_column(Date)
@@ -731,6 +777,7 @@ class VisitSlotRow(Base):
     block_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (
+        PrimaryKeyConstraint("facility_id", "id", name="pk_visit_slots"),
         UniqueConstraint("facility_id", "template_id", "on_date", name="uq_visit_slots_occurrence"),
         Index("ix_visit_slots_date", "facility_id", "on_date"),
     )
@@ -742,8 +789,8 @@ class VisitBookingRow(Base):
 
     __tablename__ = "visit_bookings"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    facility_id: Mapped[str] = mapped_column(ID)
+    id: Mapped[int] = _serial_id("visit_bookings")
+    facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
     slot_id: Mapped[int] = mapped_column(Integer)
     person_id: Mapped[str] = mapped_column(ID)
     setting: Mapped[str] = mapped_column(String(12))  # open, non_contact, closed
@@ -770,7 +817,10 @@ class VisitBookingRow(Base):
     comment: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (
-        ForeignKeyConstraint(["slot_id"], ["visit_slots.id"]),
+        PrimaryKeyConstraint("facility_id", "id", name="pk_visit_bookings"),
+        ForeignKeyConstraint(
+            ["facility_id", "slot_id"], ["visit_slots.facility_id", "visit_slots.id"]
+        ),
         Index("ix_visit_bookings_slot", "facility_id", "slot_id", "status"),
         Index("ix_visit_bookings_person", "facility_id", "person_id"),
         Index("ix_visit_bookings_due", "status", "expires_at"),
@@ -788,7 +838,9 @@ class VisitBookingVisitorRow(Base):
     contact_id: Mapped[str] = mapped_column(ID, primary_key=True)
 
     __table_args__ = (
-        ForeignKeyConstraint(["booking_id"], ["visit_bookings.id"]),
+        ForeignKeyConstraint(
+            ["facility_id", "booking_id"], ["visit_bookings.facility_id", "visit_bookings.id"]
+        ),
         Index("ix_visit_booking_visitors_contact", "facility_id", "contact_id"),
     )
 
@@ -799,8 +851,8 @@ class NonAssociationRow(Base):
 
     __tablename__ = "non_associations"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    facility_id: Mapped[str] = mapped_column(ID)
+    id: Mapped[int] = _serial_id("non_associations")
+    facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
     person_id: Mapped[str] = mapped_column(ID)
     other_person_id: Mapped[str] = mapped_column(ID)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -808,7 +860,10 @@ class NonAssociationRow(Base):
     recorded_by: Mapped[str] = mapped_column(String(200))
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
-    __table_args__ = (Index("ix_non_associations_person", "facility_id", "person_id"),)
+    __table_args__ = (
+        PrimaryKeyConstraint("facility_id", "id", name="pk_non_associations"),
+        Index("ix_non_associations_person", "facility_id", "person_id"),
+    )
 
 
 class VisitRequestRow(Base):
@@ -820,8 +875,8 @@ class VisitRequestRow(Base):
 
     __tablename__ = "visit_requests"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    facility_id: Mapped[str] = mapped_column(ID)
+    id: Mapped[int] = _serial_id("visit_requests")
+    facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
     person_id: Mapped[str] = mapped_column(ID)
     requested_by: Mapped[str] = mapped_column(String(200))
     visitors: Mapped[list[str]] = mapped_column(JSON)
@@ -835,6 +890,7 @@ class VisitRequestRow(Base):
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     __table_args__ = (
+        PrimaryKeyConstraint("facility_id", "id", name="pk_visit_requests"),
         Index("ix_visit_requests_window", "facility_id", "window_closes_at", "status"),
         Index("ix_visit_requests_person", "facility_id", "person_id"),
     )

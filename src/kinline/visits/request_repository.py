@@ -18,8 +18,7 @@ def add(session: Session, row: VisitRequestRow) -> VisitRequestRow:
 
 
 def get(session: Session, facility_id: str, request_id: int) -> VisitRequestRow | None:
-    row = session.get(VisitRequestRow, request_id)
-    return row if row is not None and row.facility_id == facility_id else None
+    return session.get(VisitRequestRow, (facility_id, request_id))
 
 
 def lock(session: Session, facility_id: str, request_id: int) -> VisitRequestRow | None:
