@@ -92,18 +92,13 @@ def lock_head(session: Session, *, facility_id: str, chain: str) -> tuple[int, s
 
 def _insert_head_unless_present(dialect: str, facility_id: str, chain: str) -> Executable:
     values = {"facility_id": facility_id, "chain": chain, "seq": 0, "hash": GENESIS}
+    # The primary key is the only unique key of audit_heads, so no conflict
+    # target is named: the statement is right on either side of migration 0015,
+    # which moved that key from (chain) to (facility_id, chain).
     if dialect == "postgresql":
-        return (
-            postgresql.insert(AuditHeadRow)
-            .values(values)
-            .on_conflict_do_nothing(index_elements=[AuditHeadRow.facility_id, AuditHeadRow.chain])
-        )
+        return postgresql.insert(AuditHeadRow).values(values).on_conflict_do_nothing()
     if dialect == "sqlite":
-        return (
-            sqlite.insert(AuditHeadRow)
-            .values(values)
-            .on_conflict_do_nothing(index_elements=[AuditHeadRow.facility_id, AuditHeadRow.chain])
-        )
+        return sqlite.insert(AuditHeadRow).values(values).on_conflict_do_nothing()
     raise RuntimeError(f"the audit log does not support {dialect}")  # pragma: no cover
 
 
