@@ -11,24 +11,36 @@ and a scratch schema of bad tables proves it finds each kind of breach.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, create_engine, text
+from alembic.script import ScriptDirectory
+from sqlalchemy import (
+    Column,
+    Connection,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    create_engine,
+    make_url,
+    text,
+)
 from sqlalchemy.schema import CreateTable
 
 from kinline.db import tables  # noqa: F401  (registers every table on the metadata)
 from kinline.db.base import Base
+from kinline.db.migrate import alembic_config, upgrade
 from kinline.db.sharding import (
     DISTRIBUTION_COLUMN,
     REFERENCE_TABLES,
     distributed_table_names,
     distributed_tables,
 )
-
-pytestmark = pytest.mark.postgres
 
 
 @dataclass(frozen=True)
@@ -141,12 +153,14 @@ def migrated(postgres_templates: Any) -> Iterator[Connection]:
     postgres_templates.drop_later(name)
 
 
+@pytest.mark.postgres
 def test_the_migrated_schema_is_what_citus_distributes(migrated: Connection) -> None:
     catalog = read_catalog(migrated, "public")
 
     assert breaches(catalog, REFERENCE_TABLES.keys()) == []
 
 
+@pytest.mark.postgres
 def test_every_table_in_the_catalog_is_distributed_or_a_declared_reference(
     migrated: Connection,
 ) -> None:
@@ -161,6 +175,7 @@ def test_every_table_in_the_catalog_is_distributed_or_a_declared_reference(
     assert not {"api_tokens", "subject_bindings"} & models
 
 
+@pytest.mark.postgres
 def test_the_keys_are_facility_first(migrated: Connection) -> None:
     """facility_id leads every distributed primary key, so each key's index
     serves a facility's lookups too."""
@@ -175,6 +190,7 @@ def test_the_keys_are_facility_first(migrated: Connection) -> None:
     assert catalog.primary["audit_heads"] == ["facility_id", "chain"]
 
 
+@pytest.mark.postgres
 def test_foreign_keys_to_reference_tables_are_allowed(migrated: Connection) -> None:
     catalog = read_catalog(migrated, "public")
     onto_reference = [
@@ -185,6 +201,41 @@ def test_foreign_keys_to_reference_tables_are_allowed(migrated: Connection) -> N
 
     assert ("people", "facilities") in onto_reference
     assert breaches(catalog, REFERENCE_TABLES.keys()) == []
+
+
+def catalog_of(metadata: MetaData) -> Catalog:
+    """The models' own keys, read as the catalog would show them."""
+    unique: list[tuple[str, str, list[str]]] = []
+    for table in metadata.sorted_tables:
+        for constraint in table.constraints:
+            if isinstance(constraint, UniqueConstraint):
+                unique.append((table.name, str(constraint.name), list(constraint.columns.keys())))
+        for index in table.indexes:
+            if index.unique:
+                unique.append((table.name, str(index.name), [c.name for c in index.columns]))
+    return Catalog(
+        columns={table.name: set(table.c.keys()) for table in metadata.sorted_tables},
+        primary={
+            table.name: list(table.primary_key.columns.keys()) for table in metadata.sorted_tables
+        },
+        unique=unique,
+        foreign=[
+            (
+                table.name,
+                str(fk.name),
+                list(fk.column_keys),
+                fk.referred_table.name,
+                [element.column.name for element in fk.elements],
+            )
+            for table in metadata.sorted_tables
+            for fk in table.foreign_key_constraints
+        ],
+    )
+
+
+def test_the_models_meet_the_same_rules() -> None:
+    """The check without a server: the models, as the migrations must build them."""
+    assert breaches(catalog_of(Base.metadata), REFERENCE_TABLES.keys()) == []
 
 
 def test_the_models_agree_with_the_reference_list() -> None:
@@ -241,6 +292,7 @@ def scratch(migrated: Connection) -> Iterator[Connection]:
         migrated.rollback()
 
 
+@pytest.mark.postgres
 def test_the_checker_reports_every_kind_of_breach(scratch: Connection) -> None:
     found = breaches(read_catalog(scratch, SCRATCH), {"facilities", "subjects"})
 
@@ -263,6 +315,7 @@ def test_the_checker_reports_every_kind_of_breach(scratch: Connection) -> None:
     )
 
 
+@pytest.mark.postgres
 def test_the_checker_passes_a_conforming_schema(scratch: Connection) -> None:
     scratch.execute(text("DROP TABLE orders_by_id, holds, codes, bookings, slots, crossed"))
     scratch.execute(text("DROP TABLE no_key, orphan"))
@@ -273,6 +326,7 @@ def test_the_checker_passes_a_conforming_schema(scratch: Connection) -> None:
     assert breaches(read_catalog(scratch, SCRATCH), {"facilities", "subjects"}) == []
 
 
+@pytest.mark.postgres
 def test_a_new_model_table_that_breaks_a_rule_fails_the_check(scratch: Connection) -> None:
     """A table added as kinline adds its tables (to the models, then the schema)
     without facility_id in its key is reported by the same check as the catalog's."""
@@ -288,3 +342,61 @@ def test_a_new_model_table_that_breaks_a_rule_fails_the_check(scratch: Connectio
     found = breaches(read_catalog(scratch, SCRATCH), {"facilities", "subjects"})
 
     assert "call_notes: primary key (id) lacks facility_id" in found
+
+
+def before_0015() -> str:
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    revision = script.get_revision("0015")
+    assert revision is not None and isinstance(revision.down_revision, str)
+    return revision.down_revision
+
+
+@pytest.fixture
+def before_keys(postgres_templates: Any) -> Iterator[Connection]:
+    """A database migrated to the revision before 0015."""
+    server = make_url(postgres_templates.url_for("postgres"))
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    name = f"kinline_shard_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    engine = create_engine(server.set(database=name))
+    try:
+        upgrade(postgres_templates.url_for(name), before_0015())
+        with engine.connect() as connection:
+            yield connection
+    finally:
+        engine.dispose()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.mark.postgres
+def test_before_migration_0015_the_checker_finds_every_key_it_changed(
+    before_keys: Connection,
+) -> None:
+    """The schema as it was: each key 0015 changes is reported, and nothing else."""
+    found = breaches(read_catalog(before_keys, "public"), REFERENCE_TABLES.keys())
+
+    serial = [
+        "adverse_actions", "appeal_steps", "appeals", "approvals", "audit_events",
+        "delivery_attempts", "non_associations", "notice_deliveries", "notices",
+        "print_batches", "sessions", "usage_entries", "visit_blocks", "visit_bookings",
+        "visit_requests", "visit_slots", "visitor_restrictions", "visitors",
+    ]  # fmt: skip
+    old_fk = "foreign key fk_{0}_{1}_{2} to distributed {2} does not join on facility_id"
+    assert sorted(found) == sorted(
+        [f"{table}: primary key (id) lacks facility_id" for table in serial]
+        + [
+            "audit_heads: primary key (chain) lacks facility_id",
+            "audit_events: unique uq_audit_events_chain_seq (chain, seq) lacks facility_id",
+            "sessions: unique uq_sessions_hold_id (hold_id) lacks facility_id",
+            "notice_deliveries: unique uq_notice_deliveries_target"
+            " (notice_id, channel, recipient) lacks facility_id",
+            "visit_bookings: " + old_fk.format("visit_bookings", "slot_id", "visit_slots"),
+            "visit_booking_visitors: "
+            + old_fk.format("visit_booking_visitors", "booking_id", "visit_bookings"),
+            "visitor_restrictions: "
+            + old_fk.format("visitor_restrictions", "visitor_id", "visitors"),
+        ]
+    )
