@@ -80,11 +80,12 @@ import codecs
 import csv
 import gc
 import hashlib
+import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
-from operator import attrgetter
+from datetime import UTC, datetime, time, timedelta
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -105,7 +106,7 @@ from kinline.calls.rows import (
     read_row,
     record_key,
 )
-from kinline.db.bulk import plan_with_values
+from kinline.db.bulk import copy_field, copy_lines, plan_with_values
 from kinline.db.engine import Database
 from kinline.errors import InvalidInput
 from kinline.people.model import Facility
@@ -490,8 +491,7 @@ def _record(session: Session, facility: Facility, calls: Sequence[Call], at: dat
     batch = _seeded_ledger(session, facility, people, rules, calls)
     by_id = {rule.id: rule for rule in rules}
     relevant: dict[tuple[str, Channel], list[Rule]] = {}
-    rows: list[tuple[int, dict[str, Any]]] = []
-    shown: dict[Decision, tuple[dict[str, object], list[str]]] = {}
+    sessions = _Sessions(facility.id, at, session.get_bind().dialect.name == "postgresql")
     outside = 0
     for call in sorted(calls, key=attrgetter("person", "at", "row")):
         key = (call.person, call.channel)
@@ -510,9 +510,8 @@ def _record(session: Session, facility: Facility, calls: Sequence[Call], at: dat
             batch.apply(call.person, change)
         else:
             outside += 1
-        rows.append((call.row, _session_row(facility.id, call, decision, at, shown)))
-    rows.sort(key=lambda numbered: numbered[0])
-    repository.add_sessions(session, [row for _, row in rows])
+        sessions.add(call, decision)
+    sessions.write(session)
     ledger.write_usage(session, facility.id, batch.added)
     return outside
 
@@ -564,32 +563,97 @@ def _noons(calls: Sequence[Call], zone: ZoneInfo) -> list[datetime]:
     return [wall_to_instant(datetime.combine(day, NOON), zone) for day in sorted(dates)]
 
 
-def _session_row(
-    facility_id: str,
-    call: Call,
-    decision: Decision,
-    at: datetime,
-    shown: dict[Decision, tuple[dict[str, object], list[str]]],
-) -> dict[str, Any]:
-    """The session's columns; equal decisions share their JSON values, so the
-    store serialises each once."""
-    json_values = shown.get(decision)
-    if json_values is None:
-        json_values = shown[decision] = (decision.as_dict(), list(decision.governed_by))
-    as_dict, governed_by = json_values
-    return {
-        "facility_id": facility_id,
-        "person_id": call.person,
-        "contact_id": call.contact.id,
-        "channel": str(call.channel),
-        "started_at": call.at,
-        "ended_at": call.at + timedelta(seconds=call.seconds),
-        "minutes": call.minutes,
-        "status": "completed",
-        "reason": None if decision.reason is None else str(decision.reason),
-        "charged_to": decision.charged_to,
-        "governed_by": governed_by,
-        "decision": as_dict,
-        "recorded_at": at,
-        "source": "import",
-    }
+# The columns of an imported session: what varies by call, by decision, then
+# what is the same for the whole batch.
+_BY_CALL = ("person_id", "contact_id", "channel", "started_at", "ended_at", "minutes")
+_BY_DECISION = ("reason", "charged_to", "governed_by", "decision")
+_BY_BATCH = ("facility_id", "status", "recorded_at", "source")
+SESSION_COLUMNS = (*_BY_CALL, *_BY_DECISION, *_BY_BATCH)
+
+
+class _Sessions:
+    """A batch's sessions, written in row order in one statement.
+
+    On PostgreSQL each is kept as its line of ``COPY``'s text: the columns a
+    decision sets are written once per distinct decision (equal decisions
+    share them), those of the batch once, so a row costs one f-string.
+    Elsewhere (SQLite) each is kept as its columns' values for one
+    ``executemany``.
+    """
+
+    def __init__(self, facility_id: str, at: datetime, as_text: bool) -> None:
+        self.facility_id, self.at, self.as_text = facility_id, at, as_text
+        self._lines: list[tuple[int, str]] = []
+        self._rows: list[tuple[int, dict[str, Any]]] = []
+        self._decided: dict[Decision, str] = {}
+        self._shown: dict[Decision, dict[str, Any]] = {}
+        self._ids: dict[str, str] = {}
+        batch = (facility_id, "completed", at.astimezone(UTC).isoformat(), "import")
+        self._batch = "\t".join(copy_field(value) for value in batch)
+
+    def add(self, call: Call, decision: Decision) -> None:
+        ended = call.at + timedelta(seconds=call.seconds)
+        if not self.as_text:
+            row = {
+                "person_id": call.person,
+                "contact_id": call.contact.id,
+                "channel": str(call.channel),
+                "started_at": call.at,
+                "ended_at": ended,
+                "minutes": call.minutes,
+                **self._columns(decision),
+                "facility_id": self.facility_id,
+                "status": "completed",
+                "recorded_at": self.at,
+                "source": "import",
+            }
+            self._rows.append((call.row, row))
+            return
+        decided = self._decided.get(decision)
+        if decided is None:
+            columns = self._columns(decision)
+            decided = self._decided[decision] = "\t".join(
+                copy_field(None if value is None else _json_text(value))
+                if name in ("governed_by", "decision")
+                else copy_field(value)
+                for name, value in columns.items()
+            )
+        person, contact = self._id(call.person), self._id(call.contact.id)
+        line = (
+            f"{person}\t{contact}\t{call.channel}\t{call.at.isoformat()}\t{ended.isoformat()}"
+            f"\t{call.minutes}\t{decided}\t{self._batch}\n"
+        )
+        self._lines.append((call.row, line))
+
+    def _columns(self, decision: Decision) -> dict[str, Any]:
+        """The columns the decision sets; equal decisions share their JSON values."""
+        shown = self._shown.get(decision)
+        if shown is None:
+            shown = self._shown[decision] = {
+                "reason": None if decision.reason is None else str(decision.reason),
+                "charged_to": decision.charged_to,
+                "governed_by": list(decision.governed_by),
+                "decision": decision.as_dict(),
+            }
+        return shown
+
+    def _id(self, value: str) -> str:
+        written = self._ids.get(value)
+        if written is None:
+            written = self._ids[value] = copy_field(value)
+        return written
+
+    def write(self, session: Session) -> None:
+        """Every session, in the order of their rows."""
+        if self.as_text:
+            self._lines.sort(key=itemgetter(0))
+            lines = (line for _, line in self._lines)
+            copy_lines(session, repository.SESSIONS, SESSION_COLUMNS, lines)
+        else:
+            self._rows.sort(key=itemgetter(0))
+            repository.add_sessions(session, [row for _, row in self._rows])
+
+
+def _json_text(value: object) -> str:
+    """A JSON column's value as the store writes it (``json.dumps``' defaults)."""
+    return json.dumps(value)
