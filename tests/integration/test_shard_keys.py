@@ -14,6 +14,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -27,13 +28,17 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
     create_engine,
+    insert,
     make_url,
+    select,
     text,
 )
+from sqlalchemy.exc import CompileError
 from sqlalchemy.schema import CreateTable
 
 from kinline.db import tables  # noqa: F401  (registers every table on the metadata)
 from kinline.db.base import Base
+from kinline.db.engine import Database
 from kinline.db.migrate import alembic_config, upgrade
 from kinline.db.sharding import (
     DISTRIBUTION_COLUMN,
@@ -41,6 +46,11 @@ from kinline.db.sharding import (
     distributed_table_names,
     distributed_tables,
 )
+from kinline.db.tables import UsageEntryRow
+from kinline.people.model import Facility
+from kinline.people.service import register_facility
+
+T0 = datetime(2026, 1, 5, 12, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -400,3 +410,37 @@ def test_before_migration_0015_the_checker_finds_every_key_it_changed(
             + old_fk.format("visitor_restrictions", "visitor_id", "visitors"),
         ]
     )
+
+
+def test_ids_are_fresh_for_each_row_however_rows_are_inserted(db: Database) -> None:
+    """One statement of many rows, ordered RETURNING, the ORM's flush: each row
+    its own id, unique across facilities. On SQLite an unordered RETURNING of
+    many rows would share one id, and is refused."""
+    register_facility(db, Facility("north", "North", "UTC"), at=T0, actor="test")
+    register_facility(db, Facility("south", "South", "UTC"), at=T0, actor="test")
+
+    def entries() -> list[dict[str, object]]:
+        return [
+            {"facility_id": f, "person_id": "p", "rule_id": "r", "started_at": T0, "minutes": 1}
+            for f in ("north", "south", "north")
+        ]
+
+    entry = UsageEntryRow
+    with db.transaction() as session:
+        ordered = insert(entry).returning(entry.id, sort_by_parameter_order=True)
+        returned = list(session.execute(ordered, entries()).scalars())
+        session.execute(insert(entry), entries())
+        session.add_all([entry(**values) for values in entries()])
+        session.flush()
+        ids = list(
+            session.scalars(select(entry.id).where(entry.facility_id.in_(["north", "south"])))
+        )
+    assert len(set(returned)) == 3
+    assert sorted(ids) == list(range(min(ids), min(ids) + 9))
+    with db.transaction() as session:
+        unordered = insert(entry).returning(entry.id)
+        if db.dialect == "sqlite":
+            with pytest.raises(CompileError, match="sort_by_parameter_order"):
+                session.execute(unordered, entries())
+        else:
+            assert len(set(session.execute(unordered, entries()).scalars())) == 3

@@ -20,9 +20,10 @@ integer whose default is a SQL expression, compiled per dialect:
 The expression is evaluated once per INSERT statement: on SQLite, a single
 INSERT of several rows (``insertmanyvalues``, an unordered executemany with
 RETURNING) would give them all one id. SQLAlchemy sends such a batch row by
-row when the RETURNING is ``sort_by_parameter_order=True`` and a plain
-executemany row by row anyway; an unordered executemany with RETURNING on
-these tables must not be written.
+row when the RETURNING is ``sort_by_parameter_order=True`` (as the ORM's
+flush asks), and a plain executemany row by row anyway; an unordered
+executemany with RETURNING on these tables is refused when it is compiled
+(``CompileError``) rather than left to write rows that share an id.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Integer, MetaData, Sequence
+from sqlalchemy.exc import CompileError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ColumnElement
@@ -62,6 +64,16 @@ def _next_id_postgresql(element: NextId, compiler: SQLCompiler, **kw: Any) -> st
 
 @compiles(NextId)
 def _next_id_sqlite(element: NextId, compiler: SQLCompiler, **kw: Any) -> str:
+    statement = compiler.statement
+    if (
+        compiler.for_executemany
+        and getattr(statement, "_returning", ())
+        and not getattr(statement, "_sort_by_parameter_order", False)
+    ):
+        raise CompileError(
+            f"an INSERT of many {element.table} rows with RETURNING needs"
+            " sort_by_parameter_order=True: in one statement they would share one id"
+        )
     # Table names come from the models, never from data.
     return f"(SELECT coalesce(max(rowid), 0) + 1 FROM {element.table})"  # noqa: S608
 
