@@ -65,11 +65,9 @@ def _next_id_postgresql(element: NextId, compiler: SQLCompiler, **kw: Any) -> st
 @compiles(NextId)
 def _next_id_sqlite(element: NextId, compiler: SQLCompiler, **kw: Any) -> str:
     statement = compiler.statement
-    if (
-        compiler.for_executemany
-        and getattr(statement, "_returning", ())
-        and not getattr(statement, "_sort_by_parameter_order", False)
-    ):
+    returning: tuple[object, ...] = getattr(statement, "_returning", ())
+    ordered: bool = getattr(statement, "_sort_by_parameter_order", False)
+    if compiler.for_executemany and returning and not ordered:
         raise CompileError(
             f"an INSERT of many {element.table} rows with RETURNING needs"
             " sort_by_parameter_order=True: in one statement they would share one id"
