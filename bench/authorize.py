@@ -109,6 +109,19 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
+from _population import copy_people, libpq
+from _scale import (
+    HISTORY_DAYS,
+    Explained,
+    add_history,
+    check_copy,
+    explain,
+    report_plans,
+    rolling_limit,
+    statements,
+    table_sizes,
+)
+from _statements import ENVIRONMENT as STATEMENTS_FILE
 from _support import (
     CpuMeter,
     PgbenchResult,
@@ -152,6 +165,7 @@ GRANT = {
 TARGET_RATIO = 0.25
 TARGET_P99_MS = 25.0
 TARGET_RSS_MB = 400.0
+TARGET_DROP = 0.20  # the rate on the large setup, against the base, in --scale
 BALANCE_ATTEMPTS = 20  # connections opened per one kept, at most, to spread them
 # Connections opened, counted when each closes. (Its transaction and row counts are
 # not read: a pooled connection reports them late, up to 10 s after going idle.)
@@ -201,11 +215,20 @@ def admit_many(url: str, indices: range, at: datetime, threads: int) -> list[Cal
         db.dispose()
 
 
-def populate(url: str, people: int, processes: int, threads: int) -> tuple[list[Caller], str]:
+def setup_at() -> datetime:
+    """When the facility, its people and rules were set up: before any history."""
+    return datetime.now(UTC) - timedelta(days=HISTORY_DAYS + 2)
+
+
+def populate(
+    url: str, people: int, processes: int, threads: int, history_person: str | None = None
+) -> tuple[list[Caller], str]:
     """The facility, its people, one approved contact each, the grant, and a
     telephony token, through kinline's own services (audit events and all).
-    People are admitted by several processes, as the services are CPU-bound."""
-    at = datetime.now(UTC) - timedelta(days=1)
+    People are admitted by several processes, as the services are CPU-bound.
+    With ``history_person``, that person's calls are also governed by a rolling
+    limit (``_scale.rolling_limit``), so their history has rolling entries."""
+    at = setup_at()
     db = Database(url)
     try:
         register_facility(db, FACILITY, at=at, actor=ACTOR)
@@ -218,10 +241,109 @@ def populate(url: str, people: int, processes: int, threads: int) -> tuple[list[
                 key=lambda caller: caller.person_id,
             )
         impose_rule(db, FACILITY.id, GRANT, at=at, actor=ACTOR, in_force_at_start=True)
-        _caller, secret = create_token(db, "bench-telephony", "telephony", at=at)
+        if history_person is not None:
+            limit = rolling_limit(history_person)
+            impose_rule(db, FACILITY.id, limit, at=at, actor=ACTOR, in_force_at_start=True)
+        token_at = datetime.now(UTC) - timedelta(days=1)
+        _caller, secret = create_token(db, "bench-telephony", "telephony", at=token_at)
     finally:
         db.dispose()
     return callers, secret
+
+
+def weighted(callers: list[Caller], args: Namespace) -> list[Caller]:
+    """The callers the load picks from: with ``--history``, the history person
+    (the first) repeated so as to be ``--history-share`` of the calls."""
+    if not args.history or not callers:
+        return callers
+    share = min(max(args.history_share, 0.0), 0.5)
+    extra = round(share * len(callers) / (1 - share))
+    return callers + [callers[0]] * extra
+
+
+def grow(
+    url: str, pg: PostgresServer, database: str, callers: list[Caller], args: Namespace
+) -> None:
+    """The large setup on top of the base: people ``--people`` to ``--population``
+    written by COPY (``_population``), while the first caller's ``--history``
+    calls go through the call path (``_scale.add_history``); then VACUUM ANALYZE."""
+    if args.population <= args.people and not args.history:
+        return
+    started = time.perf_counter()
+    at = setup_at()
+    with ThreadPoolExecutor(1) as pool:
+        history = None
+        if args.history:
+            until = datetime.now(UTC) - timedelta(days=1)
+            first = callers[0]
+            history = pool.submit(
+                add_history,
+                url,
+                FACILITY.id,
+                first.person_id,
+                first.dialed,
+                args.history,
+                until,
+                ACTOR,
+            )
+        copied = 0
+        if args.population > args.people:
+            people = range(args.people, args.population)
+            copied = copy_people(
+                libpq(url),
+                FACILITY.id,
+                FACILITY.country,
+                people,
+                at,
+                ACTOR,
+                phone_of,
+                args.copy_processes,
+            )
+            print(f"COPY: {copied:,} more people in {time.perf_counter() - started:.1f} s")
+        if history is not None:
+            seconds = history.result()
+            print(
+                f"history: {args.history:,} calls of {callers[0].person_id} over"
+                f" {HISTORY_DAYS} days through the call path, in {seconds:.1f} s"
+            )
+    pg.psql(database, "VACUUM ANALYZE", "CHECKPOINT")
+    print(
+        f"large setup: {max(args.population, args.people):,} people,"
+        f" {args.history:,} sessions of history, in {time.perf_counter() - started:.1f} s"
+    )
+
+
+def check_copy_rows(pg: PostgresServer, args: Namespace, people: int = 3) -> bool:
+    """Set ``people`` up through the services and by COPY in two scratch databases
+    and compare every table; print the verdict; True if they differ."""
+    at = setup_at()
+    with (
+        pg.scratch_database("kinline_bench_made") as made,
+        pg.scratch_database("kinline_bench_copied") as copied,
+    ):
+        for name in (made, copied):
+            migrate(pg.url(name))
+            db = Database(pg.url(name))
+            try:
+                register_facility(db, FACILITY, at=at, actor=ACTOR)
+            finally:
+                db.dispose()
+        found = check_copy(
+            pg.url(made),
+            pg.url(copied),
+            FACILITY.id,
+            FACILITY.country,
+            range(people),
+            at,
+            ACTOR,
+            phone_of,
+            admit,
+        )
+    if found:
+        print("COPY's rows differ from the services':", *found, sep="\n  ", file=sys.stderr)
+        return True
+    print(f"COPY's rows: the same as the services' for {people} people, every table")
+    return False
 
 
 @dataclass
@@ -881,7 +1003,51 @@ def parse_args(argv: Sequence[str] | None) -> Namespace:
     parser.add_argument(
         "--seed", type=int, default=20240301, help="seed of the people called and call lengths"
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--population",
+        type=int,
+        default=0,
+        help="people in the database in all: those beyond --people are written by COPY"
+        " (as the services write them) and not called (default: --people only)",
+    )
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=0,
+        help="sessions of two years' history given to the first person, through the call"
+        " path, with a rolling limit on their calls (default 0)",
+    )
+    parser.add_argument(
+        "--history-share",
+        type=float,
+        default=0.01,
+        help="the share of the calls made for the history person (default 0.01)",
+    )
+    parser.add_argument(
+        "--scale",
+        action="store_true",
+        help="measure kinline on the base setup (--people), then grow it to --population"
+        " (default 1000000) with --history (default 20000) and measure again; print both"
+        " rates, the drop and the large database's plans of the call path's statements",
+    )
+    parser.add_argument(
+        "--copy-processes",
+        type=int,
+        default=cpus,
+        help=f"processes making the COPY'd people's rows (default {cpus})",
+    )
+    parser.add_argument(
+        "--explain-pairs",
+        type=int,
+        default=200,
+        help="pairs of the short run whose statements are counted and EXPLAINed (--scale;"
+        " 0: none; default 200)",
+    )
+    args = parser.parse_args(argv)
+    if args.scale:
+        args.population = args.population or 1_000_000
+        args.history = args.history or 20_000
+    return args
 
 
 def report(args: Namespace, run: Run, bench: PgbenchResult, rss_mb: float, server_log: str) -> int:
@@ -953,13 +1119,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         url = pg.url(database)
         started = time.perf_counter()
         migrate(url)
-        callers, secret = populate(url, args.people, args.setup_processes, args.setup_threads)
+        if args.population > args.people or args.scale:
+            failed = check_copy_rows(pg, args)
+            if failed:
+                return 1
+        history_person = "p00000" if args.history else None
+        callers, secret = populate(
+            url, args.people, args.setup_processes, args.setup_threads, history_person
+        )
         prepare_allowance(pg, database, args.people, cap=2_000_000_000)
         pg.psql(database, "VACUUM ANALYZE", "CHECKPOINT")
         print(
             f"setup: database {database}, {len(callers)} people with one approved phone"
             f" contact each, one facility grant, in {time.perf_counter() - started:.1f} s"
         )
+        load = weighted(callers, args)
+        if not args.scale:
+            grow(url, pg, database, callers, args)
 
         bench = run_pgbench(
             pg,
@@ -977,11 +1153,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             f" failed, {bench.latency_ms:.2f} ms average)"
         )
         pg.psql(database, "CHECKPOINT")
+        if args.scale:
+            return scale(args, pg, database, secret, callers, bench, workdir)
 
         runs: dict[str, tuple[Run, float, str]] = {}
         apps = [args.app] if args.app == FLOOR_APP or args.no_floor else [args.app, FLOOR_APP]
         for app in apps:
-            served = serve_and_load(app, url, pg, database, secret, callers, args, workdir)
+            served = serve_and_load(app, url, pg, database, secret, load, args, workdir)
             if served is None:
                 return 1
             runs[app] = served
@@ -996,6 +1174,89 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{args.app}: {ours:,.1f} pairs/s; {FLOOR_APP}: {floor:,.1f} pairs/s (same run)")
         print(f"ratio kinline/floor: {ours / floor if floor else 0.0:.3f}")
     return status
+
+
+def scale(
+    args: Namespace,
+    pg: PostgresServer,
+    database: str,
+    secret: str,
+    callers: list[Caller],
+    bench: PgbenchResult,
+    workdir: Path,
+) -> int:
+    """``--scale``: kinline on the base setup, then on the large one, in one run; the
+    plans of the call path's statements on the large database; both rates and the
+    drop, the ratio large/base last."""
+    url = pg.url(database)
+    load = weighted(callers, args)
+    base = serve_and_load(args.app, url, pg, database, secret, load, args, workdir)
+    if base is None:
+        return 1
+    grow(url, pg, database, callers, args)
+    large = serve_and_load(args.app, url, pg, database, secret, load, args, workdir)
+    if large is None:
+        return 1
+    sampled = sample_statements(url, secret, load, args, workdir) if args.explain_pairs else None
+    status = 0
+    for name, (run, rss_mb, server_log) in (("base", base), ("large", large)):
+        print(f"--- {args.app}, {name} ---")
+        status |= report(args, run, bench, rss_mb, server_log)
+    plans_ok = True
+    if sampled is not None:
+        plans_ok = report_plans(*sampled)
+    base_rate, large_rate = base[0].peak.rate, large[0].peak.rate
+    ratio = large_rate / base_rate if base_rate else 0.0
+    share = f"{args.history_share:.0%} of calls" if args.history else "no calls"
+    print(f"base: {args.people:,} people: {base_rate:,.1f} pairs/s")
+    print(
+        f"large: {args.population:,} people, {callers[0].person_id} with {args.history:,}"
+        f" sessions of history ({share}): {large_rate:,.1f} pairs/s"
+    )
+    print(
+        f"drop: {1 - ratio:.1%} (target <= {TARGET_DROP:.0%});"
+        f" plans: {'index scans only' if plans_ok else 'SEQUENTIAL SCANS'}"
+    )
+    print(f"ratio large/base: {ratio:.3f}")
+    return status
+
+
+def sample_statements(
+    url: str, secret: str, callers: Sequence[Caller], args: Namespace, workdir: Path
+) -> tuple[list[Explained], int, dict[str, int]] | None:
+    """Serve ``_statements:create_app`` (kinline writing down its SQL), warm it up,
+    run ``--explain-pairs`` pairs, and EXPLAIN each distinct statement they ran."""
+    prefix = workdir / "statements"
+    port = free_port()
+    os.environ[STATEMENTS_FILE] = str(prefix)
+    server = start_server(
+        "_statements:create_app", url, port, args.workers, workdir / "statements.log"
+    )
+    phase = Phase("statements")
+    try:
+        if not wait_for(lambda: server_ready(f"http://{HOST}:{port}", secret), timeout=60):
+            print("the statements' server did not start", file=sys.stderr)
+            return None
+
+        async def run() -> None:
+            lines = [Line(HOST, port, secret, args.timeout) for _ in range(4)]
+            work = Workload(callers, args)
+            try:
+                await closed_loop(work, lines, Phase("warm-up"), 100, seconds=60)
+                for path in prefix.parent.glob(prefix.name + ".*"):
+                    path.write_text("")  # the workers append: only the run's statements stay
+                await closed_loop(work, lines, phase, args.explain_pairs, seconds=120)
+            finally:
+                for line in lines:
+                    await line.close()
+
+        run_load(run())
+    finally:
+        stop_server(server)
+        del os.environ[STATEMENTS_FILE]
+    runs, first = statements(prefix)
+    found = explain(libpq(url), runs, first)
+    return found, phase.pairs, table_sizes(libpq(url), found)
 
 
 def serve_and_load(
