@@ -34,6 +34,7 @@ import json
 from bisect import bisect_left
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
+from operator import attrgetter
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.orm import Session
@@ -49,6 +50,7 @@ from kinline.courts.report import (
     Evidence,
     Mark,
     Requirement,
+    RequirementPeriod,
     Signature,
     StatusRule,
     StatusRuleError,
@@ -251,19 +253,8 @@ def _order_compliance(
 ) -> OrderCompliance:
     """``order_compliance`` in the caller's transaction. ``activities`` False:
     the person's protected activities (for a timeline) are not read."""
-    row = policy_repository.get_rule_row(session, facility.id, order_id)
-    if row is None:
-        raise NotFound(f"no order {order_id!r} in {facility.id!r}", field="rule_id")
-    order = _span(row)
+    order, spans = _order_periods(session, facility, order_id, first, last)
     rule = order.rule
-    if rule.kind is not Kind.GRANT or rule.authority != "court_order":
-        raise InvalidInput(f"{order_id} is not a court-order grant", field="rule_id")
-    try:
-        spans = periods_between(rule, first, last, facility.zone)
-    except RangeError as error:
-        raise InvalidInput(str(error), field=error.field) from None
-    except ComplianceError as error:
-        raise InvalidInput(str(error), field="rule_id") from None
     start, end = spans[0].start, spans[-1].end
     reader = _Reader(session, facility, rule, at, explained)
     channel = str(rule.channel)
@@ -275,28 +266,11 @@ def _order_compliance(
     else:
         # One pass over the sessions: the completed ones counted per period by
         # the database, the evidence read row by row.
-        reader.read_contacts()
-        found = report_repository.order_sessions(
-            session,
-            facility.id,
-            rule.person,
-            channel,
-            None if rule.contacts.ids is None else sorted(rule.contacts.ids),
-            [(span.start, span.end) for span in spans],
-        )
+        found = _order_sessions(session, reader, spans)
         rows = found.evidence
-        counted = [0] * len(spans)
-        for count in found.counts:
-            if reader.ordered(count.person_id, count.contact_id):
-                counted[count.period] += count.completed
+        counted = _counted(reader, found.counts, len(spans))
     starts = [r.started_at for r in rows]
-    ruled = [
-        _span(r) for r in repository.rule_rows_between(session, facility.id, channel, start, end)
-    ]
-    concerning = tuple(
-        s for s in ruled if s.rule.id != rule.id and _concerns_order_person(s.rule, rule)
-    )
-    standing = [s for s in concerning if _stands_over(s.rule, rule, reader)]
+    concerning, standing = _rules_around(session, reader, start, end)
     periods = tuple(
         _period(
             session,
@@ -313,6 +287,75 @@ def _order_compliance(
         a for a in read if (rule.person is None or a.person == rule.person) and start <= a.at < end
     )
     return OrderCompliance(facility, order, start, end, periods, concerning, found_activities)
+
+
+def _order_periods(
+    session: Session, facility: Facility, order_id: str, first: str, last: str
+) -> tuple[RuleSpan, list[PeriodSpan]]:
+    """The court-order grant and its periods from the month ``first`` to
+    ``last``; errors as ``order_compliance``'s."""
+    row = policy_repository.get_rule_row(session, facility.id, order_id)
+    if row is None:
+        raise NotFound(f"no order {order_id!r} in {facility.id!r}", field="rule_id")
+    order = _span(row)
+    rule = order.rule
+    if rule.kind is not Kind.GRANT or rule.authority != "court_order":
+        raise InvalidInput(f"{order_id} is not a court-order grant", field="rule_id")
+    try:
+        spans = periods_between(rule, first, last, facility.zone)
+    except RangeError as error:
+        raise InvalidInput(str(error), field=error.field) from None
+    except ComplianceError as error:
+        raise InvalidInput(str(error), field="rule_id") from None
+    return order, spans
+
+
+def _order_sessions(
+    session: Session, reader: _Reader, spans: list[PeriodSpan]
+) -> report_repository.OrderSessions:
+    """The order's completed sessions counted per period, and its evidence,
+    in one pass (the order's person's contacts read first)."""
+    order = reader.order
+    reader.read_contacts()
+    return report_repository.order_sessions(
+        session,
+        reader.facility.id,
+        order.person,
+        str(order.channel),
+        None if order.contacts.ids is None else sorted(order.contacts.ids),
+        [(span.start, span.end) for span in spans],
+    )
+
+
+def _counted(
+    reader: _Reader, counts: list[report_repository.PeriodCount], periods: int
+) -> list[int]:
+    """Per period, the completed sessions the order counts, as
+    ``rules.compliance.compliance`` counts them (the person's, with a contact of
+    theirs the order names), from the database's counts per person and contact."""
+    counted = [0] * periods
+    for count in counts:
+        if reader.ordered(count.person_id, count.contact_id):
+            counted[count.period] += count.completed
+    return counted
+
+
+def _rules_around(
+    session: Session, reader: _Reader, start: datetime, end: datetime
+) -> tuple[tuple[RuleSpan, ...], list[RuleSpan]]:
+    """Every other rule on the order's channel concerning its person in force
+    in ``[start, end)``, and of those, the ones that stand over the order."""
+    order = reader.order
+    ruled = [
+        _span(r)
+        for r in repository.rule_rows_between(
+            session, reader.facility.id, str(order.channel), start, end
+        )
+    ]
+    concerning = tuple(
+        s for s in ruled if s.rule.id != order.id and _concerns_order_person(s.rule, order)
+    )
+    return concerning, [s for s in concerning if _stands_over(s.rule, order, reader)]
 
 
 def _span(row: RuleRow) -> RuleSpan:
@@ -435,26 +478,33 @@ def _period(
             delivered=delivered,
             shortfall=max(0, counted.entitled - delivered),
         )
-    ordered = [r for r in mine if reader.ordered(r.person_id, r.contact_id)]
-    sessions = tuple(
-        Delivered(
-            at=r.started_at,
-            contact_id=r.contact_id,
-            contact_name=reader.name(r.contact_id),
-            minutes=r.minutes,
-            charged_to=r.charged_to,
-            outside_policy=r.source == "import" and r.charged_to is None,
-            reason=r.reason,
-        )
-        for r in ordered
-        if r.status == "completed"
-    )
-    refusals = tuple(_refusal(session, reader, r) for r in ordered if r.status == "denied")
-    lapsed = tuple(
-        Lapsed(r.started_at, r.contact_id, reader.name(r.contact_id), r.status, r.settled_by)
-        for r in ordered
-        if r.status in ("released", "expired")
-    )
+    # One pass over the period's rows, each kind kept in time order.
+    sessions: list[Delivered] = []
+    refusals: list[Refusal] = []
+    lapsed: list[Lapsed] = []
+    ordered, name = reader.ordered, reader.name
+    for r in mine:
+        if not ordered(r.person_id, r.contact_id):
+            continue
+        status = r.status
+        if status == "completed":
+            sessions.append(
+                Delivered(
+                    at=r.started_at,
+                    contact_id=r.contact_id,
+                    contact_name=name(r.contact_id),
+                    minutes=r.minutes,
+                    charged_to=r.charged_to,
+                    outside_policy=r.source == "import" and r.charged_to is None,
+                    reason=r.reason,
+                )
+            )
+        elif status == "denied":
+            refusals.append(_refusal(session, reader, r))
+        elif status in ("released", "expired"):
+            lapsed.append(
+                Lapsed(r.started_at, r.contact_id, name(r.contact_id), status, r.settled_by)
+            )
     overrides = tuple(
         Override(s, *days)
         for s in standing
@@ -468,10 +518,10 @@ def _period(
         delivered=counted.delivered,
         outside_policy=sum(1 for s in sessions if s.outside_policy),
         shortfall=counted.shortfall,
-        sessions=sessions,
-        refusals=refusals,
+        sessions=tuple(sessions),
+        refusals=tuple(refusals),
         overrides=overrides,
-        lapsed=lapsed,
+        lapsed=tuple(lapsed),
         cancelled=_cancelled(session, reader, span),
     )
 
@@ -481,13 +531,12 @@ def _refusal(session: Session, reader: _Reader, row: SessionFacts) -> Refusal:
     if not reader.explained:
         # Only the rules named: a report may list a thousand refusals, and the
         # whole decision is rebuilt only to be explained.
-        named = (row.decision or {}).get("rules")
         return Refusal(
             at=row.started_at,
             contact_id=row.contact_id,
             contact_name=reader.name(row.contact_id),
             reason=row.reason,
-            rule_ids=tuple(str(r) for r in named) if isinstance(named, list) else (),
+            rule_ids=_named_rules(row),
             decided=None,
         )
     stored = decision_from_json(row.decision or {}, row.governed_by or ())
@@ -512,6 +561,14 @@ def _refusal(session: Session, reader: _Reader, row: SessionFacts) -> Refusal:
         rule_ids=stored.rules,
         decided=decided,
     )
+
+
+def _named_rules(row: SessionFacts) -> tuple[str, ...]:
+    """The rules a refusal's stored decision names."""
+    if row.rule_ids is not None:
+        return row.rule_ids
+    named = (row.decision or {}).get("rules")
+    return tuple(map(str, named)) if isinstance(named, list) else ()
 
 
 def _cancelled(session: Session, reader: _Reader, span: PeriodSpan) -> tuple[CancelledVisit, ...]:
@@ -602,12 +659,17 @@ def report_subject(db: Database, facility_id: str, order_id: str) -> ReportSubje
         return _report_subject(session, facility_id, order_id)
 
 
-def _report_subject(session: Session, facility_id: str, order_id: str) -> ReportSubject:
-    """``report_subject`` in the caller's transaction."""
-    try:
-        record = order_in(session, facility_id, order_id)
-    except NotFound:
-        record = None
+def _report_subject(
+    session: Session, facility_id: str, order_id: str, *, has_record: bool = True
+) -> ReportSubject:
+    """``report_subject`` in the caller's transaction; ``has_record`` False:
+    the caller knows that no order record has that id."""
+    record = None
+    if has_record:
+        try:
+            record = order_in(session, facility_id, order_id)
+        except NotFound:
+            record = None
     if record is None:
         row = policy_repository.get_rule_row(session, facility_id, order_id)
         if row is None or row.authority != "court_order":
@@ -657,48 +719,49 @@ def order_report(
     the database rather than read one by one. The order, the facility's rule
     and every requirement are read in one transaction, so they agree."""
     with db.transaction() as session:
-        facility = require_facility(session, facility_id)
-        subject = _report_subject(session, facility_id, order_id)
-        stored = report_repository.status_rule(session, facility_id)
+        # The facility, its status rule, the rule of that id and whether a
+        # record has it: one statement, not one each.
+        context = report_repository.report_context(session, facility_id, order_id)
+        if context is None:
+            raise NotFound(f"no facility {facility_id!r}", field="facility_id")
+        facility = people_repository.facility_from_row(context.facility)
+        subject = _report_subject(session, facility_id, order_id, has_record=context.has_record)
+        stored = context.status_rule
         rule = StatusRule() if stored is None else StatusRule(*stored)
-        found = [
-            _order_compliance(
-                session,
-                facility,
-                rule_id,
-                first,
-                last,
-                at=at,
-                explained=False,
-                calls=timeline,
-                activities=timeline,
-            )
-            for rule_id in subject.rule_ids
-        ]
-    first_found = found[0]
+        marks: dict[Mark, None] = {}
+        if timeline:
+            parts = []
+            for rule_id in subject.rule_ids:
+                one = _order_compliance(
+                    session, facility, rule_id, first, last, at=at, explained=False, calls=True
+                )
+                marks.update(dict.fromkeys(_marks(one)))
+                parts.append(_Part(one.order, one.start, one.end, _requirement(one, rule)))
+        else:
+            parts = [
+                _figures(session, facility, rule_id, first, last, at=at, statuses=rule)
+                for rule_id in subject.rule_ids
+            ]
     record = subject.record
-    title = first_found.order.rule.text_in("en") or order_id
+    title = parts[0].order.rule.text_in("en") or order_id
     if record is not None:
         title = record.text
-    marks: dict[Mark, None] = {}
-    for one in found if timeline else ():
-        marks.update(dict.fromkeys(_marks(one)))
     signature = _signature(make_checkpoint(db, key, at=at)) if key is not None else None
     return ComplianceReport(
-        facility_id=first_found.facility.id,
-        facility_name=first_found.facility.name,
-        zone=first_found.facility.zone.key,
+        facility_id=facility.id,
+        facility_name=facility.name,
+        zone=facility.zone.key,
         order_id=order_id,
         title=title,
         case_number=subject.case_number,
         person_id=subject.person_id,
         first=first,
         last=last,
-        start=min(one.start for one in found),
-        end=max(one.end for one in found),
+        start=min(part.start for part in parts),
+        end=max(part.end for part in parts),
         built_at=at,
         rule=rule,
-        requirements=tuple(_requirement(one, rule) for one in found),
+        requirements=tuple(part.requirement for part in parts),
         timeline=tuple(marks),
         signature=signature,
         court=record.court if record is not None else None,
@@ -707,8 +770,102 @@ def order_report(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """One requirement of a report, with its order and the span it covers."""
+
+    order: RuleSpan
+    start: datetime
+    end: datetime
+    requirement: Requirement
+
+
+def _figures(
+    session: Session,
+    facility: Facility,
+    order_id: str,
+    first: str,
+    last: str,
+    *,
+    at: datetime,
+    statuses: StatusRule,
+) -> _Part:
+    """A requirement of a report without a timeline, from one pass over the
+    order's sessions (its completed calls counted by the database, its evidence
+    read row by row), stated as ``_requirement`` states it from
+    ``order_compliance(..., explained=False, calls=False)``, without the
+    period records in between: a report over years names thousands of
+    refusals, and each record made costs as much as the row read."""
+    order, spans = _order_periods(session, facility, order_id, first, last)
+    rule = order.rule
+    start, end = spans[0].start, spans[-1].end
+    reader = _Reader(session, facility, rule, at, explained=False)
+    found = _order_sessions(session, reader, spans)
+    counted = _counted(reader, found.counts, len(spans))
+    _, standing = _rules_around(session, reader, start, end)
+    rows = found.evidence
+    starts = [r.started_at for r in rows]
+    ordered, name = reader.ordered, reader.name
+    periods = []
+    for index, span in enumerate(spans):
+        evidence: list[Evidence] = []
+        outside = 0
+        for r in rows[bisect_left(starts, span.start) : bisect_left(starts, span.end)]:
+            if not ordered(r.person_id, r.contact_id):
+                continue
+            status = r.status
+            if status == "denied":
+                evidence.append(
+                    _refusal_evidence(r.started_at, name(r.contact_id), r.reason, _named_rules(r))
+                )
+            elif status in ("released", "expired"):
+                evidence.append(
+                    _lapsed_evidence(r.started_at, name(r.contact_id), status, r.settled_by)
+                )
+            elif status == "completed" and r.source == "import" and r.charged_to is None:
+                outside += 1
+                evidence.append(
+                    _outside_policy_evidence(r.started_at, name(r.contact_id), r.reason)
+                )
+        for over in standing:
+            days = days_in_force(over.rule, span, facility.zone)
+            if days is not None:
+                evidence.append(_override_evidence(Override(over, *days), span.start, span.end))
+        evidence.extend(_cancelled_evidence(v) for v in _cancelled(session, reader, span))
+        evidence.sort(key=_WHEN_AND_KIND)
+        periods.append(
+            requirement_period(
+                statuses,
+                key=span.key,
+                start=span.start,
+                end=span.end,
+                entitled=compliance(rule, span, ()).entitled,
+                delivered=counted[index],
+                outside_policy=outside,
+                evidence=tuple(evidence),
+            )
+        )
+    return _Part(order, start, end, _requirement_of(rule, tuple(periods)))
+
+
 def _requirement(found: OrderCompliance, rule: StatusRule) -> Requirement:
-    order = found.order.rule
+    periods = tuple(
+        requirement_period(
+            rule,
+            key=p.key,
+            start=p.start,
+            end=p.end,
+            entitled=p.entitled,
+            delivered=p.delivered,
+            outside_policy=p.outside_policy,
+            evidence=_evidence(p, found.facility),
+        )
+        for p in found.periods
+    )
+    return _requirement_of(found.order.rule, periods)
+
+
+def _requirement_of(order: Rule, periods: tuple[RequirementPeriod, ...]) -> Requirement:
     assert order.quota is not None and order.quota.count is not None
     return Requirement(
         rule_id=order.id,
@@ -717,19 +874,7 @@ def _requirement(found: OrderCompliance, rule: StatusRule) -> Requirement:
         count=order.quota.count,
         per=str(order.quota.per.kind),
         contacts=_contacts_words(order),
-        periods=tuple(
-            requirement_period(
-                rule,
-                key=p.key,
-                start=p.start,
-                end=p.end,
-                entitled=p.entitled,
-                delivered=p.delivered,
-                outside_policy=p.outside_policy,
-                evidence=_evidence(p, found.facility),
-            )
-            for p in found.periods
-        ),
+        periods=periods,
     )
 
 
@@ -740,73 +885,80 @@ def _contacts_words(order: Rule) -> str:
     return "any approved contact"
 
 
+_WHEN_AND_KIND = attrgetter("at", "kind")
+
+
 def _evidence(period: PeriodReport, facility: Facility) -> tuple[Evidence, ...]:
     found: list[Evidence] = []
     for refusal in period.refusals:
         found.append(
-            Evidence(
-                "refusal",
-                refusal.at,
-                refusal.contact_name,
-                reason_words(refusal.reason),
-                rules=refusal.rule_ids,
-            )
+            _refusal_evidence(refusal.at, refusal.contact_name, refusal.reason, refusal.rule_ids)
         )
     for override in period.overrides:
-        span = override.span
-        over = span.rule
-        begin = period.start if over.starts_at is None else max(over.starts_at, period.start)
-        finish = period.end if over.ends_at is None else min(over.ends_at, period.end)
-        lifted = ""
-        if span.lifted_at is not None:
-            lifted = f"; lifted by {span.lifted_by or 'unknown'}"
-            if span.lift_reason:
-                lifted += f": {span.lift_reason}"
-        found.append(
-            Evidence(
-                "override",
-                begin,
-                "",
-                f"{over.authority} {over.kind} on {over.channel}: "
-                f"{over.text_in('en') or over.id}{lifted}",
-                rules=(over.id,),
-                by=span.imposed_by,
-                until=finish,
-                days=override.days,
-            )
-        )
+        found.append(_override_evidence(override, period.start, period.end))
     for lapsed in period.lapsed:
         found.append(
-            Evidence(
-                "lapsed",
-                lapsed.at,
-                lapsed.contact_name,
-                lapsed.status,
-                by=lapsed.settled_by,
-            )
+            _lapsed_evidence(lapsed.at, lapsed.contact_name, lapsed.status, lapsed.settled_by)
         )
     for visit in period.cancelled:
-        found.append(
-            Evidence(
-                "cancelled",
-                visit.at,
-                ", ".join(visit.visitors),
-                visit.reason or "cancelled",
-                by=visit.cancelled_by,
-            )
-        )
+        found.append(_cancelled_evidence(visit))
     for call in period.sessions:
         if call.outside_policy:
-            found.append(
-                Evidence(
-                    "outside_policy",
-                    call.at,
-                    call.contact_name,
-                    "imported; the rules would have refused it: " + reason_words(call.reason),
-                )
-            )
-    found.sort(key=lambda e: (e.at, e.kind))
+            found.append(_outside_policy_evidence(call.at, call.contact_name, call.reason))
+    found.sort(key=_WHEN_AND_KIND)
     return tuple(found)
+
+
+# Each piece of evidence as a report states it, from a period's record
+# (``_evidence``) or straight from the rows read (``_figures``).
+
+
+def _refusal_evidence(
+    at: datetime, who: str, reason: str | None, rules: tuple[str, ...]
+) -> Evidence:
+    return Evidence("refusal", at, who, reason_words(reason), rules=rules)
+
+
+def _lapsed_evidence(at: datetime, who: str, status: str, settled_by: str | None) -> Evidence:
+    return Evidence("lapsed", at, who, status, by=settled_by)
+
+
+def _outside_policy_evidence(at: datetime, who: str, reason: str | None) -> Evidence:
+    detail = "imported; the rules would have refused it: " + reason_words(reason)
+    return Evidence("outside_policy", at, who, detail)
+
+
+def _cancelled_evidence(visit: CancelledVisit) -> Evidence:
+    return Evidence(
+        "cancelled",
+        visit.at,
+        ", ".join(visit.visitors),
+        visit.reason or "cancelled",
+        by=visit.cancelled_by,
+    )
+
+
+def _override_evidence(override: Override, start: datetime, end: datetime) -> Evidence:
+    """A rule that stood over the order in the period ``[start, end)``."""
+    span = override.span
+    over = span.rule
+    begin = start if over.starts_at is None else max(over.starts_at, start)
+    finish = end if over.ends_at is None else min(over.ends_at, end)
+    lifted = ""
+    if span.lifted_at is not None:
+        lifted = f"; lifted by {span.lifted_by or 'unknown'}"
+        if span.lift_reason:
+            lifted += f": {span.lift_reason}"
+    return Evidence(
+        "override",
+        begin,
+        "",
+        f"{over.authority} {over.kind} on {over.channel}: {over.text_in('en') or over.id}{lifted}",
+        rules=(over.id,),
+        by=span.imposed_by,
+        until=finish,
+        days=override.days,
+    )
 
 
 def _marks(found: OrderCompliance) -> tuple[Mark, ...]:

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
+    DateTime,
     and_,
+    bindparam,
     case,
     func,
     literal_column,
@@ -27,7 +30,15 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
-from kinline.db.tables import ApprovalRow, ComplianceSettingsRow, ContactRow, SessionRow
+from kinline.db.tables import (
+    ApprovalRow,
+    ComplianceSettingsRow,
+    ContactRow,
+    CourtOrderRow,
+    FacilityRow,
+    RuleRow,
+    SessionRow,
+)
 from kinline.rules.model import Channel, Contact
 
 
@@ -37,6 +48,54 @@ def status_rule(session: Session, facility_id: str) -> tuple[int, int] | None:
     if row is None:
         return None
     return row.compliant_percent, row.partial_percent
+
+
+class ReportContext(NamedTuple):
+    """What a report reads first, by one statement: the facility, its status
+    rule (None: the defaults), the rule of the report's id if there is one
+    (loaded into the session, so ``session.get`` finds it), and whether an
+    order record has that id."""
+
+    facility: FacilityRow
+    status_rule: tuple[int, int] | None
+    rule: RuleRow | None
+    has_record: bool
+
+
+def report_context(session: Session, facility_id: str, order_id: str) -> ReportContext | None:
+    """The facility's report context for ``order_id``, or None for no such facility."""
+    record = (
+        select(CourtOrderRow.id)
+        .where(CourtOrderRow.facility_id == facility_id, CourtOrderRow.id == order_id)
+        .exists()
+    )
+    statement = (
+        select(FacilityRow, ComplianceSettingsRow, RuleRow, record.label("has_record"))
+        .outerjoin(
+            ComplianceSettingsRow,
+            and_(
+                ComplianceSettingsRow.facility_id == FacilityRow.id,
+                ComplianceSettingsRow.facility_id == facility_id,
+            ),
+        )
+        .outerjoin(
+            RuleRow,
+            and_(
+                RuleRow.facility_id == FacilityRow.id,
+                RuleRow.facility_id == facility_id,
+                RuleRow.id == order_id,
+            ),
+        )
+        .where(FacilityRow.id == facility_id)
+    )
+    found = session.execute(statement).one_or_none()
+    if found is None:
+        return None
+    facility, settings, rule, has_record = found
+    rule_of_status = (
+        None if settings is None else (settings.compliant_percent, settings.partial_percent)
+    )
+    return ReportContext(facility, rule_of_status, rule, bool(has_record))
 
 
 def store_status_rule(
@@ -78,6 +137,7 @@ class SessionFacts(NamedTuple):
     settled_by: str | None
     decision: dict[str, object] | None
     governed_by: list[str] | None
+    rule_ids: tuple[str, ...] | None = None  # the rules ``decision`` names, when read alone
 
 
 _FACTS = (
@@ -103,17 +163,14 @@ def session_facts_between(
     start: datetime,
     end: datetime,
     *,
-    evidence_only: bool = False,
     governed_by: bool = True,
 ) -> list[SessionFacts]:
     """Every session of the person, or of everyone, on ``channel``, started in
     ``[start, end)``, in time order: plain columns by one Core statement, and the
-    stored decisions of the refused ones by a second. ``evidence_only``: only
-    the sessions a report names one by one (refused, released, expired, and
-    completed calls imported outside policy), which are few; the completed
-    ones it counts (``completed_counts``). ``governed_by`` False: the refused
-    sessions' rules that governed them are not read (None), for a report that
-    does not rebuild their decisions."""
+    stored decisions of the refused ones by a second. (A report without a
+    timeline reads only its evidence and counts the rest: ``order_sessions``.)
+    ``governed_by`` False: the refused sessions' rules that governed them are
+    not read (None), for a report that does not rebuild their decisions."""
     where = [
         SessionRow.facility_id == facility_id,
         SessionRow.channel == channel,
@@ -122,41 +179,14 @@ def session_facts_between(
     ]
     if person_id is not None:
         where.append(SessionRow.person_id == person_id)
-    if evidence_only:
-        where.append(
-            or_(
-                SessionRow.status.in_(("denied", "released", "expired")),
-                and_(
-                    SessionRow.status == "completed",
-                    SessionRow.source == "import",
-                    SessionRow.charged_to.is_(None),
-                ),
-            )
-        )
     # The connection, not the ORM session: plain rows, without the ORM's
     # per-row loading (most of the cost of a large read).
     connection = session.connection()
-    if evidence_only:
-        # Few rows, most of them refused: their decisions in the same pass.
-        denied = SessionRow.status == "denied"
-        decision = type_coerce(case((denied, SessionRow.decision)), SessionRow.decision.type)
-        governed = (
-            type_coerce(case((denied, SessionRow.governed_by)), SessionRow.governed_by.type)
-            if governed_by
-            else null()
-        )
-        statement = select(*_FACTS, decision, governed).where(*where)
-        return [
-            SessionFacts._make(row)
-            for row in connection.execute(
-                statement.order_by(SessionRow.started_at, SessionRow.id)
-            ).all()
-        ]
     rows = connection.execute(
         select(*_FACTS).where(*where).order_by(SessionRow.started_at, SessionRow.id)
     ).all()
     refused = {
-        row.id: (row.decision, row.governed_by)
+        row.id: (row.decision, row.governed_by if governed_by else None)
         for row in connection.execute(
             select(SessionRow.id, SessionRow.decision, SessionRow.governed_by).where(
                 *where, SessionRow.status == "denied"
@@ -180,51 +210,6 @@ class PeriodCount(NamedTuple):
 # Periods one counting statement sorts sessions into; a longer range (a daily
 # order over years) takes one statement per this many periods.
 PERIODS_PER_STATEMENT = 64
-
-
-def completed_counts(
-    session: Session,
-    facility_id: str,
-    person_id: str | None,
-    channel: str,
-    bounds: Sequence[tuple[datetime, datetime]],
-) -> list[PeriodCount]:
-    """The completed sessions of the person, or of everyone, on ``channel``,
-    counted per period, person and contact. ``bounds``: consecutive periods
-    ``[start, end)``, computed by the caller in the facility's zone. Counted by
-    the database (one range on ``ix_sessions_person_start`` when the person is
-    known), so a report over years reads a few rows, not every call."""
-    connection = session.connection()
-    found: list[PeriodCount] = []
-    for first in range(0, len(bounds), PERIODS_PER_STATEMENT):
-        chunk = bounds[first : first + PERIODS_PER_STATEMENT]
-        where = [
-            SessionRow.facility_id == facility_id,
-            SessionRow.channel == channel,
-            SessionRow.status == "completed",
-            SessionRow.started_at >= chunk[0][0],
-            SessionRow.started_at < chunk[-1][1],
-        ]
-        if person_id is not None:
-            where.append(SessionRow.person_id == person_id)
-        # The period's index is a number made here, never input: a literal,
-        # so the outer GROUP BY names the inner column, not a second CASE.
-        period = case(
-            *(
-                (SessionRow.started_at < end, literal_column(str(first + index)))
-                for index, (_, end) in enumerate(chunk)
-            ),
-        ).label("period")
-        inner = select(period, SessionRow.person_id, SessionRow.contact_id).where(*where)
-        sub = inner.subquery()
-        statement = select(sub.c.period, sub.c.person_id, sub.c.contact_id, func.count()).group_by(
-            sub.c.period, sub.c.person_id, sub.c.contact_id
-        )
-        found.extend(
-            PeriodCount(int(p), str(person), str(contact), int(n))
-            for p, person, contact, n in connection.execute(statement).all()
-        )
-    return found
 
 
 def contacts_of(
@@ -290,75 +275,101 @@ def order_sessions(
     ``contact_ids`` (any contact when None), started in the periods ``bounds``
     (consecutive ``[start, end)``), by one statement per
     ``PERIODS_PER_STATEMENT`` periods: the completed ones counted per period,
-    person and contact by the database, followed by the evidence (refused,
-    released, expired, and completed calls imported outside policy) row by
-    row. Refusals carry only the rules their stored decision names
-    (``decision`` is ``{"rules": [...]}``, read as text and parsed once per
-    distinct value) and no ``governed_by``: a report in figures rebuilds no
-    decision."""
+    person and contact by the database, and the evidence (refused, released,
+    expired, and completed calls imported outside policy) row by row, in time
+    order. Refusals carry only the rules their stored decision names
+    (``decision`` is ``{"rules": [...]}``, and ``rule_ids`` those rules, read
+    as text and parsed once per distinct value) and no ``governed_by``: a
+    report in figures rebuilds no decision."""
     connection = session.connection()
     counts: list[PeriodCount] = []
     evidence: list[SessionFacts] = []
-    parsed: dict[str, dict[str, object]] = {}
+    parsed: dict[str, tuple[dict[str, object], tuple[str, ...]]] = {}
     for first in range(0, len(bounds), PERIODS_PER_STATEMENT):
         chunk = bounds[first : first + PERIODS_PER_STATEMENT]
-        statement = _one_pass(facility_id, person_id, channel, contact_ids, chunk, first)
-        for row in connection.execute(statement):
-            period, person, contact, n, evidence_id, *_, rules = row
+        statement = _one_pass(person_id is not None, contact_ids is not None, len(chunk), first)
+        values: dict[str, object] = {
+            "facility_id": facility_id,
+            "channel": channel,
+            "start": chunk[0][0],
+            "end": chunk[-1][1],
+            "person_id": person_id,
+            "contact_ids": sorted(contact_ids or ()),
+        }
+        for index, (_, end) in enumerate(chunk):
+            values[f"end_{index}"] = end
+        for (
+            period,
+            person,
+            contact,
+            n,
+            evidence_id,
+            started_at,
+            minutes,
+            status,
+            reason,
+            charged_to,
+            source,
+            settled_by,
+            rules,
+        ) in connection.execute(statement, values).all():
             if evidence_id is None:
                 counts.append(PeriodCount(period, person, contact, n))
                 continue
-            decision = None
+            decision, rule_ids = None, None
             if rules is not None:
-                decision = parsed.get(rules)
-                if decision is None:
-                    decision = parsed[rules] = {"rules": json.loads(rules)}
+                known = parsed.get(rules)
+                if known is None:
+                    named = json.loads(rules)
+                    listed = tuple(map(str, named)) if isinstance(named, list) else ()
+                    known = parsed[rules] = ({"rules": named}, listed)
+                decision, rule_ids = known
             evidence.append(
                 SessionFacts(
                     evidence_id,
                     person,
                     contact,
                     channel,
-                    row.started_at,
-                    row.minutes,
-                    row.status,
-                    row.reason,
-                    row.charged_to,
-                    row.source,
-                    row.settled_by,
+                    # As UTCDateTime reads it, without its per-row call.
+                    started_at.replace(tzinfo=UTC)
+                    if started_at.tzinfo is None
+                    else started_at.astimezone(UTC),
+                    minutes,
+                    status,
+                    reason,
+                    charged_to,
+                    source,
+                    settled_by,
                     decision,
                     None,
+                    rule_ids,
                 )
             )
     return OrderSessions(counts, evidence)
 
 
-def _one_pass(
-    facility_id: str,
-    person_id: str | None,
-    channel: str,
-    contact_ids: Sequence[str] | None,
-    chunk: Sequence[tuple[datetime, datetime]],
-    first: int,
-) -> Select[Any]:
+@lru_cache(maxsize=64)
+def _one_pass(person: bool, contacts: bool, periods: int, first: int) -> Select[Any]:
     """Counts (``evidence_id`` NULL) and evidence (``period`` NULL) in one
-    statement, in the same columns: period, person, contact, count, then the
-    evidence's id, its facts and its rules (``_NAMED``)."""
+    statement, in the same columns (``_NAMED``): period, person, contact,
+    count, then the evidence's id, facts and rules. Built once per shape; the
+    values are bound (``facility_id``, ``channel``, ``start``, ``end``,
+    ``person_id``, ``contact_ids``, and ``end_<i>`` for each period's end)."""
     where = [
-        SessionRow.facility_id == facility_id,
-        SessionRow.channel == channel,
-        SessionRow.started_at >= chunk[0][0],
-        SessionRow.started_at < chunk[-1][1],
+        SessionRow.facility_id == bindparam("facility_id"),
+        SessionRow.channel == bindparam("channel"),
+        SessionRow.started_at >= bindparam("start"),
+        SessionRow.started_at < bindparam("end"),
     ]
-    if person_id is not None:
-        where.append(SessionRow.person_id == person_id)
-    if contact_ids is not None:
-        where.append(SessionRow.contact_id.in_(sorted(contact_ids)))
-    # As in ``completed_counts``: period indexes are numbers made here, literals.
+    if person:
+        where.append(SessionRow.person_id == bindparam("person_id"))
+    if contacts:
+        where.append(SessionRow.contact_id.in_(bindparam("contact_ids", expanding=True)))
+    # The period's index is a number made here, never input: a literal.
     period = case(
         *(
-            (SessionRow.started_at < end, literal_column(str(first + index)))
-            for index, (_, end) in enumerate(chunk)
+            (SessionRow.started_at < bindparam(f"end_{index}"), literal_column(str(first + index)))
+            for index in range(periods)
         ),
     ).label("period")
     empty = (null().label(name) for name in _NAMED[4:])
@@ -374,7 +385,8 @@ def _one_pass(
         SessionRow.contact_id,
         null().label("n"),
         SessionRow.id.label("evidence_id"),
-        SessionRow.started_at,
+        # Read as the driver gives it: order_sessions makes it UTC.
+        type_coerce(SessionRow.started_at, _INSTANT).label("started_at"),
         SessionRow.minutes,
         SessionRow.status,
         SessionRow.reason,
@@ -386,6 +398,9 @@ def _one_pass(
     # The typed branch first: a union's columns take the first branch's types.
     both = union_all(named, counted).subquery()
     return select(both).order_by(both.c.started_at, both.c.evidence_id)
+
+
+_INSTANT = DateTime(timezone=True)
 
 
 # What a report names one by one: refusals, holds that lapsed, and completed
