@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Literal, NamedTuple
 
 
 class Status(StrEnum):
@@ -128,14 +128,17 @@ def reason_words(code: str | None) -> str:
     return f"{words} ({code})" if words else code
 
 
-@dataclass(frozen=True, slots=True)
-class Evidence:
+class Evidence(NamedTuple):
     """One thing the record holds about a period's delivery.
 
     ``at``: when (an override: its first moment in the period, ``until`` its
     last); ``who``: the contact or visitors concerned; ``detail``: the reason
     as recorded; ``rules``: the rules responsible; ``by``: who decided (imposed,
-    cancelled, settled); ``days``: an override's days in force in the period."""
+    cancelled, settled); ``days``: an override's days in force in the period.
+
+    A named tuple, immutable as the rest of the report: a report over years
+    holds thousands, and a tuple is made four times faster than a frozen
+    dataclass."""
 
     kind: EvidenceKind
     at: datetime
