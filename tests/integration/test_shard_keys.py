@@ -39,6 +39,7 @@ from sqlalchemy.schema import CreateTable
 from kinline.db import tables  # noqa: F401  (registers every table on the metadata)
 from kinline.db.base import Base
 from kinline.db.engine import Database
+from kinline.db.ids import NextId, sequence_name
 from kinline.db.migrate import alembic_config, upgrade
 from kinline.db.sharding import (
     DISTRIBUTION_COLUMN,
@@ -444,3 +445,20 @@ def test_ids_are_fresh_for_each_row_however_rows_are_inserted(db: Database) -> N
                 session.execute(unordered, entries())
         else:
             assert len(set(session.execute(unordered, entries()).scalars())) == 3
+
+
+@pytest.mark.postgres
+def test_every_id_the_database_makes_has_its_sequence(migrated: Connection) -> None:
+    """A distributed table whose id is ``_serial_id`` draws it from
+    ``<table>_id_seq``: the migrations must have made each one."""
+    made = {
+        table.name
+        for table in Base.metadata.sorted_tables
+        if "id" in table.c
+        and table.c.id.default is not None
+        and isinstance(getattr(table.c.id.default, "arg", None), NextId)
+    }
+    sequences = set(migrated.execute(text("SELECT sequencename FROM pg_sequences")).scalars())
+
+    assert len(made) == 18
+    assert {sequence_name(table) for table in made} <= sequences
