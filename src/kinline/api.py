@@ -15,7 +15,7 @@ from fastapi_offline import FastAPIOffline
 
 from kinline.appeals.api import router as appeals_router
 from kinline.appeals.service import sweep_appeals
-from kinline.calls.api import calls_router, decisions_router
+from kinline.calls.api import LeanCallPath, calls_router, decisions_router
 from kinline.calls.path import sweep
 from kinline.changes.api import router as changes_router
 from kinline.changes.orders_api import router as orders_router
@@ -109,6 +109,8 @@ def create_app(db: Database | None = None) -> FastAPI:
     install_problem_handlers(app)
     install_openapi(app)
     app.add_middleware(BodyLimit)
+    # Outermost: authorize and end answered without the framework (kinline.calls.api).
+    app.add_middleware(LeanCallPath)
     for router in (
         people_router,
         rules_router,

@@ -3,14 +3,23 @@ platform (scope ``telephony``)."""
 
 from __future__ import annotations
 
+import json
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Path, Query
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.orm import Session
+from starlette.responses import JSONResponse
 
 from kinline import access
-from kinline.access import Access, Params, allowed
-from kinline.calls.path import Call, authorize, connect, end, get_call, release
+from kinline.access import Access, Params, allowed, check
+from kinline.bounds import CODE_CHARS, ID_CHARS, NAME_CHARS
+from kinline.calls.path import Admit, Call, authorize, connect, end, get_call, release
 from kinline.calls.schemas import (
     AuthorizeIn,
     AuthorizeOut,
@@ -21,13 +30,16 @@ from kinline.calls.schemas import (
 )
 from kinline.calls.service import ExplainedDecision, decide_contact
 from kinline.db.engine import Database
-from kinline.errors import NotFound
-from kinline.http import in_thread, moment
+from kinline.errors import KinlineError, NotFound
+from kinline.http import database_unavailable, domain_problem, in_thread, moment
 from kinline.identity.model import Action, Record, Target
+from kinline.identity.service import authenticate_in
+from kinline.limits import BodyCaps
 from kinline.people.model import Facility
 from kinline.people.service import get_contact
 from kinline.rules.periods import local
 
+log = logging.getLogger("kinline.api")
 decisions_router = APIRouter(prefix="/v1", tags=["decisions"])
 
 
@@ -108,21 +120,45 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.astimezone(UTC).isoformat()
 
 
-def _call_out(call: Call) -> CallOut:
+def _call_json(call: Call) -> dict[str, Any]:
+    """A call set-up as ``CallOut`` shows it."""
     assert call.hold_id is not None
-    return CallOut(
-        hold_id=call.hold_id,
-        state=str(call.state),
-        person_id=call.person_id,
-        contact_id=call.contact_id,
-        channel=call.channel,
-        max_minutes=call.decision.max_minutes,
-        minutes=call.minutes,
-        connected_at=_iso(call.connected_at),
-        ended_at=_iso(call.ended_at),
-        expires_at=_iso(call.expires_at),
-        settled_by=call.settled_by,
-    )
+    return {
+        "hold_id": call.hold_id,
+        "state": str(call.state),
+        "person_id": call.person_id,
+        "contact_id": call.contact_id,
+        "channel": call.channel,
+        "max_minutes": call.decision.max_minutes,
+        "minutes": call.minutes,
+        "connected_at": _iso(call.connected_at),
+        "ended_at": _iso(call.ended_at),
+        "expires_at": _iso(call.expires_at),
+        "settled_by": call.settled_by,
+    }
+
+
+def _call_out(call: Call) -> CallOut:
+    return CallOut(**_call_json(call))
+
+
+def _authorized_json(call: Call) -> dict[str, Any]:
+    """An authorize answer as ``AuthorizeOut`` shows it."""
+    d = call.decision
+    return {
+        "allowed": d.allowed,
+        "reason": None if d.reason is None else str(d.reason),
+        "rules": list(d.rules),
+        "hold_id": call.hold_id,
+        "max_minutes": d.max_minutes,
+        "monitoring": None if d.monitoring is None else str(d.monitoring),
+        "interpreter": d.interpreter,
+        "charged_to": d.charged_to,
+        "conflicts": list(d.conflicts),
+        "contact_id": call.contact_id,
+        "expires_at": _iso(call.expires_at) if call.hold_id else None,
+        "replayed": call.replayed,
+    }
 
 
 @calls_router.post("/authorize", response_model=AuthorizeOut)
@@ -141,21 +177,7 @@ async def authorize_call(body: AuthorizeIn, place: CallPath) -> AuthorizeOut:
         idempotency_key=body.idempotency_key,
         actor=place.actor,
     )
-    d = call.decision
-    return AuthorizeOut(
-        allowed=d.allowed,
-        reason=None if d.reason is None else str(d.reason),
-        rules=list(d.rules),
-        hold_id=call.hold_id,
-        max_minutes=d.max_minutes,
-        monitoring=None if d.monitoring is None else str(d.monitoring),
-        interpreter=d.interpreter,
-        charged_to=d.charged_to,
-        conflicts=list(d.conflicts),
-        contact_id=call.contact_id,
-        expires_at=_iso(call.expires_at) if call.hold_id else None,
-        replayed=call.replayed,
-    )
+    return AuthorizeOut(**_authorized_json(call))
 
 
 @calls_router.post("/{hold_id}/connect", response_model=CallOut)
@@ -190,3 +212,196 @@ async def read_call(
 ) -> CallOut:
     """Where a call set-up stands."""
     return _call_out(await in_thread(get_call, place.db, place.facility.id, hold_id))
+
+
+# --- the lean route of the two hot operations ---------------------------------
+#
+# ``POST /v1/calls/authorize`` and ``POST /v1/calls/{hold_id}/end`` are the
+# telephony platform's every call. ``LeanCallPath`` answers a plain request to
+# either (a bearer token, ``facility_id`` in the query, a small JSON body of the
+# documented shape) without the framework's routing, dependencies and models,
+# and reads the token inside the call's own transaction: one thread hand-off
+# and one transaction per request instead of two. It is the same operation, by
+# the same functions (``authorize``, ``end``, ``access.check``), answered as the
+# routes above answer it (their OpenAPI stays the contract), and a domain error
+# is problem+json by ``http.domain_problem``. Anything else (no token or one
+# refused, another facility, a body the models would refuse, a token whose use
+# is due to be recorded) is handed to the routes above, with the body as read,
+# so every refusal is worded by the one place that words it.
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+LEAN_BODY_BYTES = 16 * 1024
+_PREFIX = "/v1/calls/"
+_AUTHORIZE = "/v1/calls/authorize"
+_END = "/end"
+_HOLD_CHARS = 40  # HoldId's max_length
+_AUTHORIZE_FIELDS = {
+    # name: (required, nullable, min length, max length), as AuthorizeIn says
+    "person_id": (True, False, 1, ID_CHARS),
+    "dialed": (False, True, 1, ID_CHARS),
+    "contact_id": (False, True, 1, ID_CHARS),
+    "channel": (False, False, 0, CODE_CHARS),
+    "idempotency_key": (True, False, 1, NAME_CHARS),
+}
+
+
+class Declined(Exception):
+    """The lean route leaves this request to the full route."""
+
+
+def _admit(secret: str, facility_id: str, at: datetime) -> Admit:
+    """Admit a bearer token to the facility's call path inside the step's
+    transaction, as ``access.Guard`` with ``access.calls`` admits it; the token's
+    use is never written here (``authenticate_in``)."""
+
+    def admit(session: Session) -> str:
+        subject = authenticate_in(session, secret, at=at, record_use=False)
+        if subject is None or facility_id not in subject.facilities():
+            raise Declined
+        try:
+            # What ``access.calls`` locates for a set-up: the facility's call path.
+            check(subject, Action.CALL_SETUP, Target(facility_id, Record.CALL))
+        except KinlineError:
+            raise Declined from None
+        return subject.actor
+
+    return admit
+
+
+def _text(body: dict[str, Any], name: str) -> str | None:
+    """A field of the authorize body as ``AuthorizeIn`` would take it; Declined
+    where the model would refuse it (or coerce it)."""
+    required, nullable, shortest, longest = _AUTHORIZE_FIELDS[name]
+    if name not in body:
+        if required:
+            raise Declined
+        return None
+    value = body[name]
+    if value is None and nullable:
+        return None
+    if not isinstance(value, str) or not shortest <= len(value) <= longest or "\x00" in value:
+        raise Declined
+    return value
+
+
+def _lean_authorize(
+    db: Database, secret: str, facility_id: str, body: dict[str, Any], at: datetime
+) -> dict[str, Any]:
+    if not body.keys() <= _AUTHORIZE_FIELDS.keys():
+        raise Declined
+    person_id = _text(body, "person_id")
+    key = _text(body, "idempotency_key")
+    assert person_id is not None and key is not None
+    call = authorize(
+        db,
+        facility_id,
+        person_id,
+        dialed=_text(body, "dialed"),
+        contact_id=_text(body, "contact_id"),
+        channel=_text(body, "channel") or "phone",
+        idempotency_key=key,
+        actor=_admit(secret, facility_id, at),
+    )
+    return _authorized_json(call)
+
+
+def _lean_end(
+    db: Database, secret: str, facility_id: str, hold_id: str, body: dict[str, Any], at: datetime
+) -> dict[str, Any]:
+    seconds = body.get("seconds")
+    if body.keys() != {"seconds"} or type(seconds) is not int or not 0 <= seconds <= 86_400:
+        raise Declined
+    call = end(db, facility_id, hold_id, seconds, actor=_admit(secret, facility_id, at), at=at)
+    return _call_json(call)
+
+
+class LeanCallPath:
+    """ASGI middleware: the lean route of authorize and end (see above); every
+    other request goes to ``app`` untouched."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.body_bytes = min(LEAN_BODY_BYTES, BodyCaps.from_env().signed_in)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return await self.app(scope, receive, send)
+        path: str = scope["path"]
+        hold_id = None
+        if path != _AUTHORIZE:
+            if not (path.startswith(_PREFIX) and path.endswith(_END)):
+                return await self.app(scope, receive, send)
+            hold_id = path[len(_PREFIX) : -len(_END)]
+            if not 0 < len(hold_id) <= _HOLD_CHARS or "/" in hold_id or "\x00" in hold_id:
+                return await self.app(scope, receive, send)
+        secret, length, json_body = None, None, False
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                scheme, _, token = value.decode("latin-1").partition(" ")
+                secret = token.strip() if scheme.lower() == "bearer" else None
+            elif name == b"content-length":
+                length = int(value) if value.isdigit() else None
+            elif name == b"content-type":
+                json_body = value.lower().startswith(b"application/json")
+        query = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
+        if (
+            not secret
+            or not json_body
+            or length is None
+            or length > self.body_bytes
+            or len(query) != 1
+            or query[0][0] != "facility_id"
+            or not 0 < len(query[0][1]) <= ID_CHARS
+            or "\x00" in query[0][1]
+        ):
+            return await self.app(scope, receive, send)
+        facility_id = query[0][1]
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        raw = b"".join(chunks)
+        try:
+            body = json.loads(raw) if len(raw) == length else None
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return await self.app(scope, _replay(raw, receive), send)
+        try:
+            db = scope["app"].state.db
+            at = datetime.now(UTC)
+            if hold_id is None:
+                answer = await in_thread(_lean_authorize, db, secret, facility_id, body, at)
+            else:
+                answer = await in_thread(_lean_end, db, secret, facility_id, hold_id, body, at)
+        except Declined:
+            return await self.app(scope, _replay(raw, receive), send)
+        except KinlineError as error:
+            return await domain_problem(error)(scope, receive, send)
+        except (OperationalError, PoolTimeout) as error:
+            log.warning("database unavailable: %s", str(error).splitlines()[0])
+            return await domain_problem(database_unavailable(error))(scope, receive, send)
+        await JSONResponse(answer)(scope, receive, send)
+
+
+def _replay(raw: bytes, receive: Receive) -> Receive:
+    """``receive`` as if the body had not been read yet."""
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": raw, "more_body": False}
+
+    return replayed

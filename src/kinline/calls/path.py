@@ -37,6 +37,10 @@ from kinline.rules.model import Channel, Reason
 from kinline.rules.usage import UsageChange
 
 MAX_KEY = 200
+Admit = Callable[[Session], str]
+"""Admits the caller inside a step's own transaction, before anything else is
+read, and returns the actor to record (``calls.api``'s lean routes: the token
+is read in the call's transaction, not in one of its own); raises to refuse."""
 CALLS = (Channel.PHONE, Channel.VIDEO)
 MAX_SECONDS = 24 * 3600
 
@@ -138,7 +142,7 @@ def authorize(
     contact_id: str | None = None,
     channel: Channel | str = Channel.PHONE,
     idempotency_key: str,
-    actor: str,
+    actor: str | Admit,
     at: datetime | None = None,
 ) -> Call:
     """May ``person_id`` place this call now? If so, hold its allowance.
@@ -162,6 +166,7 @@ def authorize(
     fingerprints: list[str] = []
     try:
         with db.transaction() as session:
+            who = actor if isinstance(actor, str) else actor(session)
             facility, used = _open_ledger(session, facility_id, person_id, key)
             at = _now() if at is None else at
             e164 = None if dialed is None else normalize_phone(dialed, facility.country, "dialed")
@@ -194,7 +199,7 @@ def authorize(
                 session,
                 facility_id=facility_id,
                 chain=person_chain(facility_id, person_id),
-                actor=actor,
+                actor=who,
                 tag=f"calls:authorize:{'allowed' if row.status == Status.HELD else 'refused'}",
                 payload={
                     "session_id": row.id,
@@ -315,13 +320,21 @@ def _reserve(session: Session, explained: ExplainedDecision, change: UsageChange
     return model.reservation(change, explained.usage.gaps, ids)
 
 
-def connect(db: Database, facility_id: str, hold_id: str, *, actor: str, at: datetime) -> Call:
+def connect(
+    db: Database, facility_id: str, hold_id: str, *, actor: str | Admit, at: datetime
+) -> Call:
     """The call has connected: its hold now lasts until its last allowed minute."""
     return _step(db, facility_id, hold_id, actor, at, lambda s: model.connect(s, at, end_grace()))
 
 
 def end(
-    db: Database, facility_id: str, hold_id: str, seconds: int, *, actor: str, at: datetime
+    db: Database,
+    facility_id: str,
+    hold_id: str,
+    seconds: int,
+    *,
+    actor: str | Admit,
+    at: datetime,
 ) -> Call:
     """The call has ended after ``seconds``: charge whole minutes, rounded up, at
     most ``max_minutes``. An end reported without a connect connects and ends."""
@@ -332,7 +345,9 @@ def end(
     return _step(db, facility_id, hold_id, actor, at, lambda s: model.end(s, seconds, at))
 
 
-def release(db: Database, facility_id: str, hold_id: str, *, actor: str, at: datetime) -> Call:
+def release(
+    db: Database, facility_id: str, hold_id: str, *, actor: str | Admit, at: datetime
+) -> Call:
     """The call never connected: take its hold back, charging nothing."""
     return _step(db, facility_id, hold_id, actor, at, lambda s: model.release(s, at))
 
@@ -341,7 +356,7 @@ def _step(
     db: Database,
     facility_id: str,
     hold_id: str,
-    actor: str,
+    actor: str | Admit,
     at: datetime,
     transition: Callable[[CallState], Step],
 ) -> Call:
@@ -349,13 +364,14 @@ def _step(
     the step does, write it back. A hold found lapsed is expired (committed),
     then answered with a conflict."""
     with db.transaction() as session:
+        who = actor if isinstance(actor, str) else actor(session)
         row = _locked(session, facility_id, hold_id)
         if row.hold_id is None or row.max_minutes is None:
             raise NotFound(f"no call set-up {hold_id!r}", field="hold_id")
         step = transition(_state(row))
         if step.replayed:
             return _call(row, replayed=True)
-        _apply(session, row, step, actor, at)
+        _apply(session, row, step, who, at)
         if not step.lapsed:
             return _call(row)
     raise Conflict(f"hold {hold_id!r} expired before the call connected", field="hold_id")

@@ -335,19 +335,36 @@ def authenticate(db: Database, secret: str, *, at: datetime) -> Subject | None:
     """The subject a token acts for, narrowed to the token's facility; None when
     the token is unknown, revoked, expired or its subject disabled."""
     with db.transaction() as session:
-        found = repository.token_with_subject(session, token_hash(secret))
-        if found is None:
+        return authenticate_in(session, secret, at=at)
+
+
+def authenticate_in(
+    session: Session, secret: str, *, at: datetime, record_use: bool = True
+) -> Subject | None:
+    """``authenticate`` inside the caller's transaction, which must not yet have
+    changed any subject's bindings (they are remembered by version only as
+    committed).
+
+    Without ``record_use`` it writes nothing, and answers None also when the
+    token's use is due to be recorded (once a ``LAST_USED_EVERY``): a caller
+    that must not hold the token's row lock until it commits (the call path,
+    which runs beside every other set-up on the same token) then authenticates
+    on its own with ``authenticate``."""
+    found = repository.token_with_subject(session, token_hash(secret))
+    if found is None:
+        return None
+    token, subject_row = found
+    if token.revoked_at is not None or subject_row.disabled_at is not None:
+        return None
+    if token.expires_at is not None and token.expires_at <= at:
+        return None
+    if token.last_used_at is None or token.last_used_at < at - LAST_USED_EVERY:
+        if not record_use:
             return None
-        token, subject_row = found
-        if token.revoked_at is not None or subject_row.disabled_at is not None:
-            return None
-        if token.expires_at is not None and token.expires_at <= at:
-            return None
-        if token.last_used_at is None or token.last_used_at < at - LAST_USED_EVERY:
-            repository.touch_token(session, token.id, at, at - LAST_USED_EVERY)
-        # Committed bindings only, so they may be remembered by version.
-        bindings = repository.bindings_at_version(session, subject_row.id, subject_row.version)
-        return repository.subject_from_row(subject_row, bindings).narrowed(token.facility_id)
+        repository.touch_token(session, token.id, at, at - LAST_USED_EVERY)
+    # Committed bindings only, so they may be remembered by version.
+    bindings = repository.bindings_at_version(session, subject_row.id, subject_row.version)
+    return repository.subject_from_row(subject_row, bindings).narrowed(token.facility_id)
 
 
 def _token_info(row: ApiTokenRow, subject: SubjectRow) -> TokenInfo:
