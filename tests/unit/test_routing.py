@@ -73,6 +73,9 @@ ROUTED = [
     # SQLite's id of a new row (kinline.db.ids), not a read of rows
     "INSERT INTO appeals (id, facility_id) VALUES"
     " ((SELECT coalesce(max(rowid), 0) + 1 FROM appeals), ?) RETURNING id",
+    # a tuple (facility_id, id) IN given tuples, as PostgreSQL and SQLite write it
+    "UPDATE notices SET title=? WHERE (notices.facility_id, notices.id) IN ((?, ?), (?, ?))",
+    "UPDATE notices SET title=? WHERE (notices.facility_id, notices.id) IN (VALUES (?, ?), (?, ?))",
     # UPDATE and DELETE pinned in WHERE
     "UPDATE sessions SET minutes=? WHERE sessions.facility_id = ? AND sessions.id = ?",
     "DELETE FROM notices WHERE notices.facility_id = ? AND notices.id = ?",
@@ -155,6 +158,7 @@ UNROUTED = [
         "INSERT INTO appeals (id, facility_id) VALUES ((SELECT max(id) + 1 FROM appeals), ?)",
         "appeals",
     ),
+    ("UPDATE notices SET title=? WHERE (notices.person_id, notices.id) IN ((?, ?))", "notices"),
     # UPDATE and DELETE by id alone
     ("UPDATE sessions SET minutes=? WHERE sessions.id = ?", "sessions"),
     ("DELETE FROM notices WHERE notices.id = ?", "notices"),

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -46,10 +47,50 @@ FACILITY_COLUMN: Final = DISTRIBUTION_COLUMN
 # must be here. Names starting "todo-" mark statements still to be given a
 # facility predicate.
 CROSS_FACILITY: Final[dict[str, str]] = {
-    "migrations": "Alembic migrations change the schema and rows of every facility at once.",
+    "migrations": "Alembic migrations change the schema and rows of every facility at once",
+    "audit-verify": (
+        "verifying the audit log reads every chain of every facility from one snapshot"
+    ),
+    "audit-checkpoint": (
+        "a signed checkpoint covers the head of every chain of every facility at once,"
+        " and verifying against one reads them all"
+    ),
+    "notice-delivery": (
+        "the delivery worker serves one queue for every facility: it claims the due"
+        " emails, and finds the housing units with paper notices waiting, everywhere"
+    ),
+    "appeal-sweep": (
+        "the appeals sweep finds, at every facility, the pending appeals whose answer"
+        " window has closed (each is then answered at its own facility)"
+    ),
+    "visit-sweep": (
+        "the visits sweep finds, at every facility, lapsed reservations and requests"
+        " left unanswered (each is then handled at its own facility)"
+    ),
+    "call-sweep": (
+        "the call sweep finds, at every facility, holds and calls whose time is up"
+        " (each is then ended at its own facility)"
+    ),
+    "outbox-publisher": (
+        "the publisher sends every facility's domain events to NATS in the order they"
+        " were recorded, and every live webhook its events"
+    ),
     "test-fixture": (
-        "tests set up and tamper with rows directly (a forged audit event, an expired"
-        " hold) to prove what the service does with them; the statements are the test's"
+        "tests set up, count and tamper with rows directly (a forged audit event, a"
+        " deleted head) to prove what the service does with them"
+    ),
+    "todo-call-path": (
+        "statements of kinline.calls (path, repository) being rewritten: a set-up saved"
+        " by its id alone, and the call sweep's search not yet declared as call-sweep"
+    ),
+}
+
+# Statements allowed, until fixed, under a "todo-" name without editing the code
+# that runs them: each by how the statement begins.
+PENDING: Final[dict[str, tuple[str, ...]]] = {
+    "todo-call-path": (
+        "UPDATE sessions SET minutes=",
+        "SELECT sessions.facility_id, sessions.hold_id \nFROM sessions \nWHERE sessions.status IN",
     ),
 }
 
@@ -77,6 +118,42 @@ def cross_facility(name: str) -> Iterator[None]:
 def declared_operation() -> str | None:
     """The cross-facility operation the caller runs in, if any."""
     return _declared.get()
+
+
+_KINLINE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_THIS = os.path.abspath(__file__)
+_declared_code: dict[str, str] = {}  # a directory: the operation its statements run as
+
+
+def declare_code(directory: str, name: str) -> None:
+    """Statements that code under ``directory`` sends itself, not through
+    kinline, run as the declared operation ``name``: the integration tests'
+    own counting and tampering ("test-fixture"). What kinline's code sends for
+    them is checked as ever."""
+    if name not in CROSS_FACILITY:
+        raise KeyError(f"{name!r} is not a declared cross-facility operation (CROSS_FACILITY)")
+    _declared_code[os.path.abspath(directory) + os.sep] = name
+
+
+def forget_code(directory: str) -> None:
+    """Undo ``declare_code(directory, ...)``."""
+    _declared_code.pop(os.path.abspath(directory) + os.sep, None)
+
+
+def _sent_by_declared_code() -> bool:
+    """Whether the nearest caller outside the libraries is declared code (the
+    first frame in kinline, or in a declared directory, decides)."""
+    if not _declared_code:
+        return False
+    frame: Any = sys._getframe(1)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if filename.startswith(_KINLINE) and filename != _THIS:
+            return False
+        if any(filename.startswith(directory) for directory in _declared_code):
+            return True
+        frame = frame.f_back
+    return False
 
 
 @dataclass(frozen=True)
@@ -427,6 +504,16 @@ def _constraints(
         if right_alias and _fixed(node.this, scope):
             return {right_alias}, []
         return set(), []
+    if isinstance(node, exp.In) and isinstance(node.this, exp.Tuple):
+        # (facility_id, id) IN ((?, ?), ...): the facility of each tuple given
+        rows = node.expressions
+        if len(rows) == 1 and isinstance(rows[0], exp.Values):  # SQLite: IN (VALUES ...)
+            rows = rows[0].expressions
+        for place, column in enumerate(node.this.expressions):
+            alias = _facility_alias(column, scope)
+            if alias and rows and all(_fixed(_at(row, place), scope) for row in rows):
+                return {alias}, []
+        return set(), []
     if isinstance(node, exp.In):
         alias = _facility_alias(node.this, scope)
         values = node.expressions
@@ -439,6 +526,12 @@ def _constraints(
             return {alias}, []
         return set(), []
     return set(), []
+
+
+def _at(row: exp.Expr, place: int) -> exp.Expr:
+    """The ``place``-th value of a tuple of values (a NULL if there is none)."""
+    values = row.expressions if isinstance(row, exp.Tuple) else []
+    return values[place] if place < len(values) else exp.Column()
 
 
 def _facility_alias(node: exp.Expr, scope: _Scope) -> str | None:
@@ -497,7 +590,7 @@ def _listener(tables: frozenset[str], report: str | None) -> Callable[..., None]
         if _declared.get() is not None:
             return
         verdict = check_statement(statement, connection.dialect.name, tables)
-        if verdict.routes:
+        if verdict.routes or _pending(statement) or _sent_by_declared_code():
             return
         if report:
             _append_report(report, statement, verdict)
@@ -509,6 +602,10 @@ def _listener(tables: frozenset[str], report: str | None) -> Callable[..., None]
         )
 
     return before_cursor_execute
+
+
+def _pending(statement: str) -> bool:
+    return any(statement.startswith(begins) for starts in PENDING.values() for begins in starts)
 
 
 def _append_report(path: str, statement: str, verdict: Verdict) -> None:
