@@ -30,6 +30,7 @@ from kinline.audit.cli import app as audit_app
 from kinline.audit.service import facility_chain, person_chain, record_event, verify_log
 from kinline.db.engine import Database
 from kinline.db.migrate import upgrade
+from kinline.db.routing import cross_facility
 from kinline.db.tables import AuditEventRow, AuditHeadRow
 
 FACILITY = "fac-1"
@@ -455,7 +456,7 @@ def test_verify_command_help_says_what_it_checks() -> None:
 
 
 def test_chains_stream_whole_across_batch_boundaries(three_chains: Database) -> None:
-    with three_chains.transaction() as session:
+    with cross_facility("test-fixture"), three_chains.transaction() as session:
         streamed = [
             (chain.chain, [event.link.seq for event in chain.events], chain.head)
             for chain in repository.iter_chains(session, batch_size=2)

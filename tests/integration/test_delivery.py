@@ -42,6 +42,7 @@ from kinline.audit.service import verify_log
 from kinline.changes.service import impose_rule
 from kinline.cli import app
 from kinline.db.engine import Database
+from kinline.db.routing import cross_facility
 from kinline.db.tables import AuditEventRow, DeliveryAttemptRow, NoticeDeliveryRow, NoticeRow
 from kinline.errors import InvalidInput, NotFound
 from kinline.identity.service import create_token
@@ -563,7 +564,8 @@ def test_concurrent_workers_skip_each_others_claims(
     impose_rule(postgres_db, FACILITY, rule("r1"), at=T0, actor="staff")
     lease = timedelta(minutes=5)
     with postgres_db.transaction() as held:
-        [first] = delivery_repository.claim_due_emails(held, now=T0, until=T0 + lease, limit=1)
+        with cross_facility("notice-delivery"):  # as the worker claims
+            [first] = delivery_repository.claim_due_emails(held, now=T0, until=T0 + lease, limit=1)
         # Another worker, meanwhile, on another connection: it neither blocks nor
         # takes the row being claimed.
         run = send(postgres_db, smtp, T0)

@@ -16,6 +16,7 @@ family member (a contact of the person) where the facility accepts it
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -51,6 +52,7 @@ from kinline.audit.service import facility_chain, person_chain, record_event
 from kinline.bounds import LONG_TEXT_CHARS, NAME_CHARS, REASON_CHARS, SERIAL_MAX
 from kinline.courts import repository as courts_repository
 from kinline.db.engine import Database
+from kinline.db.routing import cross_facility
 from kinline.db.tables import AppealRow, AppealStepRow
 from kinline.errors import (
     AlreadyExists,
@@ -665,7 +667,10 @@ def sweep_appeals(
     swept: list[int] = []
     with db.transaction() as session:
         configs: dict[str, LevelConfig] = {}
-        for row in repository.due_for_silence(session, at, facility_id):
+        everywhere = cross_facility("appeal-sweep") if facility_id is None else nullcontext()
+        with everywhere:
+            due = repository.due_for_silence(session, at, facility_id)
+        for row in due:
             facility = require_facility(session, row.facility_id)
             if row.facility_id not in configs:
                 configs[row.facility_id] = _config(session, row.facility_id)

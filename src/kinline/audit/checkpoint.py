@@ -42,6 +42,7 @@ from kinline.audit.service import VerifyReport
 # verified against, exactly what ``kinline audit verify`` accepts.
 from kinline.audit.service import _first_problem as chain_problem
 from kinline.db.engine import Database
+from kinline.db.routing import cross_facility
 from kinline.errors import Conflict, InvalidInput
 
 FORMAT = "kinline-audit-checkpoint/1"
@@ -254,7 +255,7 @@ def make_checkpoint(db: Database, key: Ed25519PrivateKey, *, at: datetime | None
     heads: list[ChainHead] = []
     events = 0
     first: Problem | None = None
-    with db.transaction() as session:
+    with cross_facility("audit-checkpoint"), db.transaction() as session:
         repository.read_consistently(session)
         # Read to the end even past a problem: the events stream from a server
         # cursor, which must not be left open when the transaction ends.
@@ -289,7 +290,7 @@ def verify_against(
     problems: list[CheckpointProblem] = []
     chains = events = 0
     first: Problem | None = None
-    with db.transaction() as session:
+    with cross_facility("audit-checkpoint"), db.transaction() as session:
         repository.read_consistently(session)
         for stored in repository.iter_chains(session):
             chains += 1

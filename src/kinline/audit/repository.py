@@ -45,7 +45,7 @@ _HEADS = AuditHeadRow.__table__
 # costs more than running it.
 _SELECT_HEAD = (
     select(_HEADS.c.seq, _HEADS.c.hash)
-    .where(_HEADS.c.chain == bindparam("chain"))
+    .where(_HEADS.c.facility_id == bindparam("facility_id"), _HEADS.c.chain == bindparam("chain"))
     .with_for_update()
 )
 _ADD_EVENT = insert(AuditEventRow).values(
@@ -61,7 +61,10 @@ _ADD_EVENT = insert(AuditEventRow).values(
 )
 _ADVANCE_HEAD = (
     update(AuditHeadRow)
-    .where(AuditHeadRow.chain == bindparam("e_chain"))
+    .where(
+        AuditHeadRow.facility_id == bindparam("e_facility_id"),
+        AuditHeadRow.chain == bindparam("e_chain"),
+    )
     .values(seq=bindparam("e_seq"), hash=bindparam("e_hash"))
 )
 # PostgreSQL adds the event and advances the head in one statement, and with
@@ -78,13 +81,13 @@ def lock_head(session: Session, *, facility_id: str, chain: str) -> tuple[int, s
     A concurrent first append to the same chain may insert the head first, so
     the insert yields to it and both then queue on the one row lock.
     """
-    head = _select_head_for_update(session, chain)
+    head = _select_head_for_update(session, facility_id, chain)
     if head is not None:
         return head
     session.execute(
         _insert_head_unless_present(session.get_bind().dialect.name, facility_id, chain)
     )
-    head = _select_head_for_update(session, chain)
+    head = _select_head_for_update(session, facility_id, chain)
     if head is None:  # pragma: no cover - the row was just inserted or seen
         raise RuntimeError(f"the head of audit chain {chain!r} vanished")
     return head
@@ -102,8 +105,14 @@ def _insert_head_unless_present(dialect: str, facility_id: str, chain: str) -> E
     raise RuntimeError(f"the audit log does not support {dialect}")  # pragma: no cover
 
 
-def _select_head_for_update(session: Session, chain: str) -> tuple[int, str] | None:
-    row = core(session).execute(_SELECT_HEAD, {"chain": chain}).one_or_none()
+def _select_head_for_update(
+    session: Session, facility_id: str, chain: str
+) -> tuple[int, str] | None:
+    row = (
+        core(session)
+        .execute(_SELECT_HEAD, {"facility_id": facility_id, "chain": chain})
+        .one_or_none()
+    )
     return None if row is None else (row.seq, row.hash)
 
 

@@ -27,6 +27,7 @@ from kinline.audit.chain import (
 from kinline.audit.chain import facility_chain as facility_chain
 from kinline.audit.chain import person_chain as person_chain
 from kinline.db.engine import Database
+from kinline.db.routing import cross_facility
 from kinline.events.outbox import outbox_row
 
 
@@ -86,7 +87,7 @@ def verify_log(db: Database) -> VerifyReport:
     """
     chains = events = 0
     first: Problem | None = None
-    with db.transaction() as session:
+    with cross_facility("audit-verify"), db.transaction() as session:
         repository.read_consistently(session)
         for stored in repository.iter_chains(session):
             chains += 1

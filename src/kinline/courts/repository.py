@@ -141,7 +141,11 @@ def cancelled_visits(
     ``[start, end)``, with their session, in time order."""
     query = (
         select(VisitBookingRow, VisitSlotRow)
-        .join(VisitSlotRow, VisitSlotRow.id == VisitBookingRow.slot_id)
+        .join(
+            VisitSlotRow,
+            (VisitSlotRow.facility_id == VisitBookingRow.facility_id)
+            & (VisitSlotRow.id == VisitBookingRow.slot_id),
+        )
         .where(
             VisitBookingRow.facility_id == facility_id,
             VisitBookingRow.status == "cancelled",

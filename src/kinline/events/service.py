@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from kinline.audit.service import facility_chain, record_event
 from kinline.db.engine import Database
+from kinline.db.routing import cross_facility
 from kinline.db.tables import DomainEventRow, WebhookDeliveryRow, WebhookRow
 from kinline.errors import InvalidInput, NotFound
 
@@ -71,7 +72,7 @@ _ORDER = (DomainEventRow.recorded_at, DomainEventRow.chain, DomainEventRow.seq)
 
 def unpublished(db: Database, limit: int) -> list[Pending]:
     """The oldest events not yet acknowledged by NATS, in publication order."""
-    with db.transaction() as session:
+    with cross_facility("outbox-publisher"), db.transaction() as session:
         rows = session.execute(
             select(
                 DomainEventRow.facility_id,
@@ -103,7 +104,7 @@ def mark_published(db: Database, keys: Iterable[tuple[str, str]], at: datetime) 
 
 
 def count_unpublished(db: Database) -> int:
-    with db.transaction() as session:
+    with cross_facility("outbox-publisher"), db.transaction() as session:
         counted = session.scalar(select(func.count()).where(DomainEventRow.published_at.is_(None)))
         return int(counted or 0)
 
@@ -186,7 +187,7 @@ def _audit(
 
 def subscriptions(db: Database) -> list[Subscription]:
     """Every live webhook of every facility."""
-    with db.transaction() as session:
+    with cross_facility("outbox-publisher"), db.transaction() as session:
         rows = session.scalars(
             select(WebhookRow)
             .where(WebhookRow.deleted_at.is_(None))

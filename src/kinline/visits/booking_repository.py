@@ -214,7 +214,11 @@ def person_bookings_at(
     """(booking id, start, end) of the person's bookings on a date."""
     rows = session.execute(
         select(VisitBookingRow.id, VisitSlotRow.starts_at, VisitSlotRow.ends_at)
-        .join(VisitSlotRow, VisitSlotRow.id == VisitBookingRow.slot_id)
+        .join(
+            VisitSlotRow,
+            (VisitSlotRow.facility_id == VisitBookingRow.facility_id)
+            & (VisitSlotRow.id == VisitBookingRow.slot_id),
+        )
         .where(
             VisitBookingRow.facility_id == facility_id,
             VisitBookingRow.person_id == person_id,
@@ -236,7 +240,11 @@ def list_bookings(
 ) -> list[tuple[VisitBookingRow, VisitSlotRow]]:
     query = (
         select(VisitBookingRow, VisitSlotRow)
-        .join(VisitSlotRow, VisitSlotRow.id == VisitBookingRow.slot_id)
+        .join(
+            VisitSlotRow,
+            (VisitSlotRow.facility_id == VisitBookingRow.facility_id)
+            & (VisitSlotRow.id == VisitBookingRow.slot_id),
+        )
         .where(VisitBookingRow.facility_id == facility_id)
     )
     if person_id is not None:

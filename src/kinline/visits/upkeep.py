@@ -8,6 +8,7 @@ from datetime import date, datetime
 
 from kinline.audit.service import facility_chain, person_chain, record_event
 from kinline.db.engine import Database
+from kinline.db.routing import cross_facility
 from kinline.db.tables import NonAssociationRow, VisitBlockRow
 from kinline.errors import AlreadyExists, InvalidInput, NotFound
 from kinline.people.service import require_facility, require_person
@@ -101,7 +102,7 @@ class VisitSweep:
 def sweep_visits(db: Database, *, now: datetime, actor: str = "kinline:sweep") -> VisitSweep:
     """Free lapsed reservations and refuse requests staff left unanswered past the
     facility's hours; each in its own transaction."""
-    with db.transaction() as session:
+    with cross_facility("visit-sweep"), db.transaction() as session:
         due = repository.due_bookings(session, [str(VisitStatus.RESERVED)], expiring_by=now)
         asked = repository.due_bookings(session, [str(VisitStatus.REQUESTED)])
     freed = refused = 0

@@ -145,19 +145,25 @@ def claim_due_emails(
     ]
 
 
-def lock_delivery(session: Session, delivery_id: int) -> NoticeDeliveryRow | None:
+def lock_delivery(session: Session, facility_id: str, delivery_id: int) -> NoticeDeliveryRow | None:
     return session.scalars(
-        select(NoticeDeliveryRow).where(NoticeDeliveryRow.id == delivery_id).with_for_update()
+        select(NoticeDeliveryRow)
+        .where(NoticeDeliveryRow.facility_id == facility_id, NoticeDeliveryRow.id == delivery_id)
+        .with_for_update()
     ).one_or_none()
 
 
-def release_claims(session: Session, delivery_ids: Sequence[int], claimed_until: datetime) -> None:
-    """Give back claims still held under this lease, untried (the try is not counted)."""
+def release_claims(
+    session: Session, facility_id: str, delivery_ids: Sequence[int], claimed_until: datetime
+) -> None:
+    """Give back the facility's claims still held under this lease, untried (the
+    try is not counted)."""
     if not delivery_ids:
         return
     session.execute(
         update(NoticeDeliveryRow)
         .where(
+            NoticeDeliveryRow.facility_id == facility_id,
             NoticeDeliveryRow.id.in_(delivery_ids),
             NoticeDeliveryRow.status == str(Status.PENDING),
             NoticeDeliveryRow.claimed_until == claimed_until,
@@ -196,11 +202,13 @@ def notice_text(session: Session, facility_id: str, notice_id: int) -> tuple[str
     return None if row is None else (row[0], row[1])
 
 
-def message_text(session: Session, delivery_id: int) -> tuple[str, str] | None:
+def message_text(session: Session, facility_id: str, delivery_id: int) -> tuple[str, str] | None:
     """A message of its own: the delivery's subject line and plain-text body."""
     row = session.execute(
         select(NoticeDeliveryRow.message_subject, NoticeDeliveryRow.message_body).where(
-            NoticeDeliveryRow.id == delivery_id, NoticeDeliveryRow.notice_id.is_(None)
+            NoticeDeliveryRow.facility_id == facility_id,
+            NoticeDeliveryRow.id == delivery_id,
+            NoticeDeliveryRow.notice_id.is_(None),
         )
     ).one_or_none()
     if row is None or row[0] is None or row[1] is None:
@@ -352,7 +360,10 @@ def list_deliveries(session: Session, facility_id: str, notice_id: int) -> list[
     if rows:
         for attempt in session.scalars(
             select(DeliveryAttemptRow)
-            .where(DeliveryAttemptRow.delivery_id.in_(list(history)))
+            .where(
+                DeliveryAttemptRow.facility_id == facility_id,
+                DeliveryAttemptRow.delivery_id.in_(list(history)),
+            )
             .order_by(DeliveryAttemptRow.id)
         ):
             history[attempt.delivery_id].append(_attempt(attempt))

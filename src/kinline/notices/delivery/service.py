@@ -33,7 +33,7 @@ import random
 import smtplib
 import time
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from datetime import date, datetime, timedelta
 from datetime import time as time_of_day
 from email.message import EmailMessage
@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session
 
 from kinline.audit.service import facility_chain, person_chain, record_event
 from kinline.db.engine import Database
+from kinline.db.routing import cross_facility
 from kinline.db.tables import NoticeDeliveryRow
 from kinline.errors import InvalidInput, NotFound
 from kinline.notices.delivery import repository
@@ -84,7 +85,7 @@ def deliver_emails(
     if batch < 1:
         raise InvalidInput("must be 1 or more", field="batch")
     started = clock()
-    with db.transaction() as session:
+    with cross_facility("notice-delivery"), db.transaction() as session:
         claims = repository.claim_due_emails(session, now=now, until=now + lease, limit=batch)
     if not claims:
         return EmailRun()
@@ -141,7 +142,7 @@ def _email(
     message of its own as a plain-text email with its subject and body."""
     if claim.notice_id is None:
         with db.transaction() as session:
-            message = repository.message_text(session, claim.id)
+            message = repository.message_text(session, claim.facility_id, claim.id)
         if message is None:
             raise ValueError(f"delivery {claim.id} has neither a notice nor a message")
         subject, plain = message
@@ -173,16 +174,20 @@ def _email(
 
 def _release(db: Database, claims: Sequence[ClaimedEmail]) -> None:
     with db.transaction() as session:
-        for until in {claim.claimed_until for claim in claims}:
-            ids = [claim.id for claim in claims if claim.claimed_until == until]
-            repository.release_claims(session, ids, until)
+        for place, until in {(claim.facility_id, claim.claimed_until) for claim in claims}:
+            ids = [
+                claim.id
+                for claim in claims
+                if claim.facility_id == place and claim.claimed_until == until
+            ]
+            repository.release_claims(session, place, ids, until)
 
 
 def _attempted(
     session: Session, claim: ClaimedEmail, now: datetime, outcome: str, error: str | None
 ) -> NoticeDeliveryRow | None:
     """The claimed delivery, locked, with this attempt recorded against it."""
-    row = repository.lock_delivery(session, claim.id)
+    row = repository.lock_delivery(session, claim.facility_id, claim.id)
     if row is not None:
         repository.add_attempt(
             session,
@@ -352,7 +357,8 @@ def make_print_batches(
     local day waits for the next; with ``not_before`` no batch is made before
     that local time of day (the worker prints each morning).
     """
-    with db.transaction() as session:
+    everywhere = cross_facility("notice-delivery") if facility_id is None else nullcontext()
+    with everywhere, db.transaction() as session:
         units = repository.units_with_pending_prints(session, before=at, facility_id=facility_id)
         facilities = {
             place: require_facility(session, place) for place in {place for place, _ in units}
