@@ -15,7 +15,6 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
-    DateTime,
     and_,
     bindparam,
     case,
@@ -24,7 +23,6 @@ from sqlalchemy import (
     null,
     or_,
     select,
-    type_coerce,
     union_all,
 )
 from sqlalchemy.orm import Session
@@ -298,6 +296,12 @@ def order_sessions(
         }
         for index, (_, end) in enumerate(chunk):
             values[f"end_{index}"] = end
+        # The driver's rows as they are: no column needs converting but the
+        # instant, made UTC below (SQLite gives it as text), and a report may
+        # read thousands.
+        result = connection.execute(statement, values)
+        rows = result.cursor.fetchall() if result.cursor is not None else []
+        result.close()
         for (
             period,
             person,
@@ -312,7 +316,7 @@ def order_sessions(
             source,
             settled_by,
             rules,
-        ) in connection.execute(statement, values).all():
+        ) in rows:
             if evidence_id is None:
                 counts.append(PeriodCount(period, person, contact, n))
                 continue
@@ -330,10 +334,7 @@ def order_sessions(
                     person,
                     contact,
                     channel,
-                    # As UTCDateTime reads it, without its per-row call.
-                    started_at.replace(tzinfo=UTC)
-                    if started_at.tzinfo is None
-                    else started_at.astimezone(UTC),
+                    _utc(started_at),
                     minutes,
                     status,
                     reason,
@@ -385,8 +386,7 @@ def _one_pass(person: bool, contacts: bool, periods: int, first: int) -> Select[
         SessionRow.contact_id,
         null().label("n"),
         SessionRow.id.label("evidence_id"),
-        # Read as the driver gives it: order_sessions makes it UTC.
-        type_coerce(SessionRow.started_at, _INSTANT).label("started_at"),
+        SessionRow.started_at,
         SessionRow.minutes,
         SessionRow.status,
         SessionRow.reason,
@@ -400,7 +400,14 @@ def _one_pass(person: bool, contacts: bool, periods: int, first: int) -> Select[
     return select(both).order_by(both.c.started_at, both.c.evidence_id)
 
 
-_INSTANT = DateTime(timezone=True)
+def _utc(value: datetime | str) -> datetime:
+    """An instant as the driver gives it (SQLite: text in UTC), in UTC, as
+    ``UTCDateTime`` reads it."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 # What a report names one by one: refusals, holds that lapsed, and completed
