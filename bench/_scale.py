@@ -155,13 +155,7 @@ def explain(libpq_url: str, runs: Counter[str], first: dict[str, Any]) -> list[E
             except psycopg.Error as error:
                 found.append(Explained(sql, count, [f"(not explained: {error})"]))
                 continue
-            scans = [
-                " ".join(filter(None, match.groups()))
-                for line in plan
-                for match in [SCAN.search(line)]
-                if match
-            ]
-            found.append(Explained(sql, count, scans))
+            found.append(Explained(sql, count, scans_of(plan)))
     return found
 
 
@@ -171,7 +165,13 @@ SMALL_TABLE = 1_000
 
 def table_sizes(libpq_url: str, found: Sequence[Explained]) -> dict[str, int]:
     """The estimated rows of each table a plan scans (``pg_class.reltuples``)."""
-    tables = sorted({scan.rsplit(" ", 1)[-1] for item in found for scan in item.scans})
+    tables = sorted(
+        {
+            scan.removesuffix(" (whole index)").rsplit(" ", 1)[-1]
+            for item in found
+            for scan in item.scans
+        }
+    )
     with psycopg.connect(libpq_url) as connection:
         rows = connection.execute(
             "SELECT relname, reltuples FROM pg_class WHERE relkind = 'r' AND relname = ANY(%s)",
@@ -180,9 +180,31 @@ def table_sizes(libpq_url: str, found: Sequence[Explained]) -> dict[str, int]:
     return {name: max(int(tuples), 0) for name, tuples in rows}
 
 
+def scans_of(plan: Sequence[str]) -> list[str]:
+    """Each scan node of a plan, as ``<kind> <index> <table>``; an index scan with
+    no ``Index Cond`` (a filter on the whole index) is marked ``(whole index)``."""
+    scans: list[str] = []
+    for number, line in enumerate(plan):
+        match = SCAN.search(line)
+        if not match:
+            continue
+        scan = " ".join(filter(None, match.groups()))
+        if match.group(1) in ("Index Scan", "Index Only Scan"):
+            depth = len(line) - len(line.lstrip(" ->"))
+            details = []
+            for below in plan[number + 1 :]:
+                if "->" in below or len(below) - len(below.lstrip(" ")) <= depth - 3:
+                    break
+                details.append(below)
+            if not any("Index Cond" in detail for detail in details):
+                scan = f"{scan} (whole index)"
+        scans.append(scan)
+    return scans
+
+
 def report_plans(found: Sequence[Explained], pairs: int, sizes: dict[str, int]) -> bool:
     """Print the statements and their scans; True if no plan reads a table of more
-    than ``SMALL_TABLE`` rows sequentially."""
+    than ``SMALL_TABLE`` rows whole (sequentially, or an index without a condition)."""
     total = sum(item.runs for item in found)
     print(
         f"statements of the call path: {total} in {pairs} pairs"
@@ -194,9 +216,9 @@ def report_plans(found: Sequence[Explained], pairs: int, sizes: dict[str, int]) 
         text = " ".join(item.sql.split())
         shown = []
         for scan in item.scans:
-            table = scan.rsplit(" ", 1)[-1]
+            table = scan.removesuffix(" (whole index)").rsplit(" ", 1)[-1]
             rows = sizes.get(table)
-            if scan.startswith("Seq Scan"):
+            if scan.startswith("Seq Scan") or scan.endswith("(whole index)"):
                 small = rows is not None and rows <= SMALL_TABLE
                 index_only = index_only and small
                 scan += f" ({rows:,} rows{', small' if small else ', LARGE'})"
@@ -206,9 +228,10 @@ def report_plans(found: Sequence[Explained], pairs: int, sizes: dict[str, int]) 
         print(f"  {item.runs / max(pairs, 1):5.2f}/pair  {text[:110]}")
         print(f"               -> {'; '.join(shown) if shown else 'no scan'}")
     verdict = (
-        f"index scans only (sequential scans only of tables under {SMALL_TABLE:,} rows)"
+        f"index scans by an index condition only (tables under {SMALL_TABLE:,} rows"
+        " may be read whole)"
         if index_only
-        else "SEQUENTIAL SCANS of large tables above"
+        else "LARGE TABLES READ WHOLE (sequentially or by a whole index) above"
     )
     print(f"plans: {verdict}")
     return index_only
