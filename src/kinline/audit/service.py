@@ -47,8 +47,13 @@ def record_event(
     tag: str,
     payload: Mapping[str, object],
     at: datetime,
+    head: tuple[int, str] | None = None,
 ) -> None:
     """Append one event to ``chain`` inside the caller's transaction.
+
+    ``head``: the chain's (seq, hash) when the caller has locked its head row
+    already, in this transaction (as ``repository.lock_head`` would, say in the
+    statement that took its own lock first); else the head is locked here.
 
     Holds the chain's head lock until the caller commits or rolls back, so a
     caller appending to several chains should take them in a fixed order
@@ -64,7 +69,9 @@ def record_event(
         raise ValueError("an audit event needs a timezone-aware time")
     payload_json = canonical_json(to_json_value(payload))
     occurred_at_iso = at.astimezone(UTC).isoformat()
-    head_seq, head_hash = repository.lock_head(session, facility_id=facility_id, chain=chain)
+    head_seq, head_hash = head or repository.lock_head(
+        session, facility_id=facility_id, chain=chain
+    )
     seq = head_seq + 1
     digest = event_hash(head_hash, chain, seq, occurred_at_iso, actor, tag, payload_json)
     link = ChainLink(chain, seq, occurred_at_iso, actor, tag, payload_json, head_hash, digest, 0)

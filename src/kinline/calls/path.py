@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from kinline.audit.service import person_chain, record_event
 from kinline.calls import ledger, model, repository
 from kinline.calls.model import CallState, Reservation, SettledBy, Status, Step
+from kinline.calls.repository import Head
 from kinline.calls.service import ExplainedDecision, decide_in
 from kinline.db.engine import Database
 from kinline.db.tables import SessionRow
@@ -167,7 +168,8 @@ def authorize(
     try:
         with db.transaction() as session:
             who = actor if isinstance(actor, str) else actor(session)
-            facility, used = _open_ledger(session, facility_id, person_id, key)
+            chain = person_chain(facility_id, person_id)
+            facility, used, head = _open_ledger(session, facility_id, person_id, key, chain)
             at = _now() if at is None else at
             e164 = None if dialed is None else normalize_phone(dialed, facility.country, "dialed")
             fingerprint = _fingerprint(person_id, e164 or f"contact:{contact_id}", channel)
@@ -198,7 +200,7 @@ def authorize(
             record_event(
                 session,
                 facility_id=facility_id,
-                chain=person_chain(facility_id, person_id),
+                chain=chain,
                 actor=who,
                 tag=f"calls:authorize:{'allowed' if row.status == Status.HELD else 'refused'}",
                 payload={
@@ -212,6 +214,7 @@ def authorize(
                     "expires_at": row.expires_at,
                 },
                 at=at,
+                head=head,
             )
             return _call(row)
     except IntegrityError:
@@ -239,11 +242,12 @@ def _answered_before(earlier: SessionRow, fingerprint: str) -> Call:
 
 
 def _open_ledger(
-    session: Session, facility_id: str, person_id: str, key: str
-) -> tuple[Facility, bool]:
-    """The person's facility and whether ``key`` was used, with the person's
-    allowance ledger locked."""
-    found = repository.open_ledger(session, facility_id, person_id, key)
+    session: Session, facility_id: str, person_id: str, key: str, chain: str
+) -> tuple[Facility, bool, Head | None]:
+    """The person's facility, whether ``key`` was used and the head of their audit
+    ``chain`` (None if it has none yet), with the person's allowance ledger
+    locked, then the head."""
+    found = repository.open_ledger(session, facility_id, person_id, key, chain)
     if found is None:
         require_facility(session, facility_id)
         require_person(session, facility_id, person_id)
@@ -365,13 +369,13 @@ def _step(
     then answered with a conflict."""
     with db.transaction() as session:
         who = actor if isinstance(actor, str) else actor(session)
-        row = _locked(session, facility_id, hold_id)
+        row, head = _locked(session, facility_id, hold_id)
         if row.hold_id is None or row.max_minutes is None:
             raise NotFound(f"no call set-up {hold_id!r}", field="hold_id")
         step = transition(_state(row))
         if step.replayed:
             return _call(row, replayed=True)
-        _apply(session, row, step, who, at)
+        _apply(session, row, step, who, at, head)
         if not step.lapsed:
             return _call(row)
     raise Conflict(f"hold {hold_id!r} expired before the call connected", field="hold_id")
@@ -391,13 +395,13 @@ def sweep(db: Database, *, at: datetime, actor: str = "kinline:sweep") -> SweepR
     expired = settled = 0
     for facility_id, hold_id in due:
         with db.transaction() as session:
-            row = _locked(session, facility_id, hold_id)
+            row, head = _locked(session, facility_id, hold_id)
             if row.hold_id is None or row.max_minutes is None:
                 continue
             step = model.sweep(_state(row), at)
             if step.replayed:
                 continue
-            _apply(session, row, step, actor, at)
+            _apply(session, row, step, actor, at, head)
             if step.state.status == Status.EXPIRED:
                 expired += 1
             else:
@@ -413,15 +417,29 @@ def get_call(db: Database, facility_id: str, hold_id: str) -> Call:
         return _call(row)
 
 
-def _locked(session: Session, facility_id: str, hold_id: str) -> SessionRow:
-    """The call set-up, with its person's ledger locked."""
-    row = repository.lock_by_hold_id(session, facility_id, hold_id)
-    if row is None:
+def _locked(session: Session, facility_id: str, hold_id: str) -> tuple[SessionRow, Head | None]:
+    """The call set-up, with its person's ledger locked, then the head of their
+    audit chain (None if it has none yet)."""
+    found = repository.lock_by_hold_id(session, facility_id, hold_id)
+    if found is None:
         raise NotFound(f"no call set-up {hold_id!r}", field="hold_id")
-    return row
+    row, locked = found
+    if locked is None:
+        return row, None
+    chain, head = locked
+    # The statement names the chain as audit.chain does; a head of any other
+    # name is not used (record_event then locks the right one itself).
+    return row, head if chain == person_chain(row.facility_id, row.person_id) else None
 
 
-def _apply(session: Session, row: SessionRow, step: Step, actor: str, at: datetime) -> None:
+def _apply(
+    session: Session,
+    row: SessionRow,
+    step: Step,
+    actor: str,
+    at: datetime,
+    head: Head | None = None,
+) -> None:
     """Write a step back: settle the ledger if it settles, then the set-up and its event."""
     state = step.state
     extra: dict[str, object] = {}
@@ -444,7 +462,7 @@ def _apply(session: Session, row: SessionRow, step: Step, actor: str, at: dateti
     row.settled_by = None if state.settled_by is None else str(state.settled_by)
     repository.save(session, row)
     assert step.tag is not None
-    _event(session, row, step.tag, actor, at, extra)
+    _event(session, row, step.tag, actor, at, extra, head)
 
 
 def _event(
@@ -454,6 +472,7 @@ def _event(
     actor: str,
     at: datetime,
     extra: dict[str, object],
+    head: Head | None,
 ) -> None:
     record_event(
         session,
@@ -463,4 +482,5 @@ def _event(
         tag=tag,
         payload={"session_id": row.id, "hold_id": row.hold_id, **extra},
         at=at,
+        head=head,
     )

@@ -24,6 +24,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -35,6 +36,7 @@ from kinline.db.bulk import among, write_rows
 from kinline.db.engine import core
 from kinline.db.tables import (
     ApprovalRow,
+    AuditHeadRow,
     ContactPhoneRow,
     ContactRow,
     FacilityRow,
@@ -83,7 +85,23 @@ _BY_HOLD = select(_SESSIONS).where(
     _SESSIONS.c.facility_id == bindparam("facility_id"),
     _SESSIONS.c.hold_id == bindparam("hold_id"),
 )
-_LOCK_BY_HOLD = (
+_HEADS = cast(Table, AuditHeadRow.__table__)
+Head = tuple[int, str]
+"""An audit chain's head as ``audit.repository.lock_head`` gives it: (seq, hash)."""
+
+
+def _escaped(part: Any) -> Any:
+    """``audit.chain._escape`` in SQL."""
+    return func.replace(func.replace(part, "%", "%25"), ":", "%3A")
+
+
+# The person's ledger is locked first (its own CTE), and only then, in the same
+# statement, the head of their audit chain: the order every step of the call
+# path (and every other writer of the person's chain) takes them in, one round
+# trip instead of two. The head CTE joins the locked rows, so no head is
+# locked before the ledger; a chain with no head yet gives NULLs and the audit
+# log creates it as usual (``record_event`` without ``head``).
+_HELD = (
     select(_SESSIONS)
     .join(
         _PEOPLE,
@@ -95,45 +113,82 @@ _LOCK_BY_HOLD = (
         _SESSIONS.c.hold_id == bindparam("hold_id"),
     )
     .with_for_update(of=[_PEOPLE, _SESSIONS])
+    .cte("held")
 )
-
-
-_OPEN_LEDGER = (
-    select(
-        _FACILITIES.c.id,
-        _FACILITIES.c.name,
-        _FACILITIES.c.timezone,
-        _FACILITIES.c.country,
-        _FACILITIES.c.appeal_days,
-        _FACILITIES.c.retaliation_window_days,
-        select(_SESSIONS.c.id)
-        .where(
-            _SESSIONS.c.facility_id == bindparam("facility_id"),
-            _SESSIONS.c.idempotency_key == bindparam("key"),
-        )
-        .scalar_subquery()
-        .label("earlier"),
+_HELD_HEAD = (
+    select(_HEADS.c.chain, _HEADS.c.seq, _HEADS.c.hash)
+    .select_from(_HEADS.join(_HELD, true()))
+    .where(
+        _HEADS.c.facility_id == bindparam("facility_id"),
+        _HEADS.c.chain
+        == literal("person:")
+        + _escaped(_HELD.c.facility_id)
+        + literal(":")
+        + _escaped(_HELD.c.person_id),
     )
-    .select_from(_PEOPLE)
-    .join(_FACILITIES, _FACILITIES.c.id == _PEOPLE.c.facility_id)
+    .with_for_update(of=_HEADS)
+    .cte("held_head")
+)
+_LOCK_BY_HOLD = select(
+    _HELD,
+    _HELD_HEAD.c.chain.label("head_chain"),
+    _HELD_HEAD.c.seq.label("head_seq"),
+    _HELD_HEAD.c.hash.label("head_hash"),
+).select_from(_HELD.outerjoin(_HELD_HEAD, true()))
+_HEAD_COLUMNS = ("head_chain", "head_seq", "head_hash")
+
+_LEDGER = (
+    select(_PEOPLE.c.facility_id, _PEOPLE.c.id)
     .where(
         _PEOPLE.c.facility_id == bindparam("facility_id"), _PEOPLE.c.id == bindparam("person_id")
     )
-    .with_for_update(of=_PEOPLE)
+    .with_for_update()
+    .cte("ledger")
+)
+_LEDGER_HEAD = (
+    select(_HEADS.c.seq, _HEADS.c.hash)
+    .select_from(_HEADS.join(_LEDGER, true()))
+    .where(_HEADS.c.facility_id == bindparam("facility_id"), _HEADS.c.chain == bindparam("chain"))
+    .with_for_update(of=_HEADS)
+    .cte("ledger_head")
+)
+_OPEN_LEDGER = select(
+    _FACILITIES.c.id,
+    _FACILITIES.c.name,
+    _FACILITIES.c.timezone,
+    _FACILITIES.c.country,
+    _FACILITIES.c.appeal_days,
+    _FACILITIES.c.retaliation_window_days,
+    select(_SESSIONS.c.id)
+    .where(
+        _SESSIONS.c.facility_id == bindparam("facility_id"),
+        _SESSIONS.c.idempotency_key == bindparam("key"),
+    )
+    .scalar_subquery()
+    .label("earlier"),
+    _LEDGER_HEAD.c.seq.label("head_seq"),
+    _LEDGER_HEAD.c.hash.label("head_hash"),
+).select_from(
+    _LEDGER.join(_FACILITIES, _FACILITIES.c.id == _LEDGER.c.facility_id).outerjoin(
+        _LEDGER_HEAD, true()
+    )
 )
 
 
 def open_ledger(
-    session: Session, facility_id: str, person_id: str, key: str
-) -> tuple[Facility, bool] | None:
+    session: Session, facility_id: str, person_id: str, key: str, chain: str
+) -> tuple[Facility, bool, Head | None] | None:
     """Lock the person's allowance ledger (as ``people.repository.lock_person``
-    does) and read, in the same statement, their facility and whether a set-up
-    already used ``key``; None if the facility or the person is missing."""
-    params = {"facility_id": facility_id, "person_id": person_id, "key": key}
+    does), then the head of their audit ``chain``, and read, in the same
+    statement, their facility and whether a set-up already used ``key``; None
+    if the facility or the person is missing. The head is None when the chain
+    has none yet."""
+    params = {"facility_id": facility_id, "person_id": person_id, "key": key, "chain": chain}
     row = core(session).execute(_OPEN_LEDGER, params).one_or_none()
     if row is None:
         return None
-    return facility_from_row(row), row.earlier is not None
+    head = None if row.head_seq is None else (row.head_seq, row.head_hash)
+    return facility_from_row(row), row.earlier is not None, head
 
 
 def add(session: Session, row: SessionRow) -> SessionRow:
@@ -163,15 +218,25 @@ def by_hold_id(session: Session, facility_id: str, hold_id: str) -> SessionRow |
     return _one(session, _BY_HOLD, {"facility_id": facility_id, "hold_id": hold_id})
 
 
-def lock_by_hold_id(session: Session, facility_id: str, hold_id: str) -> SessionRow | None:
+def lock_by_hold_id(
+    session: Session, facility_id: str, hold_id: str
+) -> tuple[SessionRow, tuple[str, Head] | None] | None:
     """The call set-up, with its person's ledger and its own row locked until the
-    transaction ends, in one statement.
+    transaction ends, then the head of the person's audit chain: the set-up and
+    (chain, head), the latter None when the chain has no head yet; in one
+    statement.
 
     On PostgreSQL, a statement that waited for the locks returns the rows as
     the transaction that held them committed them (READ COMMITTED re-reads
     locked rows); SQLite's write lock is already held (BEGIN IMMEDIATE).
     """
-    return _one(session, _LOCK_BY_HOLD, {"facility_id": facility_id, "hold_id": hold_id})
+    params = {"facility_id": facility_id, "hold_id": hold_id}
+    found = core(session).execute(_LOCK_BY_HOLD, params).mappings().one_or_none()
+    if found is None:
+        return None
+    values = dict(found)
+    chain, seq, hash = (values.pop(name) for name in _HEAD_COLUMNS)
+    return SessionRow(**values), None if chain is None else (chain, (seq, hash))
 
 
 def due(session: Session, at: datetime, limit: int = 10_000) -> list[tuple[str, str]]:

@@ -353,18 +353,17 @@ def authenticate_in(
     found = repository.token_with_subject(session, token_hash(secret))
     if found is None:
         return None
-    token, subject_row = found
-    if token.revoked_at is not None or subject_row.disabled_at is not None:
+    if found.revoked_at is not None or found.disabled_at is not None:
         return None
-    if token.expires_at is not None and token.expires_at <= at:
+    if found.expires_at is not None and found.expires_at <= at:
         return None
-    if token.last_used_at is None or token.last_used_at < at - LAST_USED_EVERY:
+    if found.last_used_at is None or found.last_used_at < at - LAST_USED_EVERY:
         if not record_use:
             return None
-        repository.touch_token(session, token.id, at, at - LAST_USED_EVERY)
+        repository.touch_token(session, found.token_id, at, at - LAST_USED_EVERY)
     # Committed bindings only, so they may be remembered by version.
-    bindings = repository.bindings_at_version(session, subject_row.id, subject_row.version)
-    return repository.subject_from_row(subject_row, bindings).narrowed(token.facility_id)
+    bindings = repository.bindings_at_version(session, found.subject_id, found.version)
+    return found.subject(bindings).narrowed(found.facility_id)
 
 
 def _token_info(row: ApiTokenRow, subject: SubjectRow) -> TokenInfo:
