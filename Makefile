@@ -71,8 +71,8 @@ bench: setup  ## Benchmarks against their named baselines.
 bench-allocate: setup  ## A week's 5,000 visit requests: CP-SAT against first come, first served.
 	$(BIN)/python bench/allocate.py
 
-bench-floor: setup  ## bench/authorize.py against a do-nothing batched ledger (bench/_floor.py).
-	$(BIN)/python bench/authorize.py --app _floor:create_app
+bench-floor: setup  ## kinline and the floor (bench/_floor.py) in one run of bench/authorize.py; the ratio last.
+	$(BIN)/python bench/authorize.py
 
 clean:  ## Remove the virtual environment and local databases.
 	rm -rf $(VENV) kinline.db kinline.db-wal kinline.db-shm
