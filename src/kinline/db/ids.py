@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Integer, MetaData, Sequence
+from sqlalchemy import BigInteger, MetaData, Sequence
 from sqlalchemy.exc import CompileError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -46,7 +46,7 @@ class NextId(ColumnElement[int]):
     _traverse_internals: list[tuple[str, InternalTraversal]] = [  # noqa: RUF012
         ("table", InternalTraversal.dp_string)
     ]
-    type = Integer()
+    type = BigInteger()
 
     def __init__(self, table: str) -> None:
         self.table = table

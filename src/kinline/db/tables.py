@@ -11,6 +11,7 @@ from datetime import date, datetime, time
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Date,
     ForeignKeyConstraint,
@@ -33,11 +34,17 @@ from kinline.db.types import UTCDateTime
 ID = String(64)
 
 
+# An id the database makes (``_serial_id``), and a column that names one: 64-bit,
+# since a national operator's sessions and audit events outrun 2**31 in months,
+# and Citus lets each node draw from a bigint sequence on its own.
+RowId = BigInteger
+
+
 def _serial_id(table: str) -> Mapped[int]:
     """The integer ``id`` of a distributed table, second in its primary key
     ``(facility_id, id)`` and unique in the whole database (db/ids.py)."""
     return mapped_column(
-        Integer, primary_key=True, autoincrement=False, default=next_id(table, Base.metadata)
+        RowId, primary_key=True, autoincrement=False, default=next_id(table, Base.metadata)
     )
 
 
@@ -323,7 +330,7 @@ class NoticeDeliveryRow(Base):
     id: Mapped[int] = _serial_id("notice_deliveries")
     facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
     # None: a message of its own (a password reset link), not a notice.
-    notice_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    notice_id: Mapped[int | None] = mapped_column(RowId, nullable=True)
     channel: Mapped[str] = mapped_column(String(8))  # inbox, email, print
     # A message of its own: its subject line and plain-text body.
     message_subject: Mapped[str | None] = mapped_column(String(200), nullable=True)
@@ -336,7 +343,7 @@ class NoticeDeliveryRow(Base):
     message_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    batch_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    batch_id: Mapped[int | None] = mapped_column(RowId, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     __table_args__ = (
@@ -358,7 +365,7 @@ class DeliveryAttemptRow(Base):
 
     id: Mapped[int] = _serial_id("delivery_attempts")
     facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
-    delivery_id: Mapped[int] = mapped_column(Integer)
+    delivery_id: Mapped[int] = mapped_column(RowId)
     attempted_at: Mapped[datetime] = mapped_column(UTCDateTime())
     outcome: Mapped[str] = mapped_column(String(12))  # sent, error
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -396,8 +403,8 @@ class AppealRow(Base):
     id: Mapped[int] = _serial_id("appeals")
     facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
     person_id: Mapped[str] = mapped_column(ID)
-    notice_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    session_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    notice_id: Mapped[int | None] = mapped_column(RowId, nullable=True)
+    session_id: Mapped[int | None] = mapped_column(RowId, nullable=True)
     filed_by: Mapped[str] = mapped_column(String(16))  # person, counsel
     filer: Mapped[str] = mapped_column(String(200))
     text: Mapped[str] = mapped_column(Text)
@@ -426,7 +433,7 @@ class AppealStepRow(Base):
 
     id: Mapped[int] = _serial_id("appeal_steps")
     facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
-    appeal_id: Mapped[int] = mapped_column(Integer)
+    appeal_id: Mapped[int] = mapped_column(RowId)
     level: Mapped[int] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(24))
     at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -644,7 +651,7 @@ class VisitorRestrictionRow(Base):
 
     id: Mapped[int] = _serial_id("visitor_restrictions")
     facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
-    visitor_id: Mapped[int] = mapped_column(Integer)
+    visitor_id: Mapped[int] = mapped_column(RowId)
     contact_id: Mapped[str] = mapped_column(ID)
     kind: Mapped[str] = mapped_column(String(16))  # banned, closed, non_contact
     reason: Mapped[str] = mapped_column(Text)
@@ -791,7 +798,7 @@ class VisitBookingRow(Base):
 
     id: Mapped[int] = _serial_id("visit_bookings")
     facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
-    slot_id: Mapped[int] = mapped_column(Integer)
+    slot_id: Mapped[int] = mapped_column(RowId)
     person_id: Mapped[str] = mapped_column(ID)
     setting: Mapped[str] = mapped_column(String(12))  # open, non_contact, closed
     status: Mapped[str] = mapped_column(String(16))
@@ -811,8 +818,8 @@ class VisitBookingRow(Base):
     completed_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     no_show_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     no_show_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    session_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    rescheduled_from: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    session_id: Mapped[int | None] = mapped_column(RowId, nullable=True)
+    rescheduled_from: Mapped[int | None] = mapped_column(RowId, nullable=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
     comment: Mapped[str | None] = mapped_column(Text, nullable=True)
 
@@ -834,7 +841,7 @@ class VisitBookingVisitorRow(Base):
     __tablename__ = "visit_booking_visitors"
 
     facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
-    booking_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    booking_id: Mapped[int] = mapped_column(RowId, primary_key=True)
     contact_id: Mapped[str] = mapped_column(ID, primary_key=True)
 
     __table_args__ = (
@@ -885,7 +892,7 @@ class VisitRequestRow(Base):
     window_closes_at: Mapped[datetime] = mapped_column(UTCDateTime())
     status: Mapped[str] = mapped_column(String(16))  # pending, met, unmet, withdrawn
     outcome_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    booking_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    booking_id: Mapped[int | None] = mapped_column(RowId, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
@@ -1087,7 +1094,7 @@ class NoticeIssueRow(Base):
     __tablename__ = "notice_issues"
 
     facility_id: Mapped[str] = mapped_column(ID, primary_key=True)
-    notice_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    notice_id: Mapped[int] = mapped_column(RowId, primary_key=True)
     reference: Mapped[str] = mapped_column(String(120))
     issued_by: Mapped[str] = mapped_column(String(200))
     issuer_role: Mapped[str | None] = mapped_column(String(32), nullable=True)

@@ -14,7 +14,13 @@ are not distributed):
   to their booking and of visitor restrictions to their visitor join on
   ``(facility_id, id)``.
 
-No column changes and no row moves; every id keeps its value.
+- every id the database makes, and each column that names one, becomes a
+  64-bit integer (its PostgreSQL sequence too): a national operator's
+  sessions and audit events would outrun 2**31 within months, and Citus
+  lets each node draw from a bigint sequence by itself, where an integer
+  one is drawn only on the coordinator.
+
+No row moves and no value changes; every id keeps its value.
 
 Ids. SQLite autoincrements only a one-column integer primary key, so ``id``
 is now a plain integer whose value the database makes (kinline.db.ids): on
@@ -121,6 +127,20 @@ class ForeignKey(NamedTuple):
         return f"fk_{self.table}_facility_id_{self.referred}"
 
 
+# Ids the database makes, and the columns that name them, become 64-bit.
+WIDENED: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(SERIAL_TABLES, ("id",)),
+    "notice_deliveries": ("id", "notice_id", "batch_id"),
+    "delivery_attempts": ("id", "delivery_id"),
+    "appeals": ("id", "notice_id", "session_id"),
+    "appeal_steps": ("id", "appeal_id"),
+    "visitor_restrictions": ("id", "visitor_id"),
+    "visit_bookings": ("id", "slot_id", "session_id", "rescheduled_from"),
+    "visit_booking_visitors": ("booking_id",),
+    "visit_requests": ("id", "booking_id"),
+    "notice_issues": ("notice_id",),
+}
+
 FOREIGN_KEYS = (
     ForeignKey("visit_bookings", "slot_id", "visit_slots"),
     ForeignKey("visit_booking_visitors", "booking_id", "visit_bookings"),
@@ -146,6 +166,17 @@ def _alter_all(*, forward: bool) -> None:
     """PostgreSQL: drop the constraints and add them in their other shape."""
     for fk in FOREIGN_KEYS:
         op.drop_constraint(fk.old_name if forward else fk.new_name, fk.table, type_="foreignkey")
+    width = "bigint" if forward else "integer"
+    for table, columns in WIDENED.items():
+        for column in columns:
+            op.alter_column(
+                table,
+                column,
+                type_=sa.BigInteger() if forward else sa.Integer(),
+                existing_type=sa.Integer() if forward else sa.BigInteger(),
+            )
+        if table in SERIAL_TABLES:
+            op.execute(f"ALTER SEQUENCE {table}_id_seq AS {width}")
     for table, (before, after) in PRIMARY_KEYS.items():
         op.drop_constraint(f"pk_{table}", table, type_="primary")
         op.create_primary_key(f"pk_{table}", table, list(after if forward else before))
@@ -164,7 +195,12 @@ def _alter_all(*, forward: bool) -> None:
 def _recreate_all(*, forward: bool) -> None:
     """SQLite: each changed table made again with its new keys, rows copied."""
     tables = sorted(
-        {*PRIMARY_KEYS, *(unique.table for unique in UNIQUES), *(fk.table for fk in FOREIGN_KEYS)}
+        {
+            *PRIMARY_KEYS,
+            *WIDENED,
+            *(unique.table for unique in UNIQUES),
+            *(fk.table for fk in FOREIGN_KEYS),
+        }
     )
     connection = op.get_bind()
     for table in tables:
@@ -186,10 +222,12 @@ def _reshaped(connection: sa.Connection, table: str, *, forward: bool) -> sa.Tab
     """``table`` as the database has it, with the keys of the other side of
     this revision."""
     inspector = sa.inspect(connection)
+    widened = WIDENED.get(table, ())
+    width = sa.BigInteger() if forward else sa.Integer()
     columns = [
         sa.Column(
             column["name"],
-            column["type"],
+            width if column["name"] in widened else column["type"],
             nullable=column["nullable"],
             server_default=sa.text(column["default"]) if column["default"] is not None else None,
         )
