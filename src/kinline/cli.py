@@ -140,6 +140,18 @@ def db_upgrade(database_url: DatabaseOption = None) -> None:
     console.print(f"database at {url} is up to date")
 
 
+@db_app.command(
+    "citus-plan",
+    help="Print the SQL that shards a migrated database by facility with Citus, in order"
+    " (docs/scaling.md explains it).",
+)
+def db_citus_plan() -> None:
+    from kinline.db.citus import citus_plan
+
+    for statement in citus_plan():
+        print(statement)
+
+
 @scenario_app.command("check", help="Run scenario files on fresh embedded databases and compare.")
 def scenario_check(
     files: Annotated[list[Path], typer.Argument(help="Scenario YAML files.")],
