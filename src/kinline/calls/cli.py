@@ -21,7 +21,12 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from kinline.calls.importer import DEFAULT_BATCH_SIZE, ImportSummary, import_calls
+from kinline.calls.importer import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_WORKERS,
+    ImportSummary,
+    import_calls,
+)
 from kinline.calls.path import sweep
 from kinline.calls.service import decide_contact
 from kinline.cli_support import (
@@ -168,6 +173,10 @@ def calls_command(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Check every row; write nothing.")
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option("--workers", min=1, help="Processes deciding each batch's calls."),
+    ] = DEFAULT_WORKERS,
     facility: FacilityOption = None,
     as_json: JsonOption = False,
     database_url: DatabaseOption = None,
@@ -193,6 +202,7 @@ def calls_command(
                 batch_size=batch_size,
                 dry_run=dry_run,
                 progress=_Bar(progress),
+                workers=workers,
             )
     finally:
         db.dispose()

@@ -81,8 +81,9 @@ import csv
 import gc
 import hashlib
 import json
+import multiprocessing
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
@@ -95,7 +96,7 @@ from sqlalchemy.orm import Session
 
 from kinline.audit.service import facility_chain, record_event
 from kinline.calls import ledger, repository
-from kinline.calls.model import charged_usage
+from kinline.calls.model import charged_usage, usage_added
 from kinline.calls.rows import (
     BatchLedger,
     Call,
@@ -115,9 +116,11 @@ from kinline.people.service import require_facility
 from kinline.rules.decide import Decision, Request, decide
 from kinline.rules.model import DAY, MONTH, WEEK, Channel, Rule
 from kinline.rules.periods import local, period_key, wall_to_instant
+from kinline.rules.usage import UsageChange
 
 _T = TypeVar("_T")
 DEFAULT_BATCH_SIZE = 10_000
+DEFAULT_WORKERS = 1
 MAX_LISTED_ERRORS = 1_000
 BATCH_TAG = "imports:calls:batch"
 _READ_CHUNK = 1 << 20
@@ -214,10 +217,19 @@ def import_calls(
     batch_size: int = DEFAULT_BATCH_SIZE,
     dry_run: bool = False,
     progress: ImportProgress | None = None,
+    workers: int = DEFAULT_WORKERS,
 ) -> ImportSummary:
-    """Import the completed calls in the CSV file at ``path``; ``at`` is now."""
+    """Import the completed calls in the CSV file at ``path``; ``at`` is now.
+
+    With ``workers`` above 1, each batch's calls are decided in that many
+    processes, each deciding a share of the batch's people (whose calls and
+    usage depend on no one else's); the rest of the batch, its one
+    transaction included, stays in this process. The decisions, and so the
+    sessions and counters written, are the same whatever the number."""
     if batch_size < 1:
         raise InvalidInput("must be at least 1", field="batch_size")
+    if workers < 1:
+        raise InvalidInput("must be at least 1", field="workers")
     with db.transaction() as session:
         facility = require_facility(session, facility_id)
     summary = ImportSummary(file=path.name, batch_size=batch_size, dry_run=dry_run)
@@ -230,13 +242,17 @@ def import_calls(
     if progress is not None:
         progress.begin(max(source.lines - 1, 0))
     try:
-        with _fewer_collections(), path.open(encoding="utf-8-sig", newline="") as handle:
+        with (
+            _fewer_collections(),
+            _deciders(workers) as pool,
+            path.open(encoding="utf-8-sig", newline="") as handle,
+        ):
             reader = csv.reader(handle)
             header = _header(reader)
             done = 1
             batches = _ahead(_parsed(_batches(reader, batch_size), header, facility))
             for batch, keys, lines in batches:
-                result = _import_batch(db, facility, batch, keys, source, at, actor, dry_run)
+                result = _import_batch(db, facility, batch, keys, source, at, actor, dry_run, pool)
                 _count(summary, result, dry_run)
                 if progress is not None:
                     progress.advance(lines - done)
@@ -244,6 +260,18 @@ def import_calls(
     except InvalidInput as error:
         summary.file_error = error.message
     return summary
+
+
+@contextmanager
+def _deciders(workers: int) -> Iterator[Executor | None]:
+    """``workers`` processes to decide calls in (started afresh, never forked from
+    this one and its connections); None for one, this process."""
+    if workers <= 1:
+        yield None
+        return
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=spawn) as pool:
+        yield pool
 
 
 @contextmanager
@@ -383,9 +411,10 @@ def _import_batch(
     at: datetime,
     actor: str,
     dry_run: bool,
+    pool: Executor | None = None,
 ) -> _BatchResult:
     try:
-        return _import_checked_batch(db, facility, fields, keys, source, at, actor, dry_run)
+        return _import_checked_batch(db, facility, fields, keys, source, at, actor, dry_run, pool)
     except _BatchRefused as refused:
         return refused.result
 
@@ -408,6 +437,7 @@ def _import_checked_batch(
     at: datetime,
     actor: str,
     dry_run: bool,
+    pool: Executor | None = None,
 ) -> _BatchResult:
     people = sorted({row.person for row in fields if row.person})
     with db.transaction() as session:
@@ -448,7 +478,7 @@ def _import_checked_batch(
         if dry_run:
             return _BatchResult(len(fields), [], 0, imported=len(calls), already_imported=skipped)
         mine = [call for _, call in calls]
-        outside = _record(session, facility, mine, at) if mine else 0
+        outside = _record(session, facility, mine, at, pool) if mine else 0
         record_event(
             session,
             facility_id=facility.id,
@@ -499,10 +529,16 @@ def _already_imported(
     return set(first) - claimed
 
 
-def _record(session: Session, facility: Facility, calls: Sequence[Call], at: datetime) -> int:
+def _record(
+    session: Session,
+    facility: Facility,
+    calls: Sequence[Call],
+    at: datetime,
+    pool: Executor | None = None,
+) -> int:
     """Decide each call in order against the batch's usage, write them all; the
-    number the engine would have refused."""
-    zone = facility.zone
+    number the engine would have refused. With ``pool``, the people's calls are
+    decided in its processes, a share of the people each."""
     people = sorted({call.person for call in calls})
     rules = repository.rules_of(
         session,
@@ -513,11 +549,41 @@ def _record(session: Session, facility: Facility, calls: Sequence[Call], at: dat
         max(call.at for call in calls),
     )
     batch = _seeded_ledger(session, facility, people, rules, calls)
+    ordered = sorted(calls, key=attrgetter("person", "at", "row"))
+    if pool is None or len(people) < 2:
+        decided = decide_calls(ordered, rules, batch)
+    else:
+        decided = _decided_in(pool, ordered, rules, batch, people)
+    sessions = _Sessions(facility.id, at, session.get_bind().dialect.name == "postgresql")
+    changes: list[tuple[str, UsageChange]] = []
+    outside = 0
+    for call, (decision, change) in zip(ordered, decided, strict=True):
+        if change is None:
+            outside += 1
+        else:
+            changes.append((call.person, change))
+        sessions.add(call, decision)
+    sessions.write(session)
+    ledger.write_usage(session, facility.id, usage_added(changes))
+    return outside
+
+
+def decide_calls(
+    calls: Sequence[Call], rules: Sequence[Rule], batch: BatchLedger
+) -> list[tuple[Decision, UsageChange | None]]:
+    """Each call's decision, and what it adds to the usage (None: refused), in
+    order: ``calls`` are sorted by person, start and row, and ``batch`` holds
+    their people's stored usage; each call is charged to it before the next is
+    decided, as on the call path.
+
+    Pure (no store): run in this process, or in a pool's for a share of the
+    people, whose calls and usage depend on no one else's.
+    """
+    zone = batch.zone
     by_id = {rule.id: rule for rule in rules}
     relevant: dict[tuple[str, Channel], list[Rule]] = {}
-    sessions = _Sessions(facility.id, at, session.get_bind().dialect.name == "postgresql")
-    outside = 0
-    for call in sorted(calls, key=attrgetter("person", "at", "row")):
+    decided: list[tuple[Decision, UsageChange | None]] = []
+    for call in calls:
         key = (call.person, call.channel)
         person_rules = relevant.get(key)
         if person_rules is None:
@@ -532,12 +598,32 @@ def _record(session: Session, facility: Facility, calls: Sequence[Call], at: dat
         change = charged_usage(decision, by_id, call.at, charged, zone)
         if change is not None:
             batch.apply(call.person, change)
-        else:
-            outside += 1
-        sessions.add(call, decision)
-    sessions.write(session)
-    ledger.write_usage(session, facility.id, batch.added)
-    return outside
+        decided.append((decision, change))
+    return decided
+
+
+def _decided_in(
+    pool: Executor,
+    ordered: Sequence[Call],
+    rules: Sequence[Rule],
+    batch: BatchLedger,
+    people: Sequence[str],
+) -> list[tuple[Decision, UsageChange | None]]:
+    """``decide_calls`` of ``ordered`` in ``pool``: the calls cut into runs of whole
+    people, about as many calls each, one run a process; the decisions put
+    back together in the same order."""
+    shares = max(1, getattr(pool, "_max_workers", 2))
+    runs: list[list[Call]] = []
+    size = -(-len(ordered) // shares)
+    for call in ordered:
+        if not runs or (len(runs[-1]) >= size and runs[-1][-1].person != call.person):
+            runs.append([])
+        runs[-1].append(call)
+    parts = [
+        pool.submit(decide_calls, run, rules, batch.part({call.person for call in run}))
+        for run in runs
+    ]
+    return [item for part in parts for item in part.result()]
 
 
 def _seeded_ledger(

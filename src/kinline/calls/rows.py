@@ -305,6 +305,20 @@ class BatchLedger:
     def seed_gap(self, person: str, rule_id: str, last_end: datetime) -> None:
         self._gaps[person][rule_id] = last_end
 
+    def part(self, people: set[str]) -> BatchLedger:
+        """A ledger of ``people``'s usage alone (a copy), to decide their calls
+        elsewhere: no one's decisions read another person's usage."""
+        part = BatchLedger(self.zone)
+        for person in people:
+            if person in self._counters:
+                part._counters[person] = dict(self._counters[person])
+            if person in self._rolling:
+                rolling = self._rolling[person]
+                part._rolling[person] = {rule: list(items) for rule, items in rolling.items()}
+            if person in self._gaps:
+                part._gaps[person] = dict(self._gaps[person])
+        return part
+
     def snapshot(self, person: str) -> UsageSnapshot:
         """The person's usage as the engine reads it; it follows every later
         ``apply`` (it holds the ledger's own tables, never copies)."""
