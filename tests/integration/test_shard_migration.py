@@ -241,7 +241,7 @@ def import_vendor_calls(db: Database, path: Path, facility_id: str, days: range)
     lines = ["person,dialed,start,seconds,channel"]
     for day in days:
         start = T0 + timedelta(days=day, hours=2)
-        for call in range(4):  # one more than the quota: one refused a day
+        for call in range(4):  # more than the quota lets through: some are refused
             at = (start + timedelta(minutes=30 * call)).strftime("%Y-%m-%dT%H:%M:%S")
             lines.append(f"okafor,+1 404 555 0134,{at},{300 + call},phone")
             lines.append(f"reyes,+1 718 555 0123,{at},{600 + call},phone")
