@@ -3,13 +3,15 @@ and the one place they are written, per call set-up and in bulk."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import cast
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, bindparam, delete, insert, select, update
+from sqlalchemy import Insert, Table, bindparam, delete, insert, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from kinline.calls.model import COUNTED, Reservation, Settlement, UsageAdded
@@ -255,8 +257,54 @@ def stored_usage(
     return usage
 
 
+def counter_rows(facility_id: str, added: UsageAdded) -> list[dict[str, object]]:
+    """The counter rows ``write_usage`` adds to the stored ones, in key order."""
+    return [
+        {
+            "facility_id": facility_id,
+            "person_id": person_id,
+            "rule_id": rule_id,
+            "period_key": key,
+            "sessions": tally.sessions,
+            "minutes": tally.minutes,
+        }
+        for (person_id, rule_id, key), tally in sorted(added.counters.items())
+    ]
+
+
+_COUNTER_COLUMNS = ("facility_id", "person_id", "rule_id", "period_key", "sessions", "minutes")
+
+
+@functools.cache
+def counting_pg(rows: int) -> Insert:
+    """PostgreSQL's upsert of ``rows`` counter rows (``counter_rows``), adding to
+    the stored ones as ``write_usage`` does, with parameters ``c<i>_<column>``:
+    built once per number of rows, to run as a CTE of another statement."""
+    values: list[dict[str, Any]] = [
+        {name: bindparam(f"c{i}_{name}") for name in _COUNTER_COLUMNS} for i in range(rows)
+    ]
+    upsert = postgresql.insert(COUNTERS).values(values)
+    return upsert.on_conflict_do_update(
+        index_elements=list(COUNTER_KEY),
+        set_={
+            "sessions": COUNTERS.c.sessions + upsert.excluded.sessions,
+            "minutes": COUNTERS.c.minutes + upsert.excluded.minutes,
+        },
+    )
+
+
+def counting_params(rows: list[dict[str, object]]) -> dict[str, object]:
+    """``counter_rows`` as ``counting_pg``'s parameters."""
+    return {f"c{i}_{name}": value for i, row in enumerate(rows) for name, value in row.items()}
+
+
 def write_usage(
-    session: Session, facility_id: str, added: UsageAdded, *, entry_ids: bool = False
+    session: Session,
+    facility_id: str,
+    added: UsageAdded,
+    *,
+    entry_ids: bool = False,
+    counters: bool = True,
 ) -> tuple[int, ...]:
     """Add ``added`` to the ledger: the one code that adds to it, for a call set-up's
     single session and an import's whole batch alike.
@@ -269,19 +317,13 @@ def write_usage(
     settles its own entries) their ids come back in the order of
     ``added.entries``; without, a batch of ``COPY_ENTRIES_FROM`` or more goes
     by ``COPY`` on PostgreSQL (an import's), and nothing comes back.
+    Without ``counters`` the counters are left to the caller, who writes
+    ``counter_rows`` in the same transaction (a hold, on PostgreSQL, with its
+    set-up's own INSERT: ``counting_pg``).
     """
-    counters = [
-        {
-            "facility_id": facility_id,
-            "person_id": person_id,
-            "rule_id": rule_id,
-            "period_key": key,
-            "sessions": tally.sessions,
-            "minutes": tally.minutes,
-        }
-        for (person_id, rule_id, key), tally in sorted(added.counters.items())
-    ]
-    write_rows(session, COUNTERS, counters, conflict=COUNTER_KEY, update=("sessions", "minutes"))
+    if counters:
+        rows = counter_rows(facility_id, added)
+        write_rows(session, COUNTERS, rows, conflict=COUNTER_KEY, update=("sessions", "minutes"))
     entries = [
         {
             "facility_id": facility_id,

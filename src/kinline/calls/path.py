@@ -180,6 +180,7 @@ def authorize(
                 return _answered_before(earlier, fingerprint)
             if e164 is not None:
                 contact_id = people.contact_by_phone(session, facility_id, person_id, e164)
+            counting: list[dict[str, object]] = []
             if contact_id is None:
                 row = _refuse_unknown_number(facility, person_id, channel, e164, at)
             else:
@@ -193,10 +194,13 @@ def authorize(
                     person_checked=True,
                     recording=True,
                 )
-                row = _hold(session, facility, explained, at)
+                row = _hold(session, facility, explained, at, counting)
             row.idempotency_key = key
             row.request_hash = fingerprint
-            repository.add(session, row)
+            also = None
+            if counting:
+                also = (ledger.counting_pg(len(counting)), ledger.counting_params(counting))
+            repository.add(session, row, also)
             record_event(
                 session,
                 facility_id=facility_id,
@@ -282,8 +286,15 @@ def _refuse_unknown_number(
 
 
 def _hold(
-    session: Session, facility: Facility, explained: ExplainedDecision, at: datetime
+    session: Session,
+    facility: Facility,
+    explained: ExplainedDecision,
+    at: datetime,
+    counting: list[dict[str, object]],
 ) -> SessionRow:
+    """The set-up as decided, its hold (if allowed) added to the ledger; on
+    PostgreSQL the counters are left in ``counting`` for the set-up's INSERT to
+    add (one round trip fewer)."""
     decision = explained.decision
     held = None
     reserved = None
@@ -292,7 +303,7 @@ def _hold(
     )
     if change is not None:
         held = model.hold(f"h_{uuid.uuid4().hex}", at, decision.max_minutes or 0, hold_timeout())
-        reserved = _reserve(session, explained, change).as_json()
+        reserved = _reserve(session, explained, change, counting).as_json()
     return SessionRow(
         facility_id=facility.id,
         person_id=explained.person_id,
@@ -314,13 +325,24 @@ def _hold(
     )
 
 
-def _reserve(session: Session, explained: ExplainedDecision, change: UsageChange) -> Reservation:
+def _reserve(
+    session: Session,
+    explained: ExplainedDecision,
+    change: UsageChange,
+    counting: list[dict[str, object]],
+) -> Reservation:
     """Add a hold's ``change`` to the ledger, and say where it went so that it can
     be settled: the rolling entries' ids, and each gap mark as it stood (the
-    marks the decision read; the person's ledger has been locked since)."""
+    marks the decision read; the person's ledger has been locked since). On
+    PostgreSQL its counter rows go to ``counting`` instead of being written."""
     assert explained.usage.ahead, "a hold is decided against the ledger as it stands"
     added = model.usage_added([(explained.person_id, change)])
-    ids = ledger.write_usage(session, explained.facility_id, added, entry_ids=True)
+    deferred = session.get_bind().dialect.name == "postgresql"
+    if deferred:
+        counting.extend(ledger.counter_rows(explained.facility_id, added))
+    ids = ledger.write_usage(
+        session, explained.facility_id, added, entry_ids=True, counters=not deferred
+    )
     return model.reservation(change, explained.usage.gaps, ids)
 
 

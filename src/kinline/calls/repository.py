@@ -9,12 +9,14 @@ never tracks, inserted by ``add`` and written back by ``save``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
     Executable,
+    Insert,
     Integer,
     String,
     Table,
@@ -191,11 +193,26 @@ def open_ledger(
     return facility_from_row(row), row.earlier is not None, head
 
 
-def add(session: Session, row: SessionRow) -> SessionRow:
-    """Insert the set-up; ``row.id`` is set from the database."""
+def add(
+    session: Session,
+    row: SessionRow,
+    also: tuple[Insert, Mapping[str, object]] | None = None,
+) -> SessionRow:
+    """Insert the set-up; ``row.id`` is set from the database. ``also``: another
+    insert built once (``ledger.counting_pg``, PostgreSQL only) and its
+    parameters, run by the same statement as a CTE."""
     values = {column.key: getattr(row, column.key) for column in _COLUMNS}
-    row.id = core(session).execute(_ADD, values).scalar_one()
+    statement: Executable = _ADD
+    if also is not None:
+        statement = _add_with(also[0])
+        values.update(also[1])
+    row.id = core(session).execute(statement, values).scalar_one()
     return row
+
+
+@functools.cache
+def _add_with(other: Insert) -> Executable:
+    return _ADD.add_cte(other.cte("also"))
 
 
 def save(session: Session, row: SessionRow) -> None:
