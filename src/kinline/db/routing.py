@@ -86,13 +86,17 @@ CROSS_FACILITY: Final[dict[str, str]] = {
 }
 
 # Statements allowed, until fixed, under a "todo-" name without editing the code
-# that runs them: each by how the statement begins.
+# that runs them: each by a pattern of the whole statement as sent.
 PENDING: Final[dict[str, tuple[str, ...]]] = {
     "todo-call-path": (
-        "UPDATE sessions SET minutes=",
-        "SELECT sessions.facility_id, sessions.hold_id \nFROM sessions \nWHERE sessions.status IN",
+        # calls.repository._SAVE: a set-up written back by its id alone
+        r"UPDATE sessions SET minutes=.* WHERE sessions\.id = \S+",
+        # calls.repository.due, for calls.path.sweep: to run as "call-sweep"
+        r"SELECT sessions\.facility_id, sessions\.hold_id \nFROM sessions \n"
+        r"WHERE sessions\.status IN \(.*\) AND sessions\.expires_at <= .*",
     ),
 }
+_PENDING = [re.compile(p, re.DOTALL) for patterns in PENDING.values() for p in patterns]
 
 _declared: ContextVar[str | None] = ContextVar("kinline_cross_facility", default=None)
 
@@ -605,7 +609,7 @@ def _listener(tables: frozenset[str], report: str | None) -> Callable[..., None]
 
 
 def _pending(statement: str) -> bool:
-    return any(statement.startswith(begins) for starts in PENDING.values() for begins in starts)
+    return any(pattern.fullmatch(statement) for pattern in _PENDING)
 
 
 def _append_report(path: str, statement: str, verdict: Verdict) -> None:
