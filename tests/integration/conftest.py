@@ -17,4 +17,6 @@ from pathlib import Path
 from kinline.db.routing import declare_code
 
 os.environ.setdefault("KINLINE_ROUTING_CHECK", "1")
-declare_code(str(Path(__file__).parent), "test-fixture")
+# Every tier's own code: a run of the whole suite (make test) has the check on
+# for the browser tests too, whose servers are then checked as well.
+declare_code(str(Path(__file__).parents[1]), "test-fixture")

@@ -21,7 +21,7 @@ from kinline.db.routing import (
 )
 from kinline.db.tables import FacilityRow, SessionRow
 
-HERE = str(Path(__file__).parent)
+HERE = str(Path(__file__).parents[1])  # the tests, declared by conftest.py
 
 
 @pytest.fixture(autouse=True)
