@@ -16,6 +16,7 @@ import os
 from datetime import date, datetime
 from typing import Any
 
+from psycopg.types.json import Json, Jsonb
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -32,6 +33,8 @@ def encoded(value: object) -> object:
         return {"$date": value.isoformat()}
     if isinstance(value, bytes | memoryview):
         return {"$bytes": bytes(value).hex()}
+    if isinstance(value, Json | Jsonb):  # a JSON column's value, as psycopg wraps it
+        return json.dumps(value.obj)
     return str(value)  # a UUID, a Decimal: their text is what PostgreSQL reads
 
 
