@@ -44,6 +44,7 @@ from kinline.audit.service import facility_chain, record_event
 from kinline.calls.model import decision_from_json
 from kinline.calls.service import ExplainedDecision, decide_in
 from kinline.courts import report_repository, repository
+from kinline.courts.gc_pause import collector_paused
 from kinline.courts.orders import CourtOrder, order_in
 from kinline.courts.report import (
     ComplianceReport,
@@ -345,17 +346,41 @@ def _rules_around(
 ) -> tuple[tuple[RuleSpan, ...], list[RuleSpan]]:
     """Every other rule on the order's channel concerning its person in force
     in ``[start, end)``, and of those, the ones that stand over the order."""
+    rows = repository.rule_rows_between(
+        session, reader.facility.id, str(reader.order.channel), start, end
+    )
+    return _concerning(reader, [_span(r) for r in rows])
+
+
+def _concerning(
+    reader: _Reader, ruled: list[RuleSpan]
+) -> tuple[tuple[RuleSpan, ...], list[RuleSpan]]:
+    """Of the rules ``ruled`` on the order's channel, the others concerning its
+    person, and of those, the ones that stand over the order."""
     order = reader.order
-    ruled = [
-        _span(r)
-        for r in repository.rule_rows_between(
-            session, reader.facility.id, str(order.channel), start, end
-        )
-    ]
     concerning = tuple(
         s for s in ruled if s.rule.id != order.id and _concerns_order_person(s.rule, order)
     )
     return concerning, [s for s in concerning if _stands_over(s.rule, order, reader)]
+
+
+def _span_of(facts: report_repository.RuleFacts) -> RuleSpan:
+    """A rule read as plain values, as ``_span`` makes it of its row."""
+    row = RuleRow(
+        seq=facts.seq,
+        definition=facts.definition,
+        starts_at=facts.starts_at,
+        ends_at=facts.ends_at,
+        lifted_at=facts.lifted_at,
+    )
+    return RuleSpan(
+        rule=policy_repository.rule_from_row(row),
+        imposed_at=facts.imposed_at,
+        imposed_by=facts.imposed_by,
+        lifted_at=facts.lifted_at,
+        lifted_by=facts.lifted_by,
+        lift_reason=facts.lift_reason,
+    )
 
 
 def _span(row: RuleRow) -> RuleSpan:
@@ -406,10 +431,17 @@ class _Reader:
         """The contacts of the order's person (of everyone, for an order that
         names no person) with their names, by one statement, rather than one
         by one as they are asked for."""
+        self.know_contacts(
+            report_repository.contacts_of(
+                self.session, self.facility.id, self.order.person, self.at
+            )
+        )
+
+    def know_contacts(self, contacts: list[tuple[Contact, str]]) -> None:
+        """``contacts``: every contact of the order's person (of everyone, for
+        an order that names no person) with its name, read by the caller."""
         self._names = {}
-        for contact, name in report_repository.contacts_of(
-            self.session, self.facility.id, self.order.person, self.at
-        ):
+        for contact, name in contacts:
             self._contacts[contact.id] = contact
             self._names[contact.id] = name
         self._everyone = self.order.person is None
@@ -717,7 +749,25 @@ def order_report(
     ``report_subject``'s and ``order_compliance``'s. ``timeline`` False: no
     timeline (JSON and CSV draw none), and the completed calls are counted by
     the database rather than read one by one. The order, the facility's rule
-    and every requirement are read in one transaction, so they agree."""
+    and every requirement are read in one transaction, so they agree.
+
+    Built with the cyclic garbage collector paused (``gc_pause``): a report
+    over years makes thousands of objects, none in a reference cycle, and
+    collections would walk them again and again while they are made."""
+    with collector_paused():
+        return _order_report(db, facility_id, order_id, first, last, at, key, timeline)
+
+
+def _order_report(
+    db: Database,
+    facility_id: str,
+    order_id: str,
+    first: str,
+    last: str,
+    at: datetime,
+    key: Ed25519PrivateKey | None,
+    timeline: bool,
+) -> ComplianceReport:
     with db.transaction() as session:
         # The facility, its status rule, the rule of that id and whether a
         # record has it: one statement, not one each.
@@ -790,43 +840,58 @@ def _figures(
     at: datetime,
     statuses: StatusRule,
 ) -> _Part:
-    """A requirement of a report without a timeline, from one pass over the
-    order's sessions (its completed calls counted by the database, its evidence
-    read row by row), stated as ``_requirement`` states it from
-    ``order_compliance(..., explained=False, calls=False)``, without the
-    period records in between: a report over years names thousands of
-    refusals, and each record made costs as much as the row read."""
+    """A requirement of a report without a timeline, stated as ``_requirement``
+    states it from ``order_compliance(..., explained=False, calls=False)``, by
+    two statements: the person's contacts with the rules on the channel, then
+    one pass over the order's sessions (its completed calls counted by the
+    database, its evidence read as plain tuples). Each piece of evidence is
+    made straight from its row, without the period records in between: a
+    report over years names thousands of refusals, and each object made costs
+    as much as the row read."""
     order, spans = _order_periods(session, facility, order_id, first, last)
     rule = order.rule
     start, end = spans[0].start, spans[-1].end
     reader = _Reader(session, facility, rule, at, explained=False)
-    found = _order_sessions(session, reader, spans)
+    channel = str(rule.channel)
+    around = report_repository.order_surroundings(
+        session, facility.id, rule.person, at, channel, start, end
+    )
+    reader.know_contacts(around.contacts)
+    _, standing = _concerning(reader, [_span_of(facts) for facts in around.rules])
+    found = report_repository.order_evidence(
+        session,
+        facility.id,
+        rule.person,
+        channel,
+        None if rule.contacts.ids is None else sorted(rule.contacts.ids),
+        [(span.start, span.end) for span in spans],
+    )
     counted = _counted(reader, found.counts, len(spans))
-    _, standing = _rules_around(session, reader, start, end)
-    rows = found.evidence
-    starts = [r.started_at for r in rows]
+    rows, taken, total = found.evidence, 0, len(found.evidence)
     ordered, name = reader.ordered, reader.name
+    refused: dict[str | None, str] = {}  # each reason code in words, once
+    none: tuple[str, ...] = ()
     periods = []
     for index, span in enumerate(spans):
         evidence: list[Evidence] = []
         outside = 0
-        for r in rows[bisect_left(starts, span.start) : bisect_left(starts, span.end)]:
-            if not ordered(r.person_id, r.contact_id):
+        while taken < total and rows[taken][0] < span.start:
+            taken += 1  # before the period (never, for consecutive periods)
+        while taken < total and rows[taken][0] < span.end:
+            when, _, person, contact, status, reason, outside_policy, by, rules = rows[taken]
+            taken += 1
+            if not ordered(person, contact):
                 continue
-            status = r.status
             if status == "denied":
-                evidence.append(
-                    _refusal_evidence(r.started_at, name(r.contact_id), r.reason, _named_rules(r))
-                )
-            elif status in ("released", "expired"):
-                evidence.append(
-                    _lapsed_evidence(r.started_at, name(r.contact_id), status, r.settled_by)
-                )
-            elif status == "completed" and r.source == "import" and r.charged_to is None:
+                words = refused.get(reason)
+                if words is None:
+                    words = refused[reason] = reason_words(reason)
+                evidence.append(Evidence("refusal", when, name(contact), words, rules))
+            elif status == "released" or status == "expired":
+                evidence.append(Evidence("lapsed", when, name(contact), status, none, by))
+            elif outside_policy:
                 outside += 1
-                evidence.append(
-                    _outside_policy_evidence(r.started_at, name(r.contact_id), r.reason)
-                )
+                evidence.append(_outside_policy_evidence(when, name(contact), reason))
         for over in standing:
             days = days_in_force(over.rule, span, facility.zone)
             if days is not None:

@@ -24,10 +24,12 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    type_coerce,
     union_all,
 )
 from sqlalchemy.orm import Session
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import CompoundSelect, Select
+from sqlalchemy.sql.elements import BindParameter
 
 from kinline.db.tables import (
     ApprovalRow,
@@ -63,12 +65,31 @@ class ReportContext(NamedTuple):
 
 def report_context(session: Session, facility_id: str, order_id: str) -> ReportContext | None:
     """The facility's report context for ``order_id``, or None for no such facility."""
+    statement = _report_context()
+    found = session.execute(
+        statement, {"facility_id": facility_id, "order_id": order_id}
+    ).one_or_none()
+    if found is None:
+        return None
+    facility, settings, rule, has_record = found
+    rule_of_status = (
+        None if settings is None else (settings.compliant_percent, settings.partial_percent)
+    )
+    return ReportContext(facility, rule_of_status, rule, bool(has_record))
+
+
+@lru_cache(maxsize=1)
+def _report_context() -> Select[FacilityRow, ComplianceSettingsRow, RuleRow, bool]:
+    """``report_context``'s statement, built once (``facility_id`` and
+    ``order_id`` bound)."""
+    facility_id: BindParameter[str] = bindparam("facility_id")
+    order_id: BindParameter[str] = bindparam("order_id")
     record = (
         select(CourtOrderRow.id)
         .where(CourtOrderRow.facility_id == facility_id, CourtOrderRow.id == order_id)
         .exists()
     )
-    statement = (
+    return (
         select(FacilityRow, ComplianceSettingsRow, RuleRow, record.label("has_record"))
         .outerjoin(
             ComplianceSettingsRow,
@@ -87,14 +108,6 @@ def report_context(session: Session, facility_id: str, order_id: str) -> ReportC
         )
         .where(FacilityRow.id == facility_id)
     )
-    found = session.execute(statement).one_or_none()
-    if found is None:
-        return None
-    facility, settings, rule, has_record = found
-    rule_of_status = (
-        None if settings is None else (settings.compliant_percent, settings.partial_percent)
-    )
-    return ReportContext(facility, rule_of_status, rule, bool(has_record))
 
 
 def store_status_rule(
@@ -217,6 +230,17 @@ def contacts_of(
     """The person's contacts (everyone's when None), each with the channels it
     is approved for at ``at`` (as ``people.repository.get_contact`` reads them)
     and its name, in id order: one statement, a row per approval in force."""
+    statement = _contacts_select(facility_id, person_id, at)
+    return _contacts(session.connection().execute(statement).all())
+
+
+def _contacts_select(
+    facility_id: Any, person_id: Any | None, at: Any, *leading: Any
+) -> Select[Any]:
+    """The person's contacts (everyone's when None) with their names and each
+    channel approved at ``at``: a row per approval in force, or one with the
+    channel NULL for a contact approved for none; after the ``leading``
+    columns."""
     approved = and_(
         ApprovalRow.facility_id == ContactRow.facility_id,
         ApprovalRow.contact_id == ContactRow.id,
@@ -225,6 +249,7 @@ def contacts_of(
     )
     statement = (
         select(
+            *leading,
             ContactRow.id,
             ContactRow.person_id,
             ContactRow.relationship,
@@ -237,19 +262,132 @@ def contacts_of(
     )
     if person_id is not None:
         statement = statement.where(ContactRow.person_id == person_id)
+    return statement
+
+
+def _contacts(rows: Sequence[Sequence[Any]]) -> list[tuple[Contact, str]]:
+    """Contacts with their names, in id order, from rows of (id, person,
+    relationship, privileged, name, a channel approved or None)."""
     found: dict[str, tuple[tuple[str, str, str, bool, str], set[Channel]]] = {}
-    for contact_id, person, relationship, privileged, name, channel in session.connection().execute(
-        statement.order_by(ContactRow.id)
-    ):
+    for contact_id, person, relationship, privileged, name, channel in rows:
         one = found.get(contact_id)
         if one is None:
-            one = found[contact_id] = ((contact_id, person, relationship, privileged, name), set())
+            values = (contact_id, person, relationship, bool(privileged), name)
+            one = found[contact_id] = (values, set())
         if channel is not None:
             one[1].add(Channel(channel))
     return [
         (Contact(id=c, person=p, relationship=r, privileged=v, approved=frozenset(channels)), n)
-        for (c, p, r, v, n), channels in found.values()
+        for contact_id in sorted(found)
+        for (c, p, r, v, n), channels in (found[contact_id],)
     ]
+
+
+class RuleFacts(NamedTuple):
+    """A rule as stored, with who imposed and lifted it (``RuleRow``'s columns)."""
+
+    seq: int
+    definition: str
+    starts_at: datetime | None
+    ends_at: datetime | None
+    lifted_at: datetime | None
+    imposed_at: datetime | None
+    imposed_by: str
+    lifted_by: str | None
+    lift_reason: str | None
+
+
+class Surroundings(NamedTuple):
+    """What an order's report reads besides its sessions: the person's contacts
+    with their names (as ``contacts_of``), and every rule on the order's
+    channel in force at some moment of the range, in listing order (as
+    ``courts.repository.rule_rows_between``)."""
+
+    contacts: list[tuple[Contact, str]]
+    rules: list[RuleFacts]
+
+
+_RULE_FACTS = (
+    RuleRow.seq,
+    RuleRow.definition,
+    RuleRow.starts_at,
+    RuleRow.ends_at,
+    RuleRow.lifted_at,
+    RuleRow.imposed_at,
+    RuleRow.imposed_by,
+    RuleRow.lifted_by,
+    RuleRow.lift_reason,
+)
+_CONTACT_FACTS = (
+    ContactRow.id,
+    ContactRow.person_id,
+    ContactRow.relationship,
+    ContactRow.privileged,
+    ContactRow.name,
+    ApprovalRow.channel,
+)
+
+
+def order_surroundings(
+    session: Session,
+    facility_id: str,
+    person_id: str | None,
+    at: datetime,
+    channel: str,
+    start: datetime,
+    end: datetime,
+) -> Surroundings:
+    """The person's contacts (everyone's when None) as they are at ``at``, and
+    the rules on ``channel`` in force at some moment of ``[start, end)``, by one
+    statement: both reads' rows in one result, each padded with NULL in the
+    other's columns (a rule's ``seq`` is never NULL, a contact's is), which
+    saves a round trip."""
+    values = {
+        "facility_id": facility_id,
+        "person_id": person_id,
+        "at": at,
+        "channel": channel,
+        "start": start,
+        "end": end,
+    }
+    found: list[RuleFacts] = []
+    approvals: list[Sequence[Any]] = []
+    statement = _surroundings(person_id is not None)
+    for row in session.connection().execute(statement, values).all():
+        if row[0] is None:
+            approvals.append(row[9:])
+        else:
+            found.append(RuleFacts(*row[:9]))
+    found.sort(key=_SEQ)
+    return Surroundings(_contacts(approvals), found)
+
+
+@lru_cache(maxsize=2)
+def _surroundings(person: bool) -> CompoundSelect[Any]:
+    """``order_surroundings``' statement, built once per shape, its values bound
+    (``facility_id``, ``person_id``, ``at``, ``channel``, ``start``, ``end``)."""
+    # The rules first: a union's columns take the first branch's types, so the
+    # contacts' columns there are NULLs of their types.
+    rules = select(
+        *_RULE_FACTS,
+        *(type_coerce(null(), column.type).label(f"c_{column.key}") for column in _CONTACT_FACTS),
+    ).where(
+        RuleRow.facility_id == bindparam("facility_id"),
+        RuleRow.channel == bindparam("channel"),
+        or_(RuleRow.starts_at.is_(None), RuleRow.starts_at < bindparam("end")),
+        or_(RuleRow.ends_at.is_(None), RuleRow.ends_at > bindparam("start")),
+        or_(RuleRow.lifted_at.is_(None), RuleRow.lifted_at > bindparam("start")),
+    )
+    contacts = _contacts_select(
+        bindparam("facility_id"),
+        bindparam("person_id") if person else None,
+        bindparam("at"),
+        *(null().label(c.key) for c in _RULE_FACTS),
+    )
+    return union_all(rules, contacts)
+
+
+_SEQ = attrgetter("seq")
 
 
 class OrderSessions(NamedTuple):
@@ -280,10 +418,142 @@ def order_sessions(
     (``decision`` is ``{"rules": [...]}``, and ``rule_ids`` those rules, read
     as text and parsed once per distinct value) and no ``governed_by``: a
     report in figures rebuilds no decision."""
+    counts, rows = _one_pass_rows(session, facility_id, person_id, channel, contact_ids, bounds)
+    evidence: list[SessionFacts] = []
+    rules_of = _RulesOf()
+    for (
+        _period,
+        person,
+        contact,
+        _n,
+        evidence_id,
+        started_at,
+        minutes,
+        status,
+        reason,
+        charged_to,
+        source,
+        settled_by,
+        rules,
+    ) in rows:
+        decision: dict[str, object] | None = None
+        rule_ids: tuple[str, ...] | None = None
+        if rules is not None:
+            rule_ids = rules_of(rules)
+            decision = {"rules": list(rule_ids)}
+        evidence.append(
+            SessionFacts(
+                evidence_id,
+                person,
+                contact,
+                channel,
+                _utc(started_at),
+                minutes,
+                status,
+                reason,
+                charged_to,
+                source,
+                settled_by,
+                decision,
+                None,
+                rule_ids,
+            )
+        )
+    evidence.sort(key=_IN_TIME_ORDER)
+    return OrderSessions(counts, evidence)
+
+
+# One piece of evidence as ``order_evidence`` reads it: (started_at in UTC,
+# id, person, contact, status, reason, outside_policy, settled_by, rules).
+# A plain tuple, in time order as it compares: a report over years reads
+# thousands, and each is made once and read once.
+EvidenceFacts = tuple[datetime, int, str, str, str, str | None, bool, str | None, tuple[str, ...]]
+
+
+class OrderEvidence(NamedTuple):
+    """``order_sessions`` for a report in figures: the counts, and the evidence
+    as plain tuples (``EvidenceFacts``), in time order."""
+
+    counts: list[PeriodCount]
+    evidence: list[EvidenceFacts]
+
+
+def order_evidence(
+    session: Session,
+    facility_id: str,
+    person_id: str | None,
+    channel: str,
+    contact_ids: Sequence[str] | None,
+    bounds: Sequence[tuple[datetime, datetime]],
+) -> OrderEvidence:
+    """What ``order_sessions`` reads, by the same statement, with each piece of
+    evidence as a plain tuple of what a report states of it: its instant in
+    UTC, whether it was delivered outside policy (completed, imported,
+    charged to no rule) and the rules of a refusal (none for the rest)."""
+    counts, rows = _one_pass_rows(session, facility_id, person_id, channel, contact_ids, bounds)
+    rules_of = _RulesOf()
+    none: tuple[str, ...] = ()
+    evidence: list[EvidenceFacts] = [
+        (
+            _utc(started_at),
+            evidence_id,
+            person,
+            contact,
+            status,
+            reason,
+            status == "completed" and source == "import" and charged_to is None,
+            settled_by,
+            none if rules is None else rules_of(rules),
+        )
+        for (
+            _period,
+            person,
+            contact,
+            _n,
+            evidence_id,
+            started_at,
+            _minutes,
+            status,
+            reason,
+            charged_to,
+            source,
+            settled_by,
+            rules,
+        ) in rows
+    ]
+    evidence.sort()
+    return OrderEvidence(counts, evidence)
+
+
+class _RulesOf:
+    """The rules a stored decision names, from their JSON text, each distinct
+    text parsed once."""
+
+    def __init__(self) -> None:
+        self._parsed: dict[str, tuple[str, ...]] = {}
+
+    def __call__(self, text: str) -> tuple[str, ...]:
+        found = self._parsed.get(text)
+        if found is None:
+            named = json.loads(text)
+            found = self._parsed[text] = tuple(map(str, named)) if isinstance(named, list) else ()
+        return found
+
+
+def _one_pass_rows(
+    session: Session,
+    facility_id: str,
+    person_id: str | None,
+    channel: str,
+    contact_ids: Sequence[str] | None,
+    bounds: Sequence[tuple[datetime, datetime]],
+) -> tuple[list[PeriodCount], list[Sequence[Any]]]:
+    """The counts, and the evidence as the driver gives its rows (``_NAMED``'s
+    columns, the instant unconverted: text on SQLite), by one statement per
+    ``PERIODS_PER_STATEMENT`` periods."""
     connection = session.connection()
     counts: list[PeriodCount] = []
-    evidence: list[SessionFacts] = []
-    parsed: dict[str, tuple[dict[str, object], tuple[str, ...]]] = {}
+    evidence: list[Sequence[Any]] = []
     for first in range(0, len(bounds), PERIODS_PER_STATEMENT):
         chunk = bounds[first : first + PERIODS_PER_STATEMENT]
         statement = _one_pass(person_id is not None, contact_ids is not None, len(chunk), first)
@@ -298,57 +568,16 @@ def order_sessions(
         for index, (_, end) in enumerate(chunk):
             values[f"end_{index}"] = end
         # The driver's rows as they are: no column needs converting but the
-        # instant, made UTC below (SQLite gives it as text), and a report may
-        # read thousands.
+        # instant, and a report may read thousands.
         result = connection.execute(statement, values)
         rows = result.cursor.fetchall() if result.cursor is not None else []
         result.close()
-        for (
-            period,
-            person,
-            contact,
-            n,
-            evidence_id,
-            started_at,
-            minutes,
-            status,
-            reason,
-            charged_to,
-            source,
-            settled_by,
-            rules,
-        ) in rows:
-            if evidence_id is None:
-                counts.append(PeriodCount(period, person, contact, n))
-                continue
-            decision, rule_ids = None, None
-            if rules is not None:
-                known = parsed.get(rules)
-                if known is None:
-                    named = json.loads(rules)
-                    listed = tuple(map(str, named)) if isinstance(named, list) else ()
-                    known = parsed[rules] = ({"rules": named}, listed)
-                decision, rule_ids = known
-            evidence.append(
-                SessionFacts(
-                    evidence_id,
-                    person,
-                    contact,
-                    channel,
-                    _utc(started_at),
-                    minutes,
-                    status,
-                    reason,
-                    charged_to,
-                    source,
-                    settled_by,
-                    decision,
-                    None,
-                    rule_ids,
-                )
-            )
-    evidence.sort(key=_IN_TIME_ORDER)
-    return OrderSessions(counts, evidence)
+        for row in rows:
+            if row[4] is None:
+                counts.append(PeriodCount(row[0], row[1], row[2], row[3]))
+            else:
+                evidence.append(row)
+    return counts, evidence
 
 
 @lru_cache(maxsize=64)
@@ -408,10 +637,16 @@ _IN_TIME_ORDER = attrgetter("started_at", "id")
 
 
 def _utc(value: datetime | str) -> datetime:
-    """An instant as the driver gives it (SQLite: text in UTC), in UTC, as
-    ``UTCDateTime`` reads it."""
+    """An instant as the driver gives it (SQLite: text in UTC, without an
+    offset), in UTC, as ``UTCDateTime`` reads it; the cheapest way for each
+    (a report converts thousands)."""
     if isinstance(value, str):
-        value = datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is None:
+            return datetime.fromisoformat(value + "+00:00")  # UTC itself, as tzinfo
+        return parsed.astimezone(UTC)
+    if value.tzinfo is UTC:
+        return value
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
