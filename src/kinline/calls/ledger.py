@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Insert, Table, bindparam, delete, insert, select, update
+from sqlalchemy import Insert, Table, Update, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
@@ -161,22 +161,59 @@ def _gap_ends_at(
     return ends
 
 
+@functools.cache
+def settling_pg(counters: int) -> tuple[Update, ...]:
+    """``settle_usage``'s counter updates for ``counters`` counters, with
+    parameters ``c<i>_<name>`` (``counter_params`` of ``settled_counters``),
+    built once per number of counters: to run as CTEs of another statement
+    (PostgreSQL)."""
+    return tuple(
+        update(UsageCounterRow)
+        .where(
+            UsageCounterRow.facility_id == bindparam(f"c{i}_facility_id"),
+            UsageCounterRow.person_id == bindparam(f"c{i}_person_id"),
+            UsageCounterRow.rule_id == bindparam(f"c{i}_rule_id"),
+            UsageCounterRow.period_key == bindparam(f"c{i}_period_key"),
+        )
+        .values(
+            sessions=UsageCounterRow.sessions - bindparam(f"c{i}_sessions"),
+            minutes=UsageCounterRow.minutes - bindparam(f"c{i}_minutes"),
+        )
+        for i in range(counters)
+    )
+
+
+def settled_counters(
+    facility_id: str, person_id: str, settled: Settlement
+) -> list[dict[str, object]]:
+    """What ``settled`` takes back from each counter it touches."""
+    return [
+        {
+            "facility_id": facility_id,
+            "person_id": person_id,
+            "rule_id": rule_id,
+            "period_key": key,
+            "sessions": settled.sessions_back,
+            "minutes": settled.minutes_back,
+        }
+        for rule_id, key in settled.counters
+    ]
+
+
 def settle_usage(
-    session: Session, facility_id: str, person_id: str, settled: Settlement
+    session: Session,
+    facility_id: str,
+    person_id: str,
+    settled: Settlement,
+    *,
+    counters: bool = True,
 ) -> Reservation:
     """Apply a hold's settlement (``calls.model.settlement``) to the ledger; the
-    reservation as it now stands."""
+    reservation as it now stands. Without ``counters`` the counters are left to
+    the caller, in the same transaction (``settling_pg``)."""
     connection = core(session)
-    for rule_id, key in settled.counters:
-        params = {
-            "c_facility_id": facility_id,
-            "c_person_id": person_id,
-            "c_rule_id": rule_id,
-            "c_period_key": key,
-            "c_sessions": settled.sessions_back,
-            "c_minutes": settled.minutes_back,
-        }
-        connection.execute(_SETTLE_COUNTER, params)
+    for values in settled_counters(facility_id, person_id, settled) if counters else ():
+        connection.execute(_SETTLE_COUNTER, {f"c_{name}": value for name, value in values.items()})
     if settled.entries:
         mine = (UsageEntryRow.facility_id == facility_id) & UsageEntryRow.id.in_(settled.entries)
         if settled.entry_minutes is None:
@@ -293,8 +330,9 @@ def counting_pg(rows: int) -> Insert:
     )
 
 
-def counting_params(rows: list[dict[str, object]]) -> dict[str, object]:
-    """``counter_rows`` as ``counting_pg``'s parameters."""
+def counter_params(rows: list[dict[str, object]]) -> dict[str, object]:
+    """Counter rows (``counter_rows``, ``settled_counters``) as the parameters of
+    ``counting_pg`` or ``settling_pg``."""
     return {f"c{i}_{name}": value for i, row in enumerate(rows) for name, value in row.items()}
 
 

@@ -199,7 +199,7 @@ def authorize(
             row.request_hash = fingerprint
             also = None
             if counting:
-                also = (ledger.counting_pg(len(counting)), ledger.counting_params(counting))
+                also = ((ledger.counting_pg(len(counting)),), ledger.counter_params(counting))
             repository.add(session, row, also)
             record_event(
                 session,
@@ -465,6 +465,7 @@ def _apply(
     """Write a step back: settle the ledger if it settles, then the set-up and its event."""
     state = step.state
     extra: dict[str, object] = {}
+    also = None
     if step.settles:
         settled = model.settlement(
             model.Reservation.from_json(row.reserved),
@@ -472,8 +473,18 @@ def _apply(
             held_minutes=row.minutes,
             minutes=step.settle_to,
         )
+        # On PostgreSQL the counters are settled by the set-up's own UPDATE (one
+        # CTE per counter: so each must be a different row).
+        deferred = (
+            session.get_bind().dialect.name == "postgresql"
+            and bool(settled.counters)
+            and len(set(settled.counters)) == len(settled.counters)
+        )
+        if deferred:
+            counters = ledger.settled_counters(row.facility_id, row.person_id, settled)
+            also = (ledger.settling_pg(len(counters)), ledger.counter_params(counters))
         row.reserved = ledger.settle_usage(
-            session, row.facility_id, row.person_id, settled
+            session, row.facility_id, row.person_id, settled, counters=not deferred
         ).as_json()
         extra = {"minutes": state.minutes, "settled_by": str(state.settled_by)}
     row.status = str(state.status)
@@ -482,7 +493,7 @@ def _apply(
     row.connected_at = state.connected_at
     row.ended_at = state.ended_at
     row.settled_by = None if state.settled_by is None else str(state.settled_by)
-    repository.save(session, row)
+    repository.save(session, row, also)
     assert step.tag is not None
     _event(session, row, step.tag, actor, at, extra, head)
 

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
+    Update,
     bindparam,
     func,
     insert,
@@ -76,7 +77,7 @@ _CHANGING = (
 _ADD = insert(SessionRow).returning(SessionRow.id)
 _SAVE = (
     update(SessionRow)
-    .where(SessionRow.id == bindparam("s_id"))
+    .where(SessionRow.facility_id == bindparam("s_facility_id"), SessionRow.id == bindparam("s_id"))
     .values({name: bindparam(f"s_{name}") for name in _CHANGING})
 )
 _BY_KEY = select(_SESSIONS).where(
@@ -193,33 +194,40 @@ def open_ledger(
     return facility_from_row(row), row.earlier is not None, head
 
 
-def add(
-    session: Session,
-    row: SessionRow,
-    also: tuple[Insert, Mapping[str, object]] | None = None,
-) -> SessionRow:
-    """Insert the set-up; ``row.id`` is set from the database. ``also``: another
-    insert built once (``ledger.counting_pg``, PostgreSQL only) and its
-    parameters, run by the same statement as a CTE."""
+Also = tuple[tuple[Insert | Update, ...], Mapping[str, object]]
+"""Other writes built once (``ledger.counting_pg``, ``ledger.settling_pg``;
+PostgreSQL only) and their parameters, for ``add`` or ``save`` to run as CTEs of
+their own statement: one round trip for both."""
+
+
+def add(session: Session, row: SessionRow, also: Also | None = None) -> SessionRow:
+    """Insert the set-up, and ``also``; ``row.id`` is set from the database."""
     values = {column.key: getattr(row, column.key) for column in _COLUMNS}
     statement: Executable = _ADD
     if also is not None:
-        statement = _add_with(also[0])
+        statement = _with(_ADD, also[0])
         values.update(also[1])
     row.id = core(session).execute(statement, values).scalar_one()
     return row
 
 
 @functools.cache
-def _add_with(other: Insert) -> Executable:
-    return _ADD.add_cte(other.cte("also"))
+def _with(statement: Insert | Update, others: tuple[Insert | Update, ...]) -> Executable:
+    ctes = [other.cte(f"also{i}") for i, other in enumerate(others)]
+    return statement.add_cte(*ctes)
 
 
-def save(session: Session, row: SessionRow) -> None:
-    """Write back what a step changed (``_CHANGING``) on a set-up read by this module."""
-    values = {f"s_{name}": getattr(row, name) for name in _CHANGING}
+def save(session: Session, row: SessionRow, also: Also | None = None) -> None:
+    """Write back what a step changed (``_CHANGING``) on a set-up read by this
+    module, and ``also``."""
+    values: dict[str, object] = {f"s_{name}": getattr(row, name) for name in _CHANGING}
     values["s_id"] = row.id
-    core(session).execute(_SAVE, values)
+    values["s_facility_id"] = row.facility_id
+    statement: Executable = _SAVE
+    if also is not None:
+        statement = _with(_SAVE, also[0])
+        values.update(also[1])
+    core(session).execute(statement, values)
 
 
 def _one(session: Session, statement: Executable, params: dict[str, str]) -> SessionRow | None:
