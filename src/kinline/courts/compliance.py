@@ -869,6 +869,9 @@ def _figures(
     counted = _counted(reader, found.counts, len(spans))
     rows, taken, total = found.evidence, 0, len(found.evidence)
     ordered, name = reader.ordered, reader.name
+    # Per person and contact: the contact's name when the order is about
+    # their sessions, else None (asked once each, looked up once per row).
+    named: dict[tuple[str, str], str | None] = {}
     refused: dict[str | None, str] = {}  # each reason code in words, once
     none: tuple[str, ...] = ()
     periods = []
@@ -880,18 +883,22 @@ def _figures(
         while taken < total and rows[taken][0] < span.end:
             when, _, person, contact, status, reason, outside_policy, by, rules = rows[taken]
             taken += 1
-            if not ordered(person, contact):
+            pair = (person, contact)
+            who = named.get(pair, _UNASKED)
+            if who is _UNASKED:
+                who = named[pair] = name(contact) if ordered(person, contact) else None
+            if who is None:
                 continue
             if status == "denied":
                 words = refused.get(reason)
                 if words is None:
                     words = refused[reason] = reason_words(reason)
-                evidence.append(Evidence("refusal", when, name(contact), words, rules))
+                evidence.append(Evidence("refusal", when, who, words, rules))
             elif status == "released" or status == "expired":
-                evidence.append(Evidence("lapsed", when, name(contact), status, none, by))
+                evidence.append(Evidence("lapsed", when, who, status, none, by))
             elif outside_policy:
                 outside += 1
-                evidence.append(_outside_policy_evidence(when, name(contact), reason))
+                evidence.append(_outside_policy_evidence(when, who, reason))
         for over in standing:
             days = days_in_force(over.rule, span, facility.zone)
             if days is not None:
@@ -911,6 +918,9 @@ def _figures(
             )
         )
     return _Part(order, start, end, _requirement_of(rule, tuple(periods)))
+
+
+_UNASKED = "\0"  # no contact's name: names are text without NUL
 
 
 def _requirement(found: OrderCompliance, rule: StatusRule) -> Requirement:
