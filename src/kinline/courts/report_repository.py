@@ -276,11 +276,14 @@ def _contacts(rows: Sequence[Sequence[Any]]) -> list[tuple[Contact, str]]:
             one = found[contact_id] = (values, set())
         if channel is not None:
             one[1].add(Channel(channel))
-    return [
-        (Contact(id=c, person=p, relationship=r, privileged=v, approved=frozenset(channels)), n)
-        for contact_id in sorted(found)
-        for (c, p, r, v, n), channels in (found[contact_id],)
-    ]
+    contacts = []
+    for contact_id in sorted(found):
+        (c, p, r, v, n), channels = found[contact_id]
+        contact = Contact(
+            id=c, person=p, relationship=r, privileged=v, approved=frozenset(channels)
+        )
+        contacts.append((contact, n))
+    return contacts
 
 
 class RuleFacts(NamedTuple):
