@@ -10,7 +10,6 @@ import pytest
 
 from kinline.db.routing import (
     CROSS_FACILITY,
-    PENDING,
     check_statement,
     cross_facility,
     declared_operation,
@@ -259,10 +258,3 @@ def test_a_cross_facility_operation_is_declared_with_its_reason() -> None:
     with pytest.raises(KeyError, match="not a declared cross-facility operation"):
         unknown.__enter__()
     assert all(reason.strip() for reason in CROSS_FACILITY.values())
-
-
-def test_statements_allowed_until_fixed_are_under_todo_names_of_the_registry() -> None:
-    for name, beginnings in PENDING.items():
-        assert name.startswith("todo-")
-        assert name in CROSS_FACILITY
-        assert all(beginnings)

@@ -28,6 +28,7 @@ from kinline.calls.model import CallState, Reservation, SettledBy, Status, Step
 from kinline.calls.repository import Head
 from kinline.calls.service import ExplainedDecision, decide_in
 from kinline.db.engine import Database
+from kinline.db.routing import cross_facility
 from kinline.db.tables import SessionRow
 from kinline.errors import Conflict, InvalidInput, NotFound
 from kinline.people import repository as people
@@ -412,7 +413,7 @@ class SweepReport:
 def sweep(db: Database, *, at: datetime, actor: str = "kinline:sweep") -> SweepReport:
     """Expire holds that never connected and settle connected calls whose end
     never came, each at its ``max_minutes``; each in its own transaction."""
-    with db.transaction() as session:
+    with db.transaction() as session, cross_facility("call-sweep"):
         due = repository.due(session, at)
     expired = settled = 0
     for facility_id, hold_id in due:

@@ -44,8 +44,7 @@ FACILITY_COLUMN: Final = DISTRIBUTION_COLUMN
 
 # Operations that read or write every facility's rows on purpose, and why. A
 # statement run inside ``cross_facility(name)`` is not checked; every name used
-# must be here. Names starting "todo-" mark statements still to be given a
-# facility predicate.
+# must be here.
 CROSS_FACILITY: Final[dict[str, str]] = {
     "migrations": "Alembic migrations change the schema and rows of every facility at once",
     "audit-verify": (
@@ -79,24 +78,7 @@ CROSS_FACILITY: Final[dict[str, str]] = {
         "tests set up, count and tamper with rows directly (a forged audit event, a"
         " deleted head) to prove what the service does with them"
     ),
-    "todo-call-path": (
-        "statements of kinline.calls (path, repository) being rewritten: a set-up saved"
-        " by its id alone, and the call sweep's search not yet declared as call-sweep"
-    ),
 }
-
-# Statements allowed, until fixed, under a "todo-" name without editing the code
-# that runs them: each by a pattern of the whole statement as sent.
-PENDING: Final[dict[str, tuple[str, ...]]] = {
-    "todo-call-path": (
-        # calls.repository._SAVE: a set-up written back by its id alone
-        r"UPDATE sessions SET minutes=.* WHERE sessions\.id = \S+",
-        # calls.repository.due, for calls.path.sweep: to run as "call-sweep"
-        r"SELECT sessions\.facility_id, sessions\.hold_id \nFROM sessions \n"
-        r"WHERE sessions\.status IN \(.*\) AND sessions\.expires_at <= .*",
-    ),
-}
-_PENDING = [re.compile(p, re.DOTALL) for patterns in PENDING.values() for p in patterns]
 
 _declared: ContextVar[str | None] = ContextVar("kinline_cross_facility", default=None)
 
@@ -594,7 +576,7 @@ def _listener(tables: frozenset[str], report: str | None) -> Callable[..., None]
         if _declared.get() is not None:
             return
         verdict = check_statement(statement, connection.dialect.name, tables)
-        if verdict.routes or _pending(statement) or _sent_by_declared_code():
+        if verdict.routes or _sent_by_declared_code():
             return
         if report:
             _append_report(report, statement, verdict)
@@ -606,10 +588,6 @@ def _listener(tables: frozenset[str], report: str | None) -> Callable[..., None]
         )
 
     return before_cursor_execute
-
-
-def _pending(statement: str) -> bool:
-    return any(pattern.fullmatch(statement) for pattern in _PENDING)
 
 
 def _append_report(path: str, statement: str, verdict: Verdict) -> None:
