@@ -9,7 +9,7 @@ services reach both the same way.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from operator import attrgetter
@@ -27,6 +27,7 @@ from sqlalchemy import (
     type_coerce,
     union_all,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import CompoundSelect, Select
 from sqlalchemy.sql.elements import BindParameter
@@ -555,24 +556,39 @@ def _one_pass_rows(
     columns, the instant unconverted: text on SQLite), by one statement per
     ``PERIODS_PER_STATEMENT`` periods."""
     connection = session.connection()
+    dialect = connection.dialect
+    ids = sorted(contact_ids) if contact_ids is not None else None
     counts: list[PeriodCount] = []
     evidence: list[Sequence[Any]] = []
     for first in range(0, len(bounds), PERIODS_PER_STATEMENT):
         chunk = bounds[first : first + PERIODS_PER_STATEMENT]
-        statement = _one_pass(person_id is not None, contact_ids is not None, len(chunk), first)
+        shape = (person_id is not None, None if ids is None else len(ids), len(chunk), first)
+        compiled = _one_pass_sql(dialect.name, shape, dialect)
         values: dict[str, object] = {
             "facility_id": facility_id,
             "channel": channel,
             "start": chunk[0][0],
             "end": chunk[-1][1],
             "person_id": person_id,
-            "contact_ids": sorted(contact_ids or ()),
         }
+        for index, contact in enumerate(ids or ()):
+            values[f"contact_{index}"] = contact
         for index, (_, end) in enumerate(chunk):
             values[f"end_{index}"] = end
-        # The driver's rows as they are: no column needs converting but the
-        # instant, and a report may read thousands.
-        result = connection.execute(statement, values)
+        for name, process in compiled.processors.items():
+            values[name] = process(values[name])
+        values.update(compiled.constants)
+        # The statement's text, compiled once per shape and dialect, run with
+        # its values as the driver takes them: SQLAlchemy need not key its
+        # cache by the statement's tree on every call. The driver's rows as
+        # they are: no column needs converting but the instant, and a report
+        # may read thousands.
+        if compiled.names is None:
+            result = connection.exec_driver_sql(compiled.sql, values)
+        else:
+            result = connection.exec_driver_sql(
+                compiled.sql, tuple(values[n] for n in compiled.names)
+            )
         rows = result.cursor.fetchall() if result.cursor is not None else []
         result.close()
         for row in rows:
@@ -583,27 +599,72 @@ def _one_pass_rows(
     return counts, evidence
 
 
+_Shape = tuple[bool, int | None, int, int]
+
+
 @lru_cache(maxsize=64)
-def _one_pass(person: bool, contacts: bool, periods: int, first: int) -> Select[Any]:
+def _one_pass_sql(dialect_name: str, shape: _Shape, dialect: Dialect) -> _Compiled:
+    """``_one_pass``'s text for the dialect, with the names of its positional
+    parameters in order (None: the driver takes them by name). Cached by the
+    dialect's name: the dialect itself is not part of the key's meaning."""
+    compiled = _one_pass(*shape).compile(
+        dialect=dialect, compile_kwargs={"render_postcompile": True}
+    )
+    # The statement's own constants (statuses, the decision's key) as the
+    # driver takes them, once; the bind processors of the values given later
+    # (the instants': ``UTCDateTime``'s, per dialect).
+    # (Tuple-typed values have a sequence of processors; this statement has none.)
+    processors: dict[str, Callable[[Any], Any]] = {
+        name: process for name, process in compiled._bind_processors.items() if callable(process)
+    }
+    constants: dict[str, Any] = {}
+    for name, value in compiled.params.items():
+        if value is not None:
+            process = processors.pop(name, None)
+            constants[name] = value if process is None else process(value)
+    names = tuple(compiled.positiontup or ()) if compiled.positional else None
+    return _Compiled(compiled.string, names, constants, processors)
+
+
+class _Compiled(NamedTuple):
+    """A statement's text for one dialect: the names of its positional
+    parameters in order (None: by name), its constants as the driver takes
+    them, and the processors of the values given by name."""
+
+    sql: str
+    names: tuple[str, ...] | None
+    constants: dict[str, Any]
+    processors: dict[str, Callable[[Any], Any]]
+
+
+def _bound(name: str) -> BindParameter[Any]:
+    """A value bound by name, not required at compile time: ``_one_pass_sql``
+    compiles the statement to its text before any value is known."""
+    return bindparam(name, required=False)
+
+
+@lru_cache(maxsize=64)
+def _one_pass(person: bool, contacts: int | None, periods: int, first: int) -> Select[Any]:
     """Counts (``evidence_id`` NULL) and evidence (``period`` NULL) in one
     statement, in the same columns (``_NAMED``): period, person, contact,
     count, then the evidence's id, facts and rules. Built once per shape; the
     values are bound (``facility_id``, ``channel``, ``start``, ``end``,
-    ``person_id``, ``contact_ids``, and ``end_<i>`` for each period's end)."""
+    ``person_id``, ``contact_<i>`` for each of ``contacts`` ids, and ``end_<i>``
+    for each period's end)."""
     where = [
-        SessionRow.facility_id == bindparam("facility_id"),
-        SessionRow.channel == bindparam("channel"),
-        SessionRow.started_at >= bindparam("start"),
-        SessionRow.started_at < bindparam("end"),
+        SessionRow.facility_id == _bound("facility_id"),
+        SessionRow.channel == _bound("channel"),
+        SessionRow.started_at >= _bound("start"),
+        SessionRow.started_at < _bound("end"),
     ]
     if person:
-        where.append(SessionRow.person_id == bindparam("person_id"))
-    if contacts:
-        where.append(SessionRow.contact_id.in_(bindparam("contact_ids", expanding=True)))
+        where.append(SessionRow.person_id == _bound("person_id"))
+    if contacts is not None:
+        where.append(SessionRow.contact_id.in_([_bound(f"contact_{i}") for i in range(contacts)]))
     # The period's index is a number made here, never input: a literal.
     period = case(
         *(
-            (SessionRow.started_at < bindparam(f"end_{index}"), literal_column(str(first + index)))
+            (SessionRow.started_at < _bound(f"end_{index}"), literal_column(str(first + index)))
             for index in range(periods)
         ),
     ).label("period")
