@@ -8,6 +8,10 @@ process's CPU per pair (server and in-process test client together). The
 people are set up as ``bench/authorize.py`` sets them up (its ``populate``).
 
     .venv/bin/python bench/callpath_trips.py [--pairs 200]
+
+It also prints the bytes a pair leaves in the database (every table's size
+with its indexes, before and after the measured pairs): what docs/scaling.md's
+storage figures are made from.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import uuid
 import warnings
 from collections.abc import Sequence
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 from _support import PostgresServer
 from authorize import FACILITY, Caller, migrate, populate
@@ -30,6 +34,13 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 WARMUP = 20
+
+# Every table's size with its indexes and TOAST: what the calls leave behind.
+STORED = text(
+    "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c"
+    " JOIN pg_namespace n ON n.oid = c.relnamespace"
+    " WHERE n.nspname = 'public' AND c.relkind = 'r'"
+)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -73,11 +84,16 @@ def main(argv: Sequence[str] | None = None) -> None:
 
             for index in range(WARMUP):
                 pair(callers[index % len(callers)])
+            with db.engine.connect() as connection:
+                stored = int(connection.execute(STORED).scalar_one())
             counts.update(statements=0, transactions=0)
             wall, cpu = time.perf_counter(), time.process_time()
             for index in range(args.pairs):
                 pair(callers[index % len(callers)])
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            with db.engine.connect() as connection:
+                connection.execute(text("CHECKPOINT"))
+                stored = int(connection.execute(STORED).scalar_one()) - stored
         db.dispose()
     statements = counts["statements"] / args.pairs
     transactions = counts["transactions"] / args.pairs
@@ -85,7 +101,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"per authorize+end pair: {statements:.1f} statements in {transactions:.1f}"
         f" transactions = {statements + 2 * transactions:.1f} round trips;"
         f" CPU {1000 * cpu / args.pairs:.2f} ms (server and client), wall"
-        f" {1000 * wall / args.pairs:.1f} ms"
+        f" {1000 * wall / args.pairs:.1f} ms; stored {stored / args.pairs:,.0f} bytes"
+        " (tables, indexes, TOAST; pages are 8 KB, so measure a few thousand pairs)"
     )
 
 
