@@ -97,10 +97,15 @@ def _bounded_engine(url: str, statement_timeout: int | None, **kwargs: Any) -> E
         return engine
     if url.startswith("postgresql"):
         connect_args: dict[str, Any] = {"connect_timeout": connect_timeout_seconds()}
+        given = make_url(url).query.get("options")
+        options = given if isinstance(given, str) else " ".join(given or ())
+        # Sessions in UTC (the URL's own options after, so one may say
+        # otherwise): psycopg then gives instants with ``datetime.UTC`` itself,
+        # which ``UTCDateTime`` keeps as they are instead of converting each.
+        options = f"-c timezone=UTC {options}".strip()
         if timeout_ms:
-            given = make_url(url).query.get("options")
-            options = given if isinstance(given, str) else " ".join(given or ())
-            connect_args["options"] = f"{options} -c statement_timeout={timeout_ms}".strip()
+            options = f"{options} -c statement_timeout={timeout_ms}"
+        connect_args["options"] = options
         kwargs["connect_args"] = {**connect_args, **kwargs.get("connect_args", {})}
     if url.startswith("postgresql"):
         # No ping per checkout (a round trip before every transaction, four per

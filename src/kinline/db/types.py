@@ -33,6 +33,8 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         assert isinstance(value, datetime)
+        if value.tzinfo is UTC:  # psycopg's, the sessions being in UTC
+            return value
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
