@@ -271,7 +271,10 @@ def run(url: str, args: argparse.Namespace) -> float:
         report_s, sql_s = _best_of_each(
             args.repeat, lambda: report_figures(db, at), lambda: sql_figures(db)
         )
-        print(f"{backend}: report (json) {report_s:.3f} s, sql aggregate {sql_s:.3f} s")
+        print(
+            f"{backend}: report (json) {report_s * 1000:.1f} ms, sql aggregate "
+            f"{sql_s * 1000:.1f} ms (ratio {report_s / sql_s:.2f})"
+        )
         return report_s / sql_s
     finally:
         db.dispose()
