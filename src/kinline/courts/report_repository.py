@@ -27,6 +27,7 @@ from sqlalchemy import (
     type_coerce,
     union_all,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import CompoundSelect, Select
@@ -607,7 +608,7 @@ def _one_pass_sql(dialect_name: str, shape: _Shape, dialect: Dialect) -> _Compil
     """``_one_pass``'s text for the dialect, with the names of its positional
     parameters in order (None: the driver takes them by name). Cached by the
     dialect's name: the dialect itself is not part of the key's meaning."""
-    compiled = _one_pass(*shape).compile(
+    compiled = _one_pass(*shape, bucketed=dialect_name == "postgresql").compile(
         dialect=dialect, compile_kwargs={"render_postcompile": True}
     )
     # The statement's own constants (statuses, the decision's key) as the
@@ -644,7 +645,9 @@ def _bound(name: str) -> BindParameter[Any]:
 
 
 @lru_cache(maxsize=64)
-def _one_pass(person: bool, contacts: int | None, periods: int, first: int) -> Select[Any]:
+def _one_pass(
+    person: bool, contacts: int | None, periods: int, first: int, *, bucketed: bool = False
+) -> Select[Any]:
     """Counts (``evidence_id`` NULL) and evidence (``period`` NULL) in one
     statement, in the same columns (``_NAMED``): period, person, contact,
     count, then the evidence's id, facts and rules. Built once per shape; the
@@ -662,12 +665,19 @@ def _one_pass(person: bool, contacts: int | None, periods: int, first: int) -> S
     if contacts is not None:
         where.append(SessionRow.contact_id.in_([_bound(f"contact_{i}") for i in range(contacts)]))
     # The period's index is a number made here, never input: a literal.
-    period = case(
-        *(
-            (SessionRow.started_at < _bound(f"end_{index}"), literal_column(str(first + index)))
-            for index in range(periods)
-        ),
-    ).label("period")
+    ends = [_bound(f"end_{index}") for index in range(periods)]
+    if bucketed:
+        # PostgreSQL's width_bucket: how many period ends the instant is at or
+        # after, by a binary search (the sessions are all before the last).
+        found = func.width_bucket(SessionRow.started_at, postgresql.array(ends))
+        period = (found + literal_column(str(first))).label("period")
+    else:
+        period = case(
+            *(
+                (SessionRow.started_at < end, literal_column(str(first + index)))
+                for index, end in enumerate(ends)
+            ),
+        ).label("period")
     empty = (null().label(name) for name in _NAMED[4:])
     counted = (
         select(period, SessionRow.person_id, SessionRow.contact_id, func.count().label("n"), *empty)
