@@ -144,21 +144,13 @@ def _call_out(call: Call) -> CallOut:
 
 def _authorized_json(call: Call) -> dict[str, Any]:
     """An authorize answer as ``AuthorizeOut`` shows it."""
-    d = call.decision
-    return {
-        "allowed": d.allowed,
-        "reason": None if d.reason is None else str(d.reason),
-        "rules": list(d.rules),
-        "hold_id": call.hold_id,
-        "max_minutes": d.max_minutes,
-        "monitoring": None if d.monitoring is None else str(d.monitoring),
-        "interpreter": d.interpreter,
-        "charged_to": d.charged_to,
-        "conflicts": list(d.conflicts),
-        "contact_id": call.contact_id,
-        "expires_at": _iso(call.expires_at) if call.hold_id else None,
-        "replayed": call.replayed,
-    }
+    answer = call.decision.as_dict()
+    del answer["setting"]  # a visit's; a call has none
+    answer["hold_id"] = call.hold_id
+    answer["contact_id"] = call.contact_id
+    answer["expires_at"] = _iso(call.expires_at) if call.hold_id else None
+    answer["replayed"] = call.replayed
+    return answer
 
 
 @calls_router.post("/authorize", response_model=AuthorizeOut)
