@@ -15,8 +15,8 @@ Timed, best of ``--repeat`` rounds, each round running the report then the
 floor (so that load on a shared machine falls on both):
 
 * the report: ``courts.compliance.order_report`` without a timeline, written
-  as JSON (``report_render.as_json``), as ``GET .../compliance?format=json``
-  answers;
+  as the JSON document ``GET .../compliance?format=json`` answers
+  (``report_render.json_bytes``: the bytes sent, not values still to write);
 * the floor: one hand-written SQL statement counting the completed sessions
   per month of the person with the order's contacts on its channel, plus
   the arithmetic of what each month entitled.
@@ -28,6 +28,7 @@ if not), and the last line is ``ratio report/sql: X`` (target <= 3).
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import sys
 import tempfile
@@ -42,7 +43,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import bindparam, create_engine, make_url, text
 
 from kinline.courts.compliance import order_report
-from kinline.courts.report_render import as_json
+from kinline.courts.report_render import json_bytes
 from kinline.db.engine import Database
 from kinline.db.migrate import upgrade
 from kinline.db.tables import SessionRow
@@ -224,10 +225,14 @@ def sql_figures(db: Database) -> dict[str, tuple[int, int]]:
     return {key: (COUNT, counted.get(key, 0)) for key, _, _ in bounds}
 
 
+def report_document(db: Database, at: datetime) -> bytes:
+    """The report's JSON document, as the API answers it (what is timed)."""
+    return json_bytes(order_report(db, FACILITY, ORDER, FIRST, LAST, at=at, timeline=False))
+
+
 def report_figures(db: Database, at: datetime) -> dict[str, tuple[int, int]]:
-    """(entitled, delivered) per month, from the report as the API writes it."""
-    body = as_json(order_report(db, FACILITY, ORDER, FIRST, LAST, at=at, timeline=False))
-    requirement = body["requirements"][0]  # type: ignore[index]
+    """(entitled, delivered) per month, read back from the report's document."""
+    requirement = json.loads(report_document(db, at))["requirements"][0]
     return {p["period"]: (p["entitled"], p["delivered"]) for p in requirement["periods"]}
 
 
@@ -269,7 +274,7 @@ def run(url: str, args: argparse.Namespace) -> float:
             f"delivered {delivered}: the report and the SQL agree"
         )
         report_s, sql_s = _best_of_each(
-            args.repeat, lambda: report_figures(db, at), lambda: sql_figures(db)
+            args.repeat, lambda: report_document(db, at), lambda: sql_figures(db)
         )
         print(
             f"{backend}: report (json) {report_s * 1000:.1f} ms, sql aggregate "

@@ -21,7 +21,6 @@ from typing import Annotated, Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, Field
 
@@ -134,7 +133,7 @@ async def get_order_compliance(
     )
     name = f"compliance-{order_id}-{first}-{last}"
     if format == "json":
-        return JSONResponse(report_render.as_json(report))
+        return Response(report_render.json_bytes(report), media_type="application/json")
     if format == "csv":
         body: bytes = report_render.as_csv(report).encode("utf-8")
     elif format == "pdf":
