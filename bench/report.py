@@ -291,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--mine", type=int, default=6_000, help="of them, the order's person's")
     parser.add_argument("--people", type=int, default=2_000, help="other people")
     parser.add_argument(
-        "--repeat", type=int, default=15, help="timed rounds (report, then SQL); the best counts"
+        "--repeat", type=int, default=30, help="timed rounds (report, then SQL); the best counts"
     )
     parser.add_argument("--seed", type=int, default=20260101)
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")

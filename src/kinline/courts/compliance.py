@@ -34,7 +34,7 @@ import json
 from bisect import bisect_left
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
-from operator import attrgetter
+from operator import itemgetter
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.orm import Session
@@ -960,7 +960,9 @@ def _contacts_words(order: Rule) -> str:
     return "any approved contact"
 
 
-_WHEN_AND_KIND = attrgetter("at", "kind")
+# Evidence by its instant, then its kind: by position (``at`` is second and
+# ``kind`` first), which a named tuple reads faster than by name.
+_WHEN_AND_KIND = itemgetter(1, 0)
 
 
 def _evidence(period: PeriodReport, facility: Facility) -> tuple[Evidence, ...]:

@@ -498,9 +498,13 @@ def order_evidence(
     counts, rows = _one_pass_rows(session, facility_id, person_id, channel, contact_ids, bounds)
     rules_of = _RulesOf()
     none: tuple[str, ...] = ()
+    # The driver's instants as they are when already in UTC (PostgreSQL's, read
+    # in UTC); else converted (SQLite's text).
     evidence: list[EvidenceFacts] = [
         (
-            _utc(started_at),
+            started_at
+            if started_at.__class__ is datetime and started_at.tzinfo is UTC
+            else _utc(started_at),
             evidence_id,
             person,
             contact,
