@@ -10,7 +10,7 @@ one is ended, released and authorized again with its key replayed.
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -44,8 +44,8 @@ SCENARIO = textwrap.dedent(
 
 
 @pytest.fixture
-def db(fresh_db: Callable[[DbTemplate], Database]) -> Iterator[Database]:
-    yield fresh_db(scenario_template(SCENARIO))
+def db(fresh_db: Callable[[DbTemplate], Database]) -> Database:
+    return fresh_db(scenario_template(SCENARIO))
 
 
 def test_every_statement_of_the_call_path_is_kept_compiled(db: Database) -> None:
