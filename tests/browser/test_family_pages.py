@@ -121,6 +121,9 @@ def test_she_books_a_video_visit_on_her_own_clock_and_downloads_it(
     ics = saved.read_text()
     assert f"DTSTART;TZID=America/Denver:{tuesday:%Y%m%d}T170000" in ics
     assert f"UID:visit-{booking_id}@{FACILITY}.kinline" in ics
+    # Requested, not yet answered by staff: her calendar must not call it confirmed.
+    assert "STATUS:TENTATIVE" in ics and "STATUS:CONFIRMED" not in ics
+    assert "SEQUENCE:0" in ics
 
     page.goto("/family")
     expect(page.locator(f"tr.booking[data-booking='{booking_id}']")).to_contain_text(

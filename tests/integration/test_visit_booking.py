@@ -154,6 +154,7 @@ def test_staff_book_a_visit_that_takes_a_place_and_counts_at_once(db: Database) 
     assert (third.allowed, third.reason, third.rules) == (False, "quota_exhausted", ("g-visit",))
     (subject, body), *_ = messages(db, "mom@example.org")
     assert "booked" in subject and "BEGIN:VCALENDAR" in body and "TZID:America/Denver" in body
+    assert "STATUS:CONFIRMED" in body and "SEQUENCE:1" in body
 
 
 def test_every_refusal_names_its_reason(db: Database) -> None:
@@ -271,6 +272,7 @@ def test_an_unanswered_request_is_refused_with_a_message(db: Database) -> None:
     assert refused.status is VisitStatus.CANCELLED and "72 hours" in str(refused.cancel_reason)
     ((subject, body),) = messages(db, "mom@example.org")
     assert "cancelled" in subject and "METHOD:CANCEL" in body
+    assert "STATUS:CANCELLED" in body and "SEQUENCE:2" in body
     ((change, reason, title),) = notices(db, "ana")
     assert (change, reason) == ("visit_cancelled", refused.cancel_reason)
     assert title.startswith("Visit of 2026-03-07 09:00 with ") and title.endswith(" cancelled")

@@ -232,3 +232,16 @@ def test_invitation_has_vtimezone_and_local_times() -> None:
         stamp=starts,
     )
     assert "METHOD:CANCEL" in cancelled and "STATUS:CANCELLED" in cancelled
+    assert "STATUS:CONFIRMED" in text
+    tentative = calendar.invitation_ics(
+        dataclasses.replace(invitation, tentative=True), stamp=starts
+    )
+    assert "STATUS:TENTATIVE" in tentative and "METHOD:REQUEST" in tentative
+
+
+def test_each_change_of_a_visits_status_raises_its_sequence() -> None:
+    requested = calendar.visit_sequence(confirmed=False, cancelled=False)
+    confirmed = calendar.visit_sequence(confirmed=True, cancelled=False)
+    cancelled = calendar.visit_sequence(confirmed=True, cancelled=True)
+    assert requested < confirmed < cancelled
+    assert calendar.visit_sequence(confirmed=False, cancelled=True) == cancelled

@@ -907,7 +907,7 @@ def _tell(
         ends_at=slot.ends_at,
         timezone=facility.timezone,
         attendees=[calendar.Attendee(c.name, c.email) for c in visitors],
-        sequence=1 if cancelled else 0,
+        sequence=calendar.visit_sequence(confirmed=True, cancelled=cancelled),
         cancelled=cancelled,
     )
     ics = calendar.invitation_ics(invitation, stamp=now)

@@ -96,6 +96,15 @@ class Invitation:
     attendees: Sequence[Attendee] = ()
     sequence: int = 0  # raised with each change
     cancelled: bool = False
+    tentative: bool = False  # requested, not yet confirmed by the facility
+
+
+def visit_sequence(*, confirmed: bool, cancelled: bool) -> int:
+    """The invitation's SEQUENCE: a visit requested is 0, confirmed 1, cancelled
+    2. RFC 5545 counts a change of STATUS as a revision a calendar must see, so
+    the confirmation replaces a tentative entry saved from a request, and the
+    cancellation replaces either."""
+    return 2 if cancelled else 1 if confirmed else 0
 
 
 def invitation_ics(invitation: Invitation, *, stamp: datetime) -> str:
@@ -115,7 +124,7 @@ def invitation_ics(invitation: Invitation, *, stamp: datetime) -> str:
     event.add("summary", vText(invitation.summary))
     event.add("description", vText(invitation.description))
     event.add("location", vText(invitation.location))
-    event.add("status", "CANCELLED" if invitation.cancelled else "CONFIRMED")
+    event.add("status", _status(invitation))
     for attendee in _with_email(invitation.attendees):
         address = vCalAddress(f"mailto:{attendee.email}")
         address.params["cn"] = vText(attendee.name)
@@ -127,6 +136,12 @@ def invitation_ics(invitation: Invitation, *, stamp: datetime) -> str:
         first_date=day - timedelta(days=366), last_date=day + timedelta(days=366)
     )
     return str(calendar.to_ical().decode("utf-8"))
+
+
+def _status(invitation: Invitation) -> str:
+    if invitation.cancelled:
+        return "CANCELLED"
+    return "TENTATIVE" if invitation.tentative else "CONFIRMED"
 
 
 def _with_email(attendees: Iterable[Attendee]) -> list[Attendee]:

@@ -45,6 +45,7 @@ from kinline.visits.booking import (
 )
 from kinline.visits.model import Visitor
 from kinline.visits.slots import Booker, SessionKind
+from kinline.visits.statuses import VisitStatus
 from kinline.visits.visitors import Application, VisitorView, apply, list_visitors
 from kinline.web.guard import check_form, field_errors, form_of, page
 from kinline.web.kiosk.language import prefer_stored_language
@@ -369,6 +370,8 @@ def invitation(found: Booking, facility: Facility) -> calendar.Invitation:
     so a later update or cancellation replaces it in the calendar)."""
     video = found.kind is SessionKind.VIDEO
     kind = "Video visit" if video else "Visit"
+    cancelled = not found.status.holds_place
+    tentative = found.status in (VisitStatus.RESERVED, VisitStatus.REQUESTED)
     return calendar.Invitation(
         uid=f"visit-{found.id}@{facility.id}.kinline",
         summary=f"{kind} at {facility.name}",
@@ -377,8 +380,9 @@ def invitation(found: Booking, facility: Facility) -> calendar.Invitation:
         starts_at=found.starts_at,
         ends_at=found.ends_at,
         timezone=facility.timezone,
-        cancelled=not found.status.holds_place,
-        sequence=0 if found.status.holds_place else 1,
+        cancelled=cancelled,
+        tentative=tentative,
+        sequence=calendar.visit_sequence(confirmed=not tentative, cancelled=cancelled),
     )
 
 
