@@ -26,7 +26,7 @@ from kinline.db.engine import Database
 from kinline.events.api import router as webhooks_router
 from kinline.events.serve import start_publisher_from_env
 from kinline.http import PROBLEM_RESPONSES, install_problem_handlers
-from kinline.limits import BodyLimit
+from kinline.limits import BodyLimit, TextBodies
 from kinline.notices.api import router as notices_router
 from kinline.notices.delivery.api import router as delivery_router
 from kinline.notices.delivery.worker import start_worker_from_env
@@ -108,6 +108,7 @@ def create_app(db: Database | None = None) -> FastAPI:
     app.state.db = db or Database()
     install_problem_handlers(app)
     install_openapi(app)
+    app.add_middleware(TextBodies)
     app.add_middleware(BodyLimit)
     # Outermost: authorize and end answered without the framework (kinline.calls.api).
     app.add_middleware(LeanCallPath)

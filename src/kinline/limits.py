@@ -11,14 +11,19 @@ answer 401.
 
 - ``KINLINE_MAX_BODY_BYTES``: 1 MiB (the import of calls is a command, not a route).
 - ``KINLINE_MAX_ANONYMOUS_BODY_BYTES``: 16 KiB.
+
+Inside it, ``TextBodies`` refuses a JSON or form body with a NUL character in
+any of its text (422 naming the field), which PostgreSQL could not store.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 from kinline.errors import BodyTooLarge, InvalidInput, KinlineError
 from kinline.http import domain_problem
@@ -154,3 +159,110 @@ def _too_large(cap: int, signed_in: bool) -> BodyTooLarge:
         "send the bearer token or sign in first",
         field="body",
     )
+
+
+class TextBodies:
+    """Refuses, as 422 naming the field, a JSON or form body with a NUL character
+    in any name or text: PostgreSQL can neither store nor compare text holding
+    one, so it would otherwise reach the database and fail there as a 500 (on
+    SQLite it would be stored). Inside ``BodyLimit``, so the body it reads whole
+    is already capped; other bodies (a PDF, a file) pass untouched.
+
+    The body is looked at once for the only way each format can carry a NUL
+    (``\\u0000`` in JSON, ``%00`` in a form); only a body that has it is parsed
+    to name the field."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = _text_kind(scope) if scope["type"] == "http" else None
+        if kind is None:
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                await self.app(scope, _replay(b"".join(chunks), receive, message), send)
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        field = _nul_field(kind, body)
+        if field is not None:
+            error = InvalidInput("must not contain a NUL character", field=field)
+            await domain_problem(error)(scope, _replay(body, receive), send)
+            return
+        await self.app(scope, _replay(body, receive), send)
+
+
+def _text_kind(scope: Scope) -> str | None:
+    """``json`` or ``form`` for a body of that kind, else None."""
+    if scope.get("method") not in ("POST", "PUT", "PATCH", "DELETE"):
+        return None
+    for name, value in scope.get("headers", []):
+        if name == b"content-type":
+            media = value.split(b";", 1)[0].strip().lower()
+            if media == b"application/json" or media.endswith(b"+json"):
+                return "json"
+            if media == b"application/x-www-form-urlencoded":
+                return "form"
+            return None
+    return None
+
+
+def _replay(body: bytes, receive: Receive, then: Message | None = None) -> Receive:
+    """A ``receive`` that gives the body read in one message, then ``then`` (a
+    message that ended the reading early) or whatever the client sends next."""
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent, then
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": then is not None}
+        if then is not None:
+            message, then = then, None
+            return message
+        return await receive()
+
+    return replayed
+
+
+def _nul_field(kind: str, body: bytes) -> str | None:
+    """The field (dotted, as validation errors name it) whose name or text holds
+    a NUL, ``body`` for one the body has but no field can be named for, or None."""
+    if kind == "json":
+        if b"\\u0000" not in body:
+            return None
+        try:
+            value = json.loads(body)
+        except ValueError:
+            return None  # not JSON: the route says so
+        return _nul_in(value, ())
+    if b"%00" not in body:
+        return None
+    for name, text in parse_qsl(body.decode("latin-1"), keep_blank_values=True):
+        if "\x00" in name or "\x00" in text:
+            return name.replace("\x00", "") or "body"
+    return None
+
+
+def _nul_in(value: object, where: tuple[str, ...]) -> str | None:
+    if isinstance(value, str):
+        return ".".join(where) or "body" if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in key:
+                return ".".join((*where, key.replace("\x00", ""))) or "body"
+            found = _nul_in(item, (*where, key))
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _nul_in(item, (*where, str(index)))
+            if found is not None:
+                return found
+    return None
