@@ -239,9 +239,12 @@ def _nul_field(kind: str, body: bytes) -> str | None:
             return None
         try:
             value = json.loads(body)
-        except ValueError:
-            return None  # not JSON: the route says so
-        return _nul_in(value, ())
+        except (ValueError, RecursionError):
+            return None  # not JSON, or nested past reading: the route says so
+        try:
+            return _nul_in(value, ())
+        except RecursionError:
+            return "body"  # a NUL somewhere too deep to name the field
     if b"%00" not in body:
         return None
     for name, text in parse_qsl(body.decode("latin-1"), keep_blank_values=True):

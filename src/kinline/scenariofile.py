@@ -161,8 +161,17 @@ def load_scenario(path: Path | str) -> Scenario:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as error:
         raise ScenarioFormatError(name, None, f"cannot read the file: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        line = Path(path).read_bytes()[: error.start].count(b"\n") + 1
+        raise ScenarioFormatError(
+            name,
+            line,
+            f"not UTF-8 text: byte 0x{error.object[error.start]:02x} at offset {error.start}",
+        ) from None
     try:
         document = yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+    except RecursionError:
+        raise ScenarioFormatError(name, None, "not a scenario: nested too deeply") from None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark
         line = None if mark is None else mark.line + 1

@@ -375,6 +375,15 @@ def test_the_command_line_names_the_wrong_field_and_writes_nothing(
     assert count(db, NoticeRow) == notices
     assert count(db, CourtOrderRow) == 1
     assert Counter(runner.invoke(app, ["orders", "--help"]).output.split())["add"] >= 1
+    for content, said in (
+        (b"case_number: caf\xe9\n", "not UTF-8 text: byte 0xe9"),
+        (b"a: " + b"[" * 5_000 + b"]" * 5_000 + b"\n", "nested too deeply"),
+    ):
+        order_file.write_bytes(content)
+        result = runner.invoke(app, ["orders", "add", str(order_file), "--database-url", db_url])
+        assert result.exit_code == 2 and said in result.output, result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert count(db, CourtOrderRow) == 1
 
 
 def test_two_uploads_at_once_get_one_version_each(db: Database) -> None:

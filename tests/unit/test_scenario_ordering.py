@@ -103,3 +103,21 @@ def test_an_imposed_rule_whose_until_is_not_after_its_from_is_malformed(
     assert error.line == FIRST_STEP_LINE + 2  # the line of `until`
     assert "until" in error.message
     assert "later than `from`" in error.message
+
+
+@pytest.mark.parametrize(
+    ("content", "message", "line"),
+    [
+        (b"scenario: caf\xe9\n", "not UTF-8 text: byte 0xe9 at offset 13", 1),
+        (b"scenario: s\n# \x82\n", "not UTF-8 text: byte 0x82 at offset 14", 2),
+        (b"scenario: " + b"[" * 5_000 + b"]" * 5_000 + b"\n", "nested too deeply", None),
+    ],
+)
+def test_a_file_that_is_not_a_scenario_is_named_as_such(
+    tmp_path: Path, content: bytes, message: str, line: int | None
+) -> None:
+    path = tmp_path / "malformed.yaml"
+    path.write_bytes(content)
+    with pytest.raises(ScenarioFormatError, match=message) as raised:
+        load_scenario(path)
+    assert raised.value.line == line

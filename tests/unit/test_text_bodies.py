@@ -52,6 +52,16 @@ def test_a_nul_in_json_is_refused_naming_its_field(
     assert "NUL" in problem["detail"]
 
 
+def test_a_nul_in_json_nested_past_reading_is_never_a_server_error(client: TestClient) -> None:
+    json_kind = {"content-type": "application/json"}
+    deep = '{"text": "\\u0000", "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    answer = client.post("/", content=deep, headers=json_kind)
+    assert answer.status_code == 200 and answer.text == deep  # the route says what is wrong
+    walked = "[" * 900 + '"\\u0000"' + "]" * 900
+    answer = client.post("/", content=walked, headers=json_kind)
+    assert answer.status_code == 422 and answer.json()["field"] == ".".join(["0"] * 900)
+
+
 def test_a_nul_in_a_form_is_refused_naming_its_field(client: TestClient) -> None:
     answer = client.post(
         "/",

@@ -398,6 +398,8 @@ def levels_set(
         data = yaml.safe_load(file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
         raise InvalidInput(f"cannot read {file}: {error}", field="--file") from None
+    except RecursionError:
+        raise InvalidInput(f"{file} is nested too deeply to be levels", field="--file") from None
     with opened(database_url, facility) as (db, place):
         config = service.configure_appeal_levels(
             db, place.id, data, actor=actor, at=moment(at, place)

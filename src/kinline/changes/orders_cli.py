@@ -76,10 +76,18 @@ def _read_yaml(path: Path) -> Any:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise InvalidInput(f"cannot read {path}: {error.strerror}", field="FILE") from None
+    except UnicodeDecodeError as error:
+        raise InvalidInput(
+            f"{path} is not UTF-8 text: byte 0x{error.object[error.start]:02x}"
+            f" at offset {error.start}",
+            field="FILE",
+        ) from None
     try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as error:
         raise InvalidInput(f"{path} is not valid YAML: {error}", field="FILE") from None
+    except RecursionError:
+        raise InvalidInput(f"{path} is nested too deeply to be an order", field="FILE") from None
 
 
 def _read_pdf(path: Path) -> bytes:
