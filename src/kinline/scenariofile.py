@@ -162,10 +162,9 @@ def load_scenario(path: Path | str) -> Scenario:
     except OSError as error:
         raise ScenarioFormatError(name, None, f"cannot read the file: {error.strerror}") from None
     except UnicodeDecodeError as error:
-        line = Path(path).read_bytes()[: error.start].count(b"\n") + 1
         raise ScenarioFormatError(
             name,
-            line,
+            error.object[: error.start].count(b"\n") + 1,
             f"not UTF-8 text: byte 0x{error.object[error.start]:02x} at offset {error.start}",
         ) from None
     try:
