@@ -8,8 +8,9 @@ facility. Half of the requests name that world's own records (its facility,
 person, contact, order, notice, appeal, held call) wherever a path or query
 parameter of that name is asked for, so that they reach the route's work
 rather than stopping at "no such facility"; the other half are as generated.
-Bodies are generated from the schemas: text of any characters (NUL and lone
-control characters included), numbers out of range, missing and extra fields.
+Requests are generated from the schemas, both as the schemas allow (text of
+any characters, NUL and lone control characters included) and as they forbid
+(wrong types, values out of range, missing fields, malformed parameters).
 
 Whatever is sent, each answer must be the API's own: never a 5xx and never an
 exception out of the app; and every refusal is problem+json whose ``status``
@@ -28,11 +29,13 @@ import schemathesis
 from _databases import DbTemplate
 from _identity import token_for
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_access_matrix import BINDINGS, MATRIX, USP, world
 
 from kinline.api import create_app
 from kinline.db.engine import Database
 
+NEGATIVE = schemathesis.GenerationMode.NEGATIVE
 EXAMPLES = int(os.environ.get("KINLINE_FUZZ_EXAMPLES", "8"))
 # The access matrix's world: salazar (with his wife, order and notices) at USP;
 # okafor's held call stands for the facility's call path.
@@ -101,7 +104,7 @@ def test_every_operation_answers_every_caller_as_documented(db: Database, who: s
     for result in schema.get_all_operations():
         operation = result.ok()
 
-        @given(case=operation.as_strategy())
+        @given(case=st.one_of(operation.as_strategy(), operation.as_strategy(NEGATIVE)))
         @settings(
             max_examples=EXAMPLES,
             deadline=None,
