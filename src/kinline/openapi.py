@@ -115,6 +115,7 @@ OPERATIONS: dict[tuple[str, str], str] = {
     ("POST", "/v1/facilities/{facility_id}/webhooks"): "createWebhook",
     ("GET", "/v1/facilities/{facility_id}/webhooks"): "listWebhooks",
     ("DELETE", "/v1/facilities/{facility_id}/webhooks/{webhook_id}"): "deleteWebhook",
+    ("POST", "/v1/facilities/{facility_id}/webhooks/{webhook_id}/resume"): "resumeWebhook",
     # court orders
     ("POST", "/v1/facilities/{facility_id}/orders"): "recordCourtOrder",
     ("GET", "/v1/facilities/{facility_id}/orders"): "listCourtOrders",

@@ -100,7 +100,7 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def publisher(db: Database, log: Path) -> subprocess.Popen[bytes]:
+def publisher(db: Database, log: Path, give_up: int = 72) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
             [str(KINLINE), "events", "publish", "--no-nats", "--database-url", db.url],
@@ -108,6 +108,7 @@ def publisher(db: Database, log: Path) -> subprocess.Popen[bytes]:
                 **os.environ,
                 "KINLINE_EVENTS_IDLE_SECONDS": "0.05",
                 "KINLINE_WEBHOOK_BACKOFF_SECONDS": str(BACKOFF),
+                "KINLINE_WEBHOOK_GIVE_UP_ATTEMPTS": str(give_up),
             },
             stdin=subprocess.DEVNULL,
             stdout=out,
@@ -228,3 +229,70 @@ def test_deliveries_are_signed_retried_after_a_500_and_in_order(
         "kinline.call.connected",
         "kinline.call.ended",
     ]
+
+
+def test_a_webhook_that_keeps_failing_is_suspended_until_an_admin_resumes_it(
+    db: Database, api: tuple[TestClient, dict[str, str]], tmp_path: Path
+) -> None:
+    client, tokens = api
+    admin = bearer(tokens["admin"])
+    path = f"/v1/facilities/{FACILITY}/webhooks"
+    log = tmp_path / "publisher.log"
+    with Receiver(failures=3) as receiver:
+        made = client.post(path, json={"url": receiver.url}, headers=admin).json()
+        live = client.post(f"{path}/{made['id']}/resume", headers=admin)
+        assert (live.status_code, live.json()["field"]) == (409, "webhook_id")
+        at = datetime.now(UTC) + timedelta(seconds=1)
+        held = authorize(db, FACILITY, "ana", dialed="+1 303 555 0100", idempotency_key="s1",
+                         actor="pbx", at=at)  # fmt: skip
+        process = publisher(db, log, give_up=3)
+        try:
+            deadline = time.monotonic() + 60
+            while client.get(path, headers=admin).json()[0]["suspended_at"] is None:
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.05)
+            # Suspended: the publisher sends it nothing more, though it runs on.
+            time.sleep(BACKOFF * 8)
+        finally:
+            stop(process)
+        (listed,) = client.get(path, headers=admin).json()
+        assert "failed 3 times in a row" in listed["suspended_reason"]
+        assert "HTTP 500" in listed["suspended_reason"]
+        tried = [headers["X-Kinline-Event-Id"] for _t, headers, _b, _s in receiver.requests]
+        assert len(tried) == 3 and len(set(tried)) == 1  # the first event, three times
+        assert receiver.delivered() == []
+
+        resumed = client.post(f"{path}/{made['id']}/resume", headers=admin)
+        assert resumed.status_code == 200, resumed.text
+        assert resumed.json()["suspended_at"] is None
+        end(db, FACILITY, held.hold_id, 0, actor="pbx", at=at + timedelta(seconds=5))
+        process = publisher(db, log, give_up=3)
+        try:
+            deadline = time.monotonic() + 60
+            while len(receiver.delivered()) < 3:
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.05)
+        finally:
+            stop(process)
+    types = [json.loads(body)["type"] for _h, body in receiver.delivered()]
+    # From the event it stopped at, in order; its own suspension and resumption
+    # are events of the facility too, announced to the webhook after them.
+    assert types[:2] == ["kinline.webhook.created", "kinline.call.authorized"]
+    assert "kinline.webhook.suspended" in types and "kinline.webhook.resumed" in types
+    with db.transaction() as session:
+        audited = session.execute(
+            select(AuditEventRow.tag, AuditEventRow.actor)
+            .where(AuditEventRow.tag.like("events:webhook:%"))
+            .order_by(AuditEventRow.id)
+        ).all()
+    assert [tag for tag, _actor in audited] == [
+        "events:webhook:created",
+        "events:webhook:suspended",
+        "events:webhook:resumed",
+    ]
+    created_by, suspended_by, resumed_by = (actor for _tag, actor in audited)
+    assert suspended_by == "outbox-publisher" and resumed_by == created_by
+    unknown = client.post(f"{path}/wh_unknown/resume", headers=admin)
+    assert unknown.status_code == 404
+    refused = client.post(f"{path}/{made['id']}/resume", headers=bearer(tokens["records"]))
+    assert refused.status_code == 403

@@ -965,6 +965,9 @@ class WebhookRow(Base):
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # The recorded_at of the last event delivered: where the next look starts.
     delivered_through: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Set when one event failed too many times in a row: nothing is sent until resumed.
+    suspended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    suspended_reason: Mapped[str | None] = mapped_column(String(300), nullable=True)
 
 
 class WebhookDeliveryRow(Base):

@@ -1,4 +1,4 @@
-"""Routes for a facility's webhooks: create, list, delete (admin only).
+"""Routes for a facility's webhooks: create, list, delete, resume (admin only).
 
 A webhook receives the facility's domain events (CloudEvents, one POST each,
 in order) signed with its secret, which is shown once, when it is created.
@@ -63,6 +63,16 @@ class WebhookOut(BaseModel):
     url: str
     created_at: datetime
     created_by: str
+    suspended_at: datetime | None = Field(
+        default=None,
+        description=(
+            "When deliveries stopped because one event failed too many times in a row"
+            " (KINLINE_WEBHOOK_GIVE_UP_ATTEMPTS); null while it is live"
+        ),
+    )
+    suspended_reason: str | None = Field(
+        default=None, description="Which event failed, how often, and its last answer"
+    )
 
 
 class WebhookCreated(WebhookOut):
@@ -81,6 +91,8 @@ def _out(hook: service.Webhook) -> WebhookOut:
         url=hook.url,
         created_at=hook.created_at,
         created_by=hook.created_by,
+        suspended_at=hook.suspended_at,
+        suspended_reason=hook.suspended_reason,
     )
 
 
@@ -100,7 +112,7 @@ async def create_webhook(body: WebhookIn, grant: Manage) -> WebhookCreated:
 
 @router.get("", response_model=list[WebhookOut], summary="List the webhooks")
 async def list_webhooks(grant: Manage) -> list[WebhookOut]:
-    """The facility's live webhooks (without their secrets)."""
+    """The facility's webhooks (without their secrets), suspended ones with why."""
     hooks = await in_thread(service.list_webhooks, grant.db, grant.facility.id)
     return [_out(hook) for hook in hooks]
 
@@ -117,3 +129,20 @@ async def delete_webhook(webhook_id: WebhookId, grant: Manage) -> Response:
         actor=grant.actor,
     )
     return Response(status_code=204)
+
+
+@router.post(
+    "/{webhook_id}/resume", response_model=WebhookOut, summary="Resume a suspended webhook"
+)
+async def resume_webhook(webhook_id: WebhookId, grant: Manage) -> WebhookOut:
+    """Send events to a suspended webhook again, from the one it stopped at, in
+    order; each event's tries are counted afresh. 409 if it is not suspended."""
+    hook = await in_thread(
+        service.resume_webhook,
+        grant.db,
+        grant.facility.id,
+        webhook_id,
+        at=datetime.now(UTC),
+        actor=grant.actor,
+    )
+    return _out(hook)

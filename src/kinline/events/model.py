@@ -102,6 +102,8 @@ DATA_FIELDS: dict[str, frozenset[str]] = {
     "kinline.appeal.filed": frozenset({"level"}),
     "kinline.webhook.created": frozenset({"webhook_id"}),
     "kinline.webhook.deleted": frozenset({"webhook_id"}),
+    "kinline.webhook.suspended": frozenset({"webhook_id", "attempts"}),
+    "kinline.webhook.resumed": frozenset({"webhook_id"}),
 }
 """Fields some types carry beyond ``GENERIC_FIELDS``."""
 

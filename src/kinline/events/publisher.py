@@ -54,17 +54,24 @@ class Settings:
     idle: float = 0.1  # seconds between polls of an empty outbox
     webhook_backoff: float = 1.0  # seconds before the first retry; doubles each time
     webhook_timeout: float = 10.0
+    # Failed tries of one event after which its webhook is suspended.
+    webhook_give_up: int = service.GIVE_UP_ATTEMPTS
 
 
 def settings_from_env(**overrides: object) -> Settings:
     """``KINLINE_NATS_URL``, ``KINLINE_EVENTS_IDLE_SECONDS``,
-    ``KINLINE_WEBHOOK_BACKOFF_SECONDS``, then ``overrides``."""
+    ``KINLINE_WEBHOOK_BACKOFF_SECONDS``, ``KINLINE_WEBHOOK_GIVE_UP_ATTEMPTS``,
+    then ``overrides``."""
     defaults = Settings()
     values: dict[str, object] = {
         "nats_url": os.environ.get("KINLINE_NATS_URL", defaults.nats_url),
         "idle": float(os.environ.get("KINLINE_EVENTS_IDLE_SECONDS", defaults.idle)),
         "webhook_backoff": float(
             os.environ.get("KINLINE_WEBHOOK_BACKOFF_SECONDS", defaults.webhook_backoff)
+        ),
+        "webhook_give_up": max(
+            1,
+            int(os.environ.get("KINLINE_WEBHOOK_GIVE_UP_ATTEMPTS", defaults.webhook_give_up)),
         ),
     }
     values.update({key: value for key, value in overrides.items() if value is not None})
@@ -169,6 +176,7 @@ async def deliver_webhooks(db: Database, settings: Settings, client: httpx.Async
                 status=status,
                 at=datetime.now(UTC),
                 backoff=backoff,
+                give_up=settings.webhook_give_up,
             )
             if not ok:
                 break

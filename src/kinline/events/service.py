@@ -21,9 +21,13 @@ from kinline.audit.service import facility_chain, record_event
 from kinline.db.engine import Database
 from kinline.db.routing import cross_facility
 from kinline.db.tables import DomainEventRow, WebhookDeliveryRow, WebhookRow
-from kinline.errors import InvalidInput, NotFound
+from kinline.errors import Conflict, InvalidInput, NotFound
 
 MAX_BACKOFF = timedelta(hours=1)
+GIVE_UP_ATTEMPTS = 72
+"""Failed tries of one event after which its webhook is suspended: with the
+default backoff (1 s doubling to an hour) about two and a half days."""
+PUBLISHER = "outbox-publisher"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +48,20 @@ class Webhook:
     url: str
     created_at: datetime
     created_by: str
+    suspended_at: datetime | None = None
+    suspended_reason: str | None = None
+
+
+def _webhook(row: WebhookRow) -> Webhook:
+    return Webhook(
+        row.facility_id,
+        row.id,
+        row.url,
+        row.created_at,
+        row.created_by,
+        row.suspended_at,
+        row.suspended_reason,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +90,7 @@ _ORDER = (DomainEventRow.recorded_at, DomainEventRow.chain, DomainEventRow.seq)
 
 def unpublished(db: Database, limit: int) -> list[Pending]:
     """The oldest events not yet acknowledged by NATS, in publication order."""
-    with cross_facility("outbox-publisher"), db.transaction() as session:
+    with cross_facility(PUBLISHER), db.transaction() as session:
         rows = session.execute(
             select(
                 DomainEventRow.facility_id,
@@ -104,7 +122,7 @@ def mark_published(db: Database, keys: Iterable[tuple[str, str]], at: datetime) 
 
 
 def count_unpublished(db: Database) -> int:
-    with cross_facility("outbox-publisher"), db.transaction() as session:
+    with cross_facility(PUBLISHER), db.transaction() as session:
         counted = session.scalar(select(func.count()).where(DomainEventRow.published_at.is_(None)))
         return int(counted or 0)
 
@@ -149,7 +167,7 @@ def list_webhooks(db: Database, facility_id: str) -> list[Webhook]:
             .where(WebhookRow.facility_id == facility_id, WebhookRow.deleted_at.is_(None))
             .order_by(WebhookRow.created_at, WebhookRow.id)
         ).all()
-        return [Webhook(r.facility_id, r.id, r.url, r.created_at, r.created_by) for r in rows]
+        return [_webhook(row) for row in rows]
 
 
 def delete_webhook(
@@ -162,6 +180,31 @@ def delete_webhook(
             raise NotFound(f"no webhook {webhook_id!r}", field="webhook_id")
         row.deleted_at = at
         _audit(session, facility_id, "deleted", {"webhook_id": webhook_id}, at, actor)
+
+
+def resume_webhook(
+    db: Database, facility_id: str, webhook_id: str, *, at: datetime, actor: str
+) -> Webhook:
+    """Send to a suspended webhook again, from the event it gave up on, each
+    event's tries counted afresh. Conflict if it is not suspended."""
+    with db.transaction() as session:
+        row = session.get(WebhookRow, (facility_id, webhook_id), with_for_update=True)
+        if row is None or row.deleted_at is not None:
+            raise NotFound(f"no webhook {webhook_id!r}", field="webhook_id")
+        if row.suspended_at is None:
+            raise Conflict(f"webhook {webhook_id!r} is not suspended", field="webhook_id")
+        row.suspended_at, row.suspended_reason = None, None
+        session.execute(
+            update(WebhookDeliveryRow)
+            .where(
+                WebhookDeliveryRow.facility_id == facility_id,
+                WebhookDeliveryRow.webhook_id == webhook_id,
+                WebhookDeliveryRow.delivered_at.is_(None),
+            )
+            .values(attempts=0, next_attempt_at=None)
+        )
+        _audit(session, facility_id, "resumed", {"webhook_id": webhook_id}, at, actor)
+        return _webhook(row)
 
 
 def _audit(
@@ -187,10 +230,10 @@ def _audit(
 
 def subscriptions(db: Database) -> list[Subscription]:
     """Every live webhook of every facility."""
-    with cross_facility("outbox-publisher"), db.transaction() as session:
+    with cross_facility(PUBLISHER), db.transaction() as session:
         rows = session.scalars(
             select(WebhookRow)
-            .where(WebhookRow.deleted_at.is_(None))
+            .where(WebhookRow.deleted_at.is_(None), WebhookRow.suspended_at.is_(None))
             .order_by(WebhookRow.facility_id, WebhookRow.id)
         ).all()
         return [
@@ -247,9 +290,12 @@ def record_attempt(
     status: str,
     at: datetime,
     backoff: timedelta,
+    give_up: int = GIVE_UP_ATTEMPTS,
 ) -> Sequence[object]:
     """One try of one event: delivered, or due again after ``backoff`` doubled
-    for every earlier try (at most ``MAX_BACKOFF``)."""
+    for every earlier try (at most ``MAX_BACKOFF``); its ``give_up``-th failed
+    try suspends the webhook (audited and announced), so nothing more is sent
+    to an endpoint that is gone until an admin resumes it."""
     with db.transaction() as session:
         row = session.get(WebhookDeliveryRow, (hook.facility_id, hook.id, event.id))
         if row is None:
@@ -269,4 +315,20 @@ def record_attempt(
                 )
         else:
             row.next_attempt_at = at + min(backoff * 2 ** (row.attempts - 1), MAX_BACKOFF)
+            if row.attempts >= give_up:
+                _suspend(session, hook, event, row.attempts, status, at)
         return (row.attempts, row.next_attempt_at)
+
+
+def _suspend(
+    session: Session, hook: Subscription, event: Pending, attempts: int, status: str, at: datetime
+) -> None:
+    webhook = session.get(WebhookRow, (hook.facility_id, hook.id), with_for_update=True)
+    if webhook is None or webhook.deleted_at is not None or webhook.suspended_at is not None:
+        return
+    webhook.suspended_at = at
+    webhook.suspended_reason = (
+        f"event {event.id} failed {attempts} times in a row; the last: {status}"
+    )[:300]
+    payload = {"webhook_id": hook.id, "event_id": event.id, "attempts": attempts}
+    _audit(session, hook.facility_id, "suspended", payload, at, PUBLISHER)
