@@ -30,6 +30,7 @@ from kinline.api import create_app
 from kinline.calls.path import authorize, connect, end
 from kinline.db.engine import Database
 from kinline.db.tables import AuditEventRow, DomainEventRow
+from kinline.events import service
 from kinline.identity.model import Binding, Kind, Role
 
 with warnings.catch_warnings():
@@ -38,6 +39,7 @@ with warnings.catch_warnings():
 
 KINLINE = Path(sys.executable).parent / "kinline"
 BACKOFF = 0.3  # seconds before the first retry
+T0 = datetime(2024, 1, 1, tzinfo=UTC)  # long before any event is recorded
 
 
 class Receiver:
@@ -296,3 +298,55 @@ def test_a_webhook_that_keeps_failing_is_suspended_until_an_admin_resumes_it(
     assert unknown.status_code == 404
     refused = client.post(f"{path}/{made['id']}/resume", headers=bearer(tokens["records"]))
     assert refused.status_code == 403
+
+
+def test_the_outbox_is_pruned_of_what_everyone_received_and_nothing_else(db: Database) -> None:
+    def stored() -> tuple[set[str], int]:
+        with db.transaction() as session:
+            events = set(session.scalars(select(DomainEventRow.id)))
+            audited = len(session.scalars(select(AuditEventRow.id)).all())
+        return events, audited
+
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    before_hooks, _ = stored()  # the scenario's own events
+    made = datetime.now(UTC)  # after the scenario's events were recorded
+    live, _secret = service.create_webhook(db, FACILITY, "https://a.example/h", at=made, actor="t")
+    gone, _secret = service.create_webhook(db, FACILITY, "https://b.example/h", at=made, actor="t")
+    at = datetime.now(UTC) + timedelta(seconds=1)
+    held = authorize(db, FACILITY, "ana", dialed="+1 303 555 0100", idempotency_key="p1",
+                     actor="pbx", at=at)  # fmt: skip
+    end(db, FACILITY, held.hold_id, 0, actor="pbx", at=at + timedelta(seconds=5))
+    everything, audited = stored()
+    owed = everything - before_hooks
+    assert len(owed) >= 4  # two webhooks made, the call authorized and ended
+
+    # Nothing NATS has not acknowledged goes, unless asked.
+    assert service.prune(db, before=later) == 0
+    keys = [(FACILITY, event) for event in everything]
+    service.mark_published(db, keys, at=datetime.now(UTC))
+    # Published: what came before the webhooks goes; theirs are still owed.
+    counted: list[int] = []
+    assert service.prune(db, before=later, batch=2, progress=counted.append) == len(before_hooks)
+    assert counted[-1] == len(before_hooks) and len(counted) == -(-len(before_hooks) // 2)
+    assert stored() == (owed, audited)  # the audit log is never touched
+
+    # One webhook received all but the last; the other is deleted (owed nothing).
+    subscription = {s.id: s for s in service.subscriptions(db)}[live.id]
+    due = service.due_to(db, subscription, 100)
+    for item in due[:-1]:
+        service.record_attempt(db, subscription, item.event, delivered=True, status="HTTP 200",
+                               at=datetime.now(UTC), backoff=timedelta(seconds=1))  # fmt: skip
+    service.delete_webhook(db, FACILITY, gone.id, at=datetime.now(UTC), actor="t")
+    # Suspended, it is still owed what it has not received.
+    for _try in range(3):
+        service.record_attempt(db, subscription, due[-1].event, delivered=False, status="HTTP 500",
+                               at=datetime.now(UTC), backoff=timedelta(0), give_up=3)  # fmt: skip
+    assert service.list_webhooks(db, FACILITY)[0].suspended_at is not None
+    remaining, _ = stored()
+    # The deletion and suspension are events too, recorded since: published or not.
+    assert service.prune(db, before=later, unpublished=True) == len(due) - 1
+    left, audited_now = stored()
+    assert due[-1].event.id in left and len(left) == len(remaining) - (len(due) - 1)
+    assert audited_now == audited + 2  # the deletion and the suspension
+    # Events recorded after ``before`` stay, whatever else holds.
+    assert service.prune(db, before=T0) == 0

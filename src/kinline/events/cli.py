@@ -6,9 +6,11 @@ import asyncio
 import logging
 import signal
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
+from rich.progress import Progress
 
 from kinline.cli_base import DatabaseOption, console, database, friendly
 from kinline.events import service
@@ -73,5 +75,43 @@ def pending_command(database_url: DatabaseOption = None) -> None:
     db = database(database_url)
     try:
         console.print(str(service.count_unpublished(db)))
+    finally:
+        db.dispose()
+
+
+@app.command(
+    "prune",
+    help=(
+        "Delete from the outbox the events older than --days that NATS acknowledged and "
+        "every webhook of their facility (suspended ones too) received. The audit log is "
+        "never touched."
+    ),
+)
+@friendly
+def prune_command(
+    days: Annotated[
+        int, typer.Option(min=0, help="Keep the events of the last DAYS days (default 30).")
+    ] = 30,
+    unpublished: Annotated[
+        bool,
+        typer.Option(
+            help="Also events NATS never acknowledged: for a deployment that publishes to "
+            "webhooks only."
+        ),
+    ] = False,
+    database_url: DatabaseOption = None,
+) -> None:
+    db = database(database_url)
+    before = datetime.now(UTC) - timedelta(days=days)
+    try:
+        with Progress(transient=True, console=console) as bar:
+            task = bar.add_task("pruning the outbox", total=None)
+            pruned = service.prune(
+                db,
+                before=before,
+                unpublished=unpublished,
+                progress=lambda done: bar.update(task, completed=done),
+            )
+        console.print(f"pruned {pruned} events recorded before {before:%Y-%m-%d %H:%M} UTC")
     finally:
         db.dispose()

@@ -9,12 +9,12 @@ are serialised by its head lock) come in the order they were recorded.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from sqlalchemy import and_, func, select, tuple_, update
+from sqlalchemy import and_, delete, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from kinline.audit.service import facility_chain, record_event
@@ -125,6 +125,68 @@ def count_unpublished(db: Database) -> int:
     with cross_facility(PUBLISHER), db.transaction() as session:
         counted = session.scalar(select(func.count()).where(DomainEventRow.published_at.is_(None)))
         return int(counted or 0)
+
+
+def prune(
+    db: Database,
+    *,
+    before: datetime,
+    unpublished: bool = False,
+    batch: int = 5_000,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Delete from the outbox the events recorded before ``before`` that no one
+    still needs, in transactions of ``batch``; how many. An event is kept while
+    NATS has not acknowledged it (unless ``unpublished``: a deployment that
+    publishes to webhooks only) and while any webhook of its facility that is
+    not deleted (suspended ones included) has not had it delivered. The audit
+    log is a separate table and is never touched: each event can be made again
+    from its audit event. ``progress`` is called with the count after each batch."""
+    e, w, d = DomainEventRow, WebhookRow, WebhookDeliveryRow
+    delivered = (
+        select(d.event_id)
+        .where(
+            d.facility_id == e.facility_id,
+            d.webhook_id == w.id,
+            d.event_id == e.id,
+            d.delivered_at.is_not(None),
+        )
+        .correlate(e, w)  # the event two levels out, not a second domain_events
+        .exists()
+    )
+    owed = (
+        select(w.id)
+        .where(
+            w.facility_id == e.facility_id,
+            w.deleted_at.is_(None),
+            w.created_at <= e.recorded_at,
+            ~delivered,
+        )
+        .exists()
+    )
+    done = e.recorded_at < before
+    if not unpublished:
+        done = and_(done, e.published_at.is_not(None))
+    pick = select(e.facility_id, e.id).where(done, ~owed).order_by(*_ORDER).limit(batch)
+    pruned = 0
+    while True:
+        with cross_facility(PUBLISHER), db.transaction() as session:
+            keys = [tuple(row) for row in session.execute(pick).all()]
+            if not keys:
+                return pruned
+            session.execute(
+                delete(d)
+                .where(tuple_(d.facility_id, d.event_id).in_(keys))
+                .execution_options(synchronize_session=False)
+            )
+            session.execute(
+                delete(e)
+                .where(tuple_(e.facility_id, e.id).in_(keys))
+                .execution_options(synchronize_session=False)
+            )
+        pruned += len(keys)
+        if progress is not None:
+            progress(pruned)
 
 
 # --- webhooks ---------------------------------------------------------------
