@@ -213,6 +213,22 @@ def test_a_refusal_is_the_documented_routes(
     assert lean.json() == full.json()
 
 
+@pytest.mark.parametrize("path", ["/v1/calls/authorize", "/v1/calls/h_unknown/end"])
+def test_a_body_nested_past_reading_is_refused_as_the_documented_route_refuses_it(
+    client: tuple[TestClient, dict[str, str], Database, Lean], path: str
+) -> None:
+    """Small enough for the lean route (10 KB), too deep for Python's JSON
+    reader: handed over, never a 500."""
+    http, tokens, _db, lean = client
+    h = {**bearer(tokens["telephony"]), "content-type": "application/json"}
+    deep = "[" * 5_000 + "]" * 5_000
+    answer = http.post(f"{path}{LEAN}", content=deep, headers=h)
+    assert answer.status_code == 400, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json() == http.post(path, content=deep, headers=h).json()
+    assert lean.answered == []
+
+
 def test_a_caller_the_documented_route_refuses_is_refused_alike(
     client: tuple[TestClient, dict[str, str], Database, Lean],
 ) -> None:

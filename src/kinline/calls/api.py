@@ -364,7 +364,7 @@ class LeanCallPath:
         raw = b"".join(chunks)
         try:
             body = json.loads(raw) if len(raw) == length else None
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past reading
             body = None
         if not isinstance(body, dict):
             return await self.app(scope, _replay(raw, receive), send)
