@@ -114,7 +114,7 @@ async def form_fields(request: Request) -> dict[str, str]:
         return {}
     try:
         body = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past reading
         raise InvalidInput("the body is not valid JSON or a form", field="body") from None
     if not isinstance(body, dict):
         raise InvalidInput("the body must be an object", field="body")

@@ -346,8 +346,13 @@ def test_a_checkpoint_signed_with_another_key_is_refused(
     assert "it names key" in report.problems[0].message
 
 
-def test_a_file_that_is_not_a_checkpoint_is_refused(logged: Database, keys: Keys) -> None:
-    report = against(logged, b"not json at all", keys)
+@pytest.mark.parametrize(
+    "content", [b"not json at all", b"[" * 100_000 + b"]" * 100_000, b"\xff\xfe", b"[]"]
+)
+def test_a_file_that_is_not_a_checkpoint_is_refused(
+    logged: Database, keys: Keys, content: bytes
+) -> None:
+    report = against(logged, content, keys)
     assert [p.what for p in report.problems] == ["bad signature"]
     assert "not a kinline audit checkpoint" in report.problems[0].message
 

@@ -139,6 +139,14 @@ def test_wrong_password_is_401_and_audited(client: TestClient, db: Database) -> 
     assert client.get("/v1/auth/me").status_code == 401
 
 
+def test_a_body_that_is_no_form_is_refused_naming_the_body(client: TestClient) -> None:
+    json_kind = {"content-type": "application/json"}
+    for content in ("[" * 5_000 + "]" * 5_000, "{not json", "[1, 2]"):
+        refused = client.post("/v1/auth/sign-in", content=content, headers=json_kind)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["field"] == "body"
+
+
 def test_unknown_login_is_the_same_401(client: TestClient, db: Database) -> None:
     wrong = client.post("/v1/auth/sign-in", json={"login": "nobody", "password": PASSWORD})
     assert wrong.status_code == 401

@@ -188,7 +188,7 @@ def open_file(data: bytes, public_key: Ed25519PublicKey) -> _Opened:
         heads = [ChainHead(str(c["chain"]), int(c["seq"]), str(c["hash"])) for c in listed]
         taken_at = str(header["taken_at"])
         signed = canonical_json(header).encode("utf-8")
-    except (ValueError, KeyError, TypeError, binascii.Error) as error:
+    except (ValueError, KeyError, TypeError, binascii.Error, RecursionError) as error:
         raise _Untrusted(f"it is not a kinline audit checkpoint ({_reason(error)})") from None
     try:
         public_key.verify(signature, signed)
