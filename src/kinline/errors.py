@@ -141,3 +141,9 @@ class ServiceUnavailable(KinlineError):
     def __init__(self, message: str, *, field: str | None = None, retry_after: int = 5) -> None:
         super().__init__(message, field=field)
         self.retry_after = retry_after
+
+
+def not_utf8(error: UnicodeDecodeError) -> str:
+    """What a file that is not UTF-8 text is, in words: ``not UTF-8 text: byte
+    0xe9 at offset 13``."""
+    return f"not UTF-8 text: byte 0x{error.object[error.start]:02x} at offset {error.start}"

@@ -184,7 +184,7 @@ class TextBodies:
         while True:
             message = await receive()
             if message["type"] != "http.request":
-                await self.app(scope, _replay(b"".join(chunks), receive, message), send)
+                await self.app(scope, replay(b"".join(chunks), receive, message), send)
                 return
             chunks.append(message.get("body", b""))
             if not message.get("more_body", False):
@@ -193,9 +193,9 @@ class TextBodies:
         field = _nul_field(kind, body)
         if field is not None:
             error = InvalidInput("must not contain a NUL character", field=field)
-            await domain_problem(error)(scope, _replay(body, receive), send)
+            await domain_problem(error)(scope, replay(body, receive), send)
             return
-        await self.app(scope, _replay(body, receive), send)
+        await self.app(scope, replay(body, receive), send)
 
 
 def _text_kind(scope: Scope) -> str | None:
@@ -213,9 +213,11 @@ def _text_kind(scope: Scope) -> str | None:
     return None
 
 
-def _replay(body: bytes, receive: Receive, then: Message | None = None) -> Receive:
-    """A ``receive`` that gives the body read in one message, then ``then`` (a
-    message that ended the reading early) or whatever the client sends next."""
+def replay(body: bytes, receive: Receive, then: Message | None = None) -> Receive:
+    """A ``receive`` as if the body had not been read yet: it gives ``body`` in
+    one message, then ``then`` (a message that ended the reading early) or
+    whatever the client sends next. For middleware that reads a body and then
+    hands the request on (``TextBodies``, ``calls.api.LeanCallPath``)."""
     sent = False
 
     async def replayed() -> Message:

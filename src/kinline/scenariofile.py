@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
-from kinline.errors import InvalidInput
+from kinline.errors import InvalidInput, not_utf8
 from kinline.people.model import (
     Facility,
     Person,
@@ -165,7 +165,7 @@ def load_scenario(path: Path | str) -> Scenario:
         raise ScenarioFormatError(
             name,
             error.object[: error.start].count(b"\n") + 1,
-            f"not UTF-8 text: byte 0x{error.object[error.start]:02x} at offset {error.start}",
+            not_utf8(error),
         ) from None
     try:
         document = yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)

@@ -23,7 +23,7 @@ from kinline.cli_support import (
     opened,
     print_json,
 )
-from kinline.errors import InvalidInput
+from kinline.errors import InvalidInput, not_utf8
 from kinline.people.model import Facility
 from kinline.rules.periods import local
 
@@ -396,7 +396,9 @@ def levels_set(
 ) -> None:
     try:
         data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+    except UnicodeDecodeError as error:
+        raise InvalidInput(f"{file} is {not_utf8(error)}", field="--file") from None
+    except (OSError, yaml.YAMLError) as error:
         raise InvalidInput(f"cannot read {file}: {error}", field="--file") from None
     except RecursionError:
         raise InvalidInput(f"{file} is nested too deeply to be levels", field="--file") from None

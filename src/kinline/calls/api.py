@@ -34,7 +34,7 @@ from kinline.errors import KinlineError, NotFound
 from kinline.http import database_unavailable, domain_problem, in_thread, moment
 from kinline.identity.model import Action, Record, Target
 from kinline.identity.service import authenticate_in
-from kinline.limits import BodyCaps
+from kinline.limits import BodyCaps, replay
 from kinline.people.model import Facility
 from kinline.people.service import get_contact
 from kinline.rules.periods import local
@@ -367,7 +367,7 @@ class LeanCallPath:
         except (ValueError, RecursionError):  # not JSON, or nested past reading
             body = None
         if not isinstance(body, dict):
-            return await self.app(scope, _replay(raw, receive), send)
+            return await self.app(scope, replay(raw, receive), send)
         try:
             db = scope["app"].state.db
             at = datetime.now(UTC)
@@ -376,24 +376,10 @@ class LeanCallPath:
             else:
                 answer = await in_thread(_lean_end, db, secret, facility_id, hold_id, body, at)
         except Declined:
-            return await self.app(scope, _replay(raw, receive), send)
+            return await self.app(scope, replay(raw, receive), send)
         except KinlineError as error:
             return await domain_problem(error)(scope, receive, send)
         except (OperationalError, PoolTimeout) as error:
             log.warning("database unavailable: %s", str(error).splitlines()[0])
             return await domain_problem(database_unavailable(error))(scope, receive, send)
         await JSONResponse(answer)(scope, receive, send)
-
-
-def _replay(raw: bytes, receive: Receive) -> Receive:
-    """``receive`` as if the body had not been read yet."""
-    sent = False
-
-    async def replayed() -> Message:
-        nonlocal sent
-        if sent:
-            return await receive()
-        sent = True
-        return {"type": "http.request", "body": raw, "more_body": False}
-
-    return replayed

@@ -47,7 +47,7 @@ from kinline.cli_support import (
 )
 from kinline.courts import orders
 from kinline.courts.orders import CourtOrder, OrderConflict
-from kinline.errors import InvalidInput
+from kinline.errors import InvalidInput, not_utf8
 from kinline.people.cli import DEFAULT_ACTOR, ActorOption, AtOption
 from kinline.people.model import Facility
 from kinline.rules.periods import local
@@ -77,11 +77,7 @@ def _read_yaml(path: Path) -> Any:
     except OSError as error:
         raise InvalidInput(f"cannot read {path}: {error.strerror}", field="FILE") from None
     except UnicodeDecodeError as error:
-        raise InvalidInput(
-            f"{path} is not UTF-8 text: byte 0x{error.object[error.start]:02x}"
-            f" at offset {error.start}",
-            field="FILE",
-        ) from None
+        raise InvalidInput(f"{path} is {not_utf8(error)}", field="FILE") from None
     try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as error:
