@@ -9,7 +9,7 @@ the same seq, and a rolled-back change takes its events with it.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from kinline.audit.chain import GENESIS, ChainLink
 from kinline.db.engine import core
 from kinline.db.tables import AuditEventRow, AuditHeadRow
-from kinline.events.outbox import ADD_PG, add_event, prefixed
+from kinline.events.outbox import ADD_PG, add_event, add_events, prefixed
 
 BATCH_SIZE = 2000
 
@@ -147,6 +147,67 @@ def append(
     connection.execute(_ADVANCE_HEAD, params)
     if announced is not None:
         add_event(session, announced)
+
+
+_LOCK_HEADS = (
+    select(_HEADS.c.chain, _HEADS.c.seq, _HEADS.c.hash)
+    .where(
+        _HEADS.c.facility_id == bindparam("facility_id"),
+        _HEADS.c.chain.in_(bindparam("chains", expanding=True)),
+    )
+    .order_by(_HEADS.c.chain)
+    .with_for_update()
+)
+
+
+def lock_heads(
+    session: Session, facility_id: str, chains: Iterable[str]
+) -> dict[str, tuple[int, str]]:
+    """The (seq, hash) of each of ``chains`` that has a head, each locked until the
+    transaction ends, in chain order; a chain with no head yet is left out."""
+    params = {"facility_id": facility_id, "chains": sorted(set(chains))}
+    return {chain: (seq, hash) for chain, seq, hash in core(session).execute(_LOCK_HEADS, params)}
+
+
+def append_many(
+    session: Session,
+    facility_id: str,
+    links: Sequence[tuple[ChainLink, datetime]],
+    heads: Mapping[str, tuple[int, str]],
+    announced: Sequence[dict[str, object]],
+) -> None:
+    """Add the events (each with the time it occurred), move each chain's head
+    (whose lock the caller holds) to ``heads``, and add the outbox rows: one
+    statement each, whatever their number."""
+    connection = core(session)
+    if links:
+        connection.execute(
+            _ADD_EVENT,
+            [
+                {
+                    "e_facility_id": facility_id,
+                    "e_chain": link.chain,
+                    "e_seq": link.seq,
+                    "e_occurred_at": occurred_at,
+                    "e_actor": link.actor,
+                    "e_tag": link.tag,
+                    "e_payload": link.payload_json,
+                    "e_prev_hash": link.prev_hash,
+                    "e_hash": link.hash,
+                }
+                for link, occurred_at in links
+            ],
+        )
+    if heads:
+        connection.execute(
+            _ADVANCE_HEAD,
+            [
+                {"e_facility_id": facility_id, "e_chain": chain, "e_seq": seq, "e_hash": hash}
+                for chain, (seq, hash) in sorted(heads.items())
+            ],
+        )
+    if announced:
+        add_events(session, announced)
 
 
 def read_consistently(session: Session) -> None:

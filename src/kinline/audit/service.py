@@ -7,7 +7,7 @@ joins the caller's transaction and never commits.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -62,16 +62,77 @@ def record_event(
     that is not JSON raise ValueError or TypeError: they are programming
     errors, not input to report.
     """
+    _check(facility_id, chain, tag, at)
+    head_seq, head_hash = head or repository.lock_head(
+        session, facility_id=facility_id, chain=chain
+    )
+    link, announced = _link(facility_id, chain, actor, tag, payload, at, (head_seq, head_hash))
+    repository.append(session, facility_id, link, at, announced)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One event of ``record_events``: what ``record_event`` takes, but the session."""
+
+    chain: str
+    actor: str
+    tag: str
+    payload: Mapping[str, object]
+    at: datetime
+
+
+def record_events(
+    session: Session,
+    *,
+    facility_id: str,
+    events: Sequence[Event],
+    heads: Mapping[str, tuple[int, str]],
+) -> None:
+    """Append ``events`` in order, each to its chain, inside the caller's
+    transaction: the same events, hashes and outbox rows as ``record_event`` of
+    each in turn, written by one statement per table.
+
+    ``heads``: the (seq, hash) of every chain named, each already locked by the
+    caller in this transaction (``repository.lock_heads``)."""
+    current = dict(heads)
+    links: list[tuple[ChainLink, datetime]] = []
+    announced: list[dict[str, object]] = []
+    for event in events:
+        _check(facility_id, event.chain, event.tag, event.at)
+        link, row = _link(
+            facility_id, event.chain, event.actor, event.tag, event.payload, event.at,
+            current[event.chain],
+        )  # fmt: skip
+        current[event.chain] = (link.seq, link.hash)
+        links.append((link, event.at))
+        if row is not None:
+            announced.append(row)
+    moved = {chain: head for chain, head in current.items() if head != heads[chain]}
+    repository.append_many(session, facility_id, links, moved, announced)
+
+
+def _check(facility_id: str, chain: str, tag: str, at: datetime) -> None:
     check_tag(tag)
     if chain_facility(chain) != facility_id:
         raise ValueError(f"audit chain {chain!r} is not a chain of facility {facility_id!r}")
     if at.tzinfo is None or at.utcoffset() is None:
         raise ValueError("an audit event needs a timezone-aware time")
+
+
+def _link(
+    facility_id: str,
+    chain: str,
+    actor: str,
+    tag: str,
+    payload: Mapping[str, object],
+    at: datetime,
+    head: tuple[int, str],
+) -> tuple[ChainLink, dict[str, object] | None]:
+    """The event appended to ``chain`` after ``head``, and its outbox row (None if
+    its tag announces nothing)."""
     payload_json = canonical_json(to_json_value(payload))
     occurred_at_iso = at.astimezone(UTC).isoformat()
-    head_seq, head_hash = head or repository.lock_head(
-        session, facility_id=facility_id, chain=chain
-    )
+    head_seq, head_hash = head
     seq = head_seq + 1
     digest = event_hash(head_hash, chain, seq, occurred_at_iso, actor, tag, payload_json)
     link = ChainLink(chain, seq, occurred_at_iso, actor, tag, payload_json, head_hash, digest, 0)
@@ -84,7 +145,7 @@ def record_event(
         payload_json=payload_json,
         occurred_at_iso=occurred_at_iso,
     )
-    repository.append(session, facility_id, link, at, announced)
+    return link, announced
 
 
 def verify_log(db: Database) -> VerifyReport:

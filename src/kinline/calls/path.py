@@ -86,7 +86,7 @@ class Call:
         return self.decision.allowed
 
 
-def _call(row: SessionRow, *, replayed: bool = False) -> Call:
+def call_of(row: SessionRow, *, replayed: bool = False) -> Call:
     dialed = row.decision.get("dialed")
     return Call(
         hold_id=row.hold_id,
@@ -121,11 +121,11 @@ def _state(row: SessionRow) -> CallState:
     )
 
 
-def _fingerprint(person_id: str, target: str, channel: Channel) -> str:
+def fingerprint_of(person_id: str, target: str, channel: Channel) -> str:
     return hashlib.sha256(f"{person_id}\x00{target}\x00{channel}".encode()).hexdigest()
 
 
-def _checked_key(key: str) -> str:
+def checked_key(key: str) -> str:
     if not key or not key.strip():
         raise InvalidInput("an idempotency key is required", field="idempotency_key")
     if len(key) > MAX_KEY:
@@ -162,7 +162,7 @@ def authorize(
     channel = parse_channel(channel)
     if channel not in CALLS:
         raise InvalidInput("a call is by phone or video; visits are booked", field="channel")
-    key = _checked_key(idempotency_key)
+    key = checked_key(idempotency_key)
     if (dialed is None) == (contact_id is None):
         raise InvalidInput("give either dialed or contact_id", field="dialed")
     fingerprints: list[str] = []
@@ -173,7 +173,7 @@ def authorize(
             facility, used, head = _open_ledger(session, facility_id, person_id, key, chain)
             at = _now() if at is None else at
             e164 = None if dialed is None else normalize_phone(dialed, facility.country, "dialed")
-            fingerprint = _fingerprint(person_id, e164 or f"contact:{contact_id}", channel)
+            fingerprint = fingerprint_of(person_id, e164 or f"contact:{contact_id}", channel)
             fingerprints.append(fingerprint)
             if used:
                 earlier = repository.by_idempotency_key(session, facility_id, key)
@@ -221,7 +221,7 @@ def authorize(
                 at=at,
                 head=head,
             )
-            return _call(row)
+            return call_of(row)
     except IntegrityError:
         # A set-up with the same key committed while this one decided: the
         # statement that locked the ledger read the keys as they were before it
@@ -243,7 +243,7 @@ def _answered_before(earlier: SessionRow, fingerprint: str) -> Call:
             "this idempotency key was used for a different call set-up",
             field="idempotency_key",
         )
-    return _call(earlier, replayed=True)
+    return call_of(earlier, replayed=True)
 
 
 def _open_ledger(
@@ -303,13 +303,36 @@ def _hold(
         decision, explained.rules, at, decision.max_minutes or 0, facility.zone
     )
     if change is not None:
-        held = model.hold(f"h_{uuid.uuid4().hex}", at, decision.max_minutes or 0, hold_timeout())
+        held = new_hold(decision, at)
         reserved = _reserve(session, explained, change, counting).as_json()
+    return decided_row(
+        facility, explained.person_id, explained.contact_id, explained.channel, decision, at,
+        held, reserved,
+    )  # fmt: skip
+
+
+def new_hold(decision: Decision, at: datetime) -> CallState:
+    """The hold an allowed set-up takes at ``at``, under a new hold id."""
+    return model.hold(f"h_{uuid.uuid4().hex}", at, decision.max_minutes or 0, hold_timeout())
+
+
+def decided_row(
+    facility: Facility,
+    person_id: str,
+    contact_id: str,
+    channel: Channel,
+    decision: Decision,
+    at: datetime,
+    held: CallState | None,
+    reserved: dict[str, object] | None,
+) -> SessionRow:
+    """The set-up as decided at ``at``: with its hold, if any, and the
+    reservation the hold made (``Reservation.as_json``)."""
     return SessionRow(
         facility_id=facility.id,
-        person_id=explained.person_id,
-        contact_id=explained.contact_id,
-        channel=str(explained.channel),
+        person_id=person_id,
+        contact_id=contact_id,
+        channel=str(channel),
         started_at=at,
         minutes=0 if held is None else held.minutes,
         status=Status.DENIED if held is None else held.status,
@@ -397,10 +420,10 @@ def _step(
             raise NotFound(f"no call set-up {hold_id!r}", field="hold_id")
         step = transition(_state(row))
         if step.replayed:
-            return _call(row, replayed=True)
+            return call_of(row, replayed=True)
         _apply(session, row, step, who, at, head)
         if not step.lapsed:
-            return _call(row)
+            return call_of(row)
     raise Conflict(f"hold {hold_id!r} expired before the call connected", field="hold_id")
 
 
@@ -437,7 +460,7 @@ def get_call(db: Database, facility_id: str, hold_id: str) -> Call:
         row = repository.by_hold_id(session, facility_id, hold_id)
         if row is None:
             raise NotFound(f"no call set-up {hold_id!r}", field="hold_id")
-        return _call(row)
+        return call_of(row)
 
 
 def _locked(session: Session, facility_id: str, hold_id: str) -> tuple[SessionRow, Head | None]:

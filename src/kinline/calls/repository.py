@@ -194,6 +194,66 @@ def open_ledger(
     return facility_from_row(row), row.earlier is not None, head
 
 
+_ROUND_LEDGERS = (
+    select(
+        _FACILITIES.c.id,
+        _FACILITIES.c.name,
+        _FACILITIES.c.timezone,
+        _FACILITIES.c.country,
+        _FACILITIES.c.appeal_days,
+        _FACILITIES.c.retaliation_window_days,
+        _PEOPLE.c.id.label("person_id"),
+        _PEOPLE.c.custody_status,
+        _PEOPLE.c.custody_changed_at,
+    )
+    .join(_FACILITIES, _FACILITIES.c.id == _PEOPLE.c.facility_id)
+    .where(
+        _PEOPLE.c.facility_id == bindparam("facility_id"),
+        _PEOPLE.c.id.in_(bindparam("person_ids", expanding=True)),
+    )
+    .order_by(_PEOPLE.c.id)
+    .with_for_update(of=_PEOPLE)
+)
+_KEYS_USED = select(_SESSIONS.c.idempotency_key).where(
+    _SESSIONS.c.facility_id == bindparam("facility_id"),
+    _SESSIONS.c.idempotency_key.in_(bindparam("keys", expanding=True)),
+)
+Custody = tuple[str, datetime | None]
+"""A person's custody status and when it last changed."""
+
+
+def open_ledgers(
+    session: Session, facility_id: str, person_ids: Iterable[str]
+) -> tuple[Facility, dict[str, Custody]] | None:
+    """Lock the allowance ledgers of those of ``person_ids`` who exist (as
+    ``open_ledger`` locks one), in person id order, so two writers that lock
+    several never wait for each other in a circle; their facility and each
+    one's custody. None if none of them exists (or the facility does not)."""
+    params = {"facility_id": facility_id, "person_ids": sorted(set(person_ids))}
+    rows = core(session).execute(_ROUND_LEDGERS, params).all()
+    if not rows:
+        return None
+    custody = {row.person_id: (row.custody_status, row.custody_changed_at) for row in rows}
+    return facility_from_row(rows[0]), custody
+
+
+def keys_used(session: Session, facility_id: str, keys: Iterable[str]) -> set[str]:
+    """Which of the idempotency ``keys`` a set-up of the facility has used."""
+    params = {"facility_id": facility_id, "keys": sorted(set(keys))}
+    return set(core(session).execute(_KEYS_USED, params).scalars())
+
+
+_ADD_MANY = insert(SessionRow).returning(SessionRow.id, sort_by_parameter_order=True)
+
+
+def add_many(session: Session, rows: Sequence[SessionRow]) -> None:
+    """Insert set-ups in one statement; each ``row.id`` is set from the database."""
+    values = [{column.key: getattr(row, column.key) for column in _COLUMNS} for row in rows]
+    ids = core(session).execute(_ADD_MANY, values).scalars().all()
+    for row, id_ in zip(rows, ids, strict=True):
+        row.id = id_
+
+
 Also = tuple[tuple[Insert | Update, ...], Mapping[str, object]]
 """Other writes built once (``ledger.counting_pg``, ``ledger.settling_pg``;
 PostgreSQL only) and their parameters, for ``add`` or ``save`` to run as CTEs of

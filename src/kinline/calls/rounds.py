@@ -1,0 +1,292 @@
+"""Call set-ups decided a round at a time: many people's set-ups in one
+transaction, read by a few statements and written by a few, each still decided
+by the engine, in turn, against the ledger as the set-ups before it left it.
+
+``authorize`` (``calls.path``) reads and writes one set-up in about eight
+statements and a commit; at the evening peak that fixed cost per set-up is
+what the call path spends most on. ``authorize_round`` takes every set-up a
+worker has queued since its last round and, in one transaction:
+
+1. admits each one's caller (the token, as the set-up's own transaction
+   would);
+2. locks the ledgers of all their people in person id order (as an import's
+   batch does, so two rounds, or a round and a single set-up, never wait for
+   each other in a circle), then the heads of their audit chains;
+3. reads which keys were used, the contacts dialled, the rules in force and
+   the usage, one statement each for the whole round;
+4. decides each set-up in arrival order, at the clock read after the locks,
+   against the usage as stored plus the holds of the set-ups before it in
+   the round (``rows.BatchLedger``, as an import's batch): two set-ups racing
+   for the last call in one round get one hold, as in two transactions;
+5. writes the sessions, the counters and gap marks, the audit events (each
+   chained in its person's chain) and their outbox rows, one statement each,
+   and commits once.
+
+A round decides the common set-up: a number dialled, by a person held here
+whose chain has begun, under a key not used before, on a known number, with
+no rolling-window rule. Any other set-up of the round is answered None and is
+then run on its own by ``calls.path.authorize``, after the round committed
+(an unknown number, a replayed or reused key, a person released, a rolling
+window, a caller refused: each worded there, as always). The database after
+a round is the one those set-ups would have left one at a time in the same
+order; ``tests/integration/test_call_rounds.py`` holds it to that. On SQLite
+(one writer at a time) every set-up is run on its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from kinline.audit.repository import lock_heads
+from kinline.audit.service import Event, person_chain, record_events
+from kinline.calls import ledger, model, repository
+from kinline.calls.model import Status
+from kinline.calls.path import (
+    CALLS,
+    Admit,
+    Call,
+    call_of,
+    checked_key,
+    decided_row,
+    fingerprint_of,
+    new_hold,
+)
+from kinline.calls.rows import BatchLedger
+from kinline.db.engine import Database
+from kinline.db.tables import SessionRow
+from kinline.errors import KinlineError
+from kinline.people.model import Facility, held, normalize_phone, parse_channel
+from kinline.rules.decide import Request, decide
+from kinline.rules.model import DAY, MONTH, WEEK, Channel, Rule
+from kinline.rules.periods import period_key
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SetUp:
+    """One set-up of a round, as ``calls.path.authorize`` takes it."""
+
+    facility_id: str
+    person_id: str
+    dialed: str | None
+    contact_id: str | None
+    channel: str
+    idempotency_key: str
+    actor: str | Admit
+    at: datetime | None = None
+    """The instant to decide at (tests, as ``authorize``'s ``at``); None: the clock
+    once the round's ledgers are locked."""
+
+
+@dataclass(slots=True)
+class _Pending:
+    index: int
+    setup: SetUp
+    actor: str
+    channel: Channel
+    e164: str
+    key: str
+    at: datetime
+
+    @property
+    def person(self) -> str:
+        return self.setup.person_id
+
+
+def authorize_round(
+    db: Database, setups: Sequence[SetUp], *, clock: Callable[[], datetime] | None = None
+) -> list[Call | None]:
+    """Each set-up's answer, in order, for those the round decided and wrote (one
+    transaction for them all); None for each set-up to run on its own
+    (``calls.path.authorize``), after this returns."""
+    answers: list[Call | None] = [None] * len(setups)
+    if db.engine.dialect.name != "postgresql" or not setups:
+        return answers
+    now = clock or (lambda: datetime.now(UTC))
+    by_facility: dict[str, list[int]] = {}
+    for index, setup in enumerate(setups):
+        by_facility.setdefault(setup.facility_id, []).append(index)
+    for facility_id, indices in sorted(by_facility.items()):
+        mine = [(index, setups[index]) for index in indices]
+        try:
+            with db.transaction() as session:
+                decided = _round_in(session, facility_id, mine, now)
+        except DBAPIError as error:
+            # A deadlock with a writer outside the call path, a lost connection:
+            # nothing of the round was written, so each of its set-ups is run
+            # on its own, as if no round had been tried.
+            log.warning("a round of %d set-ups ran one by one: %s", len(mine), error.orig)
+            continue
+        for index, call in decided.items():
+            answers[index] = call
+    return answers
+
+
+def _round_in(
+    session: Session,
+    facility_id: str,
+    setups: Sequence[tuple[int, SetUp]],
+    now: Callable[[], datetime],
+) -> dict[int, Call]:
+    """Decide and write the set-ups of one facility that a round can take; the
+    answers by index."""
+    admitted: list[tuple[int, SetUp, str]] = []
+    for index, setup in setups:
+        actor = _admitted(session, setup)
+        if actor is not None:
+            admitted.append((index, setup, actor))
+    if not admitted:
+        return {}
+    opened = repository.open_ledgers(session, facility_id, {s.person_id for _, s, _ in admitted})
+    if opened is None:
+        return {}
+    facility, custody = opened
+    heads = lock_heads(
+        session, facility_id, [person_chain(facility_id, person) for person in custody]
+    )
+    used = repository.keys_used(session, facility_id, [s.idempotency_key for _, s, _ in admitted])
+    pending: list[_Pending] = []
+    for index, setup, actor in admitted:
+        taken = _pending(facility, index, setup, actor, custody, heads, used, now)
+        if taken is not None:
+            used.add(taken.key)
+            pending.append(taken)
+    if not pending:
+        return {}
+    book = repository.phone_book(session, facility_id, {(p.person, p.e164) for p in pending})
+    pending = [p for p in pending if (p.person, p.e164) in book]
+    if not pending:
+        return {}
+    people = sorted({p.person for p in pending})
+    rules = repository.rules_of(
+        session,
+        facility_id,
+        people,
+        {p.channel for p in pending},
+        min(p.at for p in pending),
+        max(p.at for p in pending),
+    )
+    relevant: dict[tuple[str, Channel], list[Rule]] = {}
+    decidable: list[_Pending] = []
+    for p in pending:
+        key = (p.person, p.channel)
+        if key not in relevant:
+            relevant[key] = [r for r in rules if r.channel is p.channel and r.concerns(key[0])]
+        if not any(r.quota is not None and r.quota.per.is_rolling for r in relevant[key]):
+            decidable.append(p)
+    if not decidable:
+        return {}
+    batch = _seeded(session, facility, decidable)
+    by_id = {rule.id: rule for rule in rules}
+    rows: list[SessionRow] = []
+    for p in decidable:
+        person = p.person
+        contact = book[(person, p.e164)]
+        request = Request(person, contact.as_of(p.at), p.channel, p.at)
+        snapshot = batch.snapshot(person)
+        decision = decide(request, relevant[(person, p.channel)], snapshot, facility.zone)
+        zone = facility.zone
+        change = model.charged_usage(decision, by_id, p.at, decision.max_minutes or 0, zone)
+        hold = reserved = None
+        if change is not None:
+            hold = new_hold(decision, p.at)
+            reserved = model.reservation(change, snapshot.gaps, ()).as_json()
+            batch.apply(person, change)
+        row = decided_row(facility, person, contact.id, p.channel, decision, p.at, hold, reserved)
+        row.idempotency_key = p.key
+        row.request_hash = fingerprint_of(person, p.e164, p.channel)
+        rows.append(row)
+    repository.add_many(session, rows)
+    ledger.write_usage(session, facility_id, batch.added)
+    events = [_authorized(p, row) for p, row in zip(decidable, rows, strict=True)]
+    chains = {event.chain: heads[event.chain] for event in events}
+    record_events(session, facility_id=facility_id, events=events, heads=chains)
+    return {p.index: call_of(row) for p, row in zip(decidable, rows, strict=True)}
+
+
+def _admitted(session: Session, setup: SetUp) -> str | None:
+    """The actor to record, or None if the caller is refused (the set-up, run on
+    its own, is then refused as it always is)."""
+    if isinstance(setup.actor, str):
+        return setup.actor
+    try:
+        return setup.actor(session)
+    except Exception:
+        return None
+
+
+def _pending(
+    facility: Facility,
+    index: int,
+    setup: SetUp,
+    actor: str,
+    custody: dict[str, repository.Custody],
+    heads: dict[str, tuple[int, str]],
+    used: set[str],
+    now: Callable[[], datetime],
+) -> _Pending | None:
+    """The set-up ready to decide, or None if a round does not take it."""
+    if setup.dialed is None or setup.contact_id is not None:
+        return None
+    if setup.person_id not in custody or person_chain(facility.id, setup.person_id) not in heads:
+        return None
+    try:
+        channel = parse_channel(setup.channel)
+        key = checked_key(setup.idempotency_key)
+        e164 = normalize_phone(setup.dialed, facility.country, "dialed")
+    except KinlineError:
+        return None
+    if channel not in CALLS or key in used:
+        return None
+    at = now() if setup.at is None else setup.at
+    status, changed_at = custody[setup.person_id]
+    if not held(status, changed_at, at):
+        return None
+    return _Pending(index, setup, actor, channel, e164, key, at)
+
+
+def _seeded(session: Session, facility: Facility, pending: Sequence[_Pending]) -> BatchLedger:
+    """The round's people's stored usage that their set-ups' calendar quotas and
+    gap limits read (no rolling window: a round does not take those)."""
+    zone = facility.zone
+    keys = {period_key(period, p.at, zone) for p in pending for period in (DAY, WEEK, MONTH)}
+    stored = ledger.stored_usage(
+        session,
+        facility.id,
+        {p.person for p in pending},
+        period_keys=keys,
+        rolling_since=None,
+    )
+    batch = BatchLedger(zone)
+    for person_id, rule_id, key, tally in stored.counters:
+        batch.seed_counter(person_id, rule_id, key, tally)
+    for person_id, rule_id, last_end in stored.gaps:
+        batch.seed_gap(person_id, rule_id, last_end)
+    return batch
+
+
+def _authorized(p: _Pending, row: SessionRow) -> Event:
+    """The audit event of a set-up decided, as ``calls.path.authorize`` records it."""
+    return Event(
+        chain=person_chain(row.facility_id, row.person_id),
+        actor=p.actor,
+        tag=f"calls:authorize:{'allowed' if row.status == Status.HELD else 'refused'}",
+        payload={
+            "session_id": row.id,
+            "hold_id": row.hold_id,
+            "contact_id": row.contact_id or None,
+            "dialed": p.e164,
+            "channel": str(p.channel),
+            "idempotency_key": p.key,
+            "decision": row.decision,
+            "expires_at": row.expires_at,
+        },
+        at=p.at,
+    )
