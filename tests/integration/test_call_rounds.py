@@ -8,8 +8,9 @@ limit's quota, gap limits, a grant for every person, video, rolling windows
 that a round leaves to the set-up on its own), set-ups of one person in one
 round racing for the last call, and the set-ups a round does not take (an
 unknown number, a key used again for the same and for another set-up, a
-contact named by id, a visit channel, a person not held here, a first
-set-up whose chain has not begun) in rounds of every size. Hold ids are
+contact named by id, a visit channel, a person not held here, one not
+known) in rounds of every size; each person's first set-up begins their
+audit chain, in a round or on its own. Hold ids are
 drawn from one counter in both runs, so two equal databases are equal to the
 byte.
 """
@@ -29,8 +30,9 @@ from sqlalchemy import text, update
 from test_ledger_race import FACILITY, KINDS, NUMBER, person, scenario
 
 from kinline.calls import path
-from kinline.calls.path import Call, authorize
-from kinline.calls.rounds import SetUp, authorize_round
+from kinline.calls.model import Status
+from kinline.calls.path import Call, authorize, end
+from kinline.calls.rounds import Ending, SetUp, run_round
 from kinline.db.engine import Database
 from kinline.db.tables import PersonRow
 from kinline.errors import KinlineError
@@ -106,7 +108,10 @@ def one(db: Database, setup: SetUp) -> object:
 
 
 def summary(call: Call) -> tuple[Any, ...]:
-    return (call.hold_id, call.state, call.decision, call.minutes, call.expires_at, call.replayed)
+    return (
+        call.hold_id, call.state, call.decision, call.minutes, call.expires_at, call.ended_at,
+        call.settled_by, call.replayed, call.authorized_at,
+    )  # fmt: skip
 
 
 def contents(db: Database) -> dict[str, list[dict[str, Any]]]:
@@ -169,7 +174,41 @@ def loaded(fresh_db: Callable[..., Database], folder: Path) -> Database:
     return db
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+Op = SetUp | Ending
+
+
+def run_one(db: Database, op: Op) -> object:
+    """What the request answers on its own: the call, or the error."""
+    if isinstance(op, SetUp):
+        return one(db, op)
+    try:
+        return summary(end(db, op.facility_id, op.hold_id, op.seconds, actor="pbx", at=op.at))
+    except KinlineError as error:
+        return (type(error).__name__, error.field, str(error))
+
+
+def endings(rng: random.Random, open_holds: dict[str, datetime]) -> list[Ending]:
+    """Ends of some of the holds answered so far: most in time, some after their
+    hold lapsed, some twice; and one of a hold that does not exist."""
+    made: list[Ending] = []
+    for hold_id, authorized_at in list(open_holds.items()):
+        if rng.random() < 0.4:
+            continue
+        late = rng.random() < 0.15
+        at = authorized_at + timedelta(minutes=10 if late else 1)
+        seconds = rng.choice([0, 59, 61, 600, 3000])
+        made.append(Ending(FACILITY, hold_id, seconds, actor="pbx", at=at))
+        if rng.random() < 0.1:
+            made.append(Ending(FACILITY, hold_id, seconds, actor="pbx", at=at))
+        if rng.random() < 0.8:
+            del open_holds[hold_id]  # the rest are ended again later
+    if rng.random() < 0.2:
+        made.append(Ending(FACILITY, "h_unknown", 60, actor="pbx", at=START))
+    rng.shuffle(made)
+    return made
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_a_round_leaves_the_database_one_at_a_time_would(
     fresh_db: Callable[..., Database],
     tmp_path: Path,
@@ -180,31 +219,46 @@ def test_a_round_leaves_the_database_one_at_a_time_would(
     made = setups(rng)
     rounds_db, single_db = loaded(fresh_db, tmp_path), loaded(fresh_db, tmp_path)
     sizes = itertools.cycle([1, 5, 2, 13, 40, 3])
-    order: list[int] = []
-    by_round: dict[int, object] = {}
-    decided = 0
+    order: list[Op] = []
+    by_round: list[object] = []
+    decided = ended = 0
+    open_holds: dict[str, datetime] = {}
     counted_holds()
     start = 0
     while start < len(made):
-        chunk = list(range(start, min(len(made), start + next(sizes))))
-        start = chunk[-1] + 1
-        answers = authorize_round(rounds_db, [made[i] for i in chunk])
-        for i, answer in zip(chunk, answers, strict=True):
-            if answer is not None:
-                order.append(i)
-                by_round[i] = summary(answer)
-                decided += 1
-        for i, answer in zip(chunk, answers, strict=True):
+        chunk = made[start : start + next(sizes)]
+        start += len(chunk)
+        ends = endings(rng, open_holds)
+        answers, closed = run_round(rounds_db, chunk, ends)
+        later: list[Op] = []
+        for op, answer in [*zip(ends, closed, strict=True), *zip(chunk, answers, strict=True)]:
             if answer is None:
-                order.append(i)
-                by_round[i] = one(rounds_db, made[i])
+                later.append(op)
+                continue
+            order.append(op)
+            by_round.append(summary(answer))
+            decided += isinstance(op, SetUp)
+            ended += isinstance(op, Ending)
+            if isinstance(op, SetUp) and answer.hold_id is not None:
+                open_holds[answer.hold_id] = answer.authorized_at
+        for op in later:
+            order.append(op)
+            by_round.append(run_one(rounds_db, op))
+            if isinstance(op, SetUp) and isinstance(by_round[-1], tuple) and by_round[-1][0]:
+                hold_id, authorized_at = by_round[-1][0], by_round[-1][-1]
+                if isinstance(hold_id, str) and isinstance(authorized_at, datetime):
+                    open_holds[hold_id] = authorized_at
     counted_holds()
-    alone = {i: one(single_db, made[i]) for i in order}
+    alone = [run_one(single_db, op) for op in order]
     assert by_round == alone
     if rounds_db.dialect == "sqlite":
-        assert decided == 0  # one writer at a time: every set-up on its own
+        assert decided == ended == 0  # one writer at a time: every request on its own
         return
-    # Most set-ups were decided in rounds, and some of them refused in one.
+    # Most set-ups were decided in rounds, and some of them refused in one; ends
+    # were settled in rounds, and some ran on their own (lapsed, twice, unknown).
+    alone_ends = sum(isinstance(op, Ending) for op in order) - ended
     assert decided > len(made) // 2
-    assert any(not answer[2].allowed for answer in by_round.values() if len(answer) == 6)  # type: ignore[index]
+    assert ended >= 5 and alone_ends >= 1
+    refused = [a for a in by_round if isinstance(a, tuple) and a[1] == Status.DENIED]
+    assert refused
     assert contents(rounds_db) == contents(single_db)

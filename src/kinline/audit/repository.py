@@ -160,13 +160,40 @@ _LOCK_HEADS = (
 )
 
 
+_BEGIN_HEAD_PG = (
+    postgresql.insert(AuditHeadRow)
+    .values(
+        facility_id=bindparam("facility_id"),
+        chain=bindparam("chain"),
+        seq=bindparam("seq"),
+        hash=bindparam("hash"),
+    )
+    .on_conflict_do_nothing()
+)
+
+
 def lock_heads(
     session: Session, facility_id: str, chains: Iterable[str]
 ) -> dict[str, tuple[int, str]]:
-    """The (seq, hash) of each of ``chains`` that has a head, each locked until the
-    transaction ends, in chain order; a chain with no head yet is left out."""
-    params = {"facility_id": facility_id, "chains": sorted(set(chains))}
-    return {chain: (seq, hash) for chain, seq, hash in core(session).execute(_LOCK_HEADS, params)}
+    """The (seq, hash) of each of ``chains``, each locked until the transaction
+    ends, in chain order; a chain with no head yet is begun (as ``lock_head``
+    begins one). PostgreSQL only (a round of the call path)."""
+    wanted = sorted(set(chains))
+    connection = core(session)
+    params = {"facility_id": facility_id, "chains": wanted}
+    heads = {chain: (seq, hash) for chain, seq, hash in connection.execute(_LOCK_HEADS, params)}
+    missing = [chain for chain in wanted if chain not in heads]
+    if missing:
+        begun = [
+            {"facility_id": facility_id, "chain": chain, "seq": 0, "hash": GENESIS}
+            for chain in missing
+        ]
+        connection.execute(_BEGIN_HEAD_PG, begun)
+        params = {"facility_id": facility_id, "chains": missing}
+        heads.update(
+            {chain: (seq, hash) for chain, seq, hash in connection.execute(_LOCK_HEADS, params)}
+        )
+    return heads
 
 
 def append_many(

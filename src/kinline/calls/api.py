@@ -3,8 +3,10 @@ platform (scope ``telephony``)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -20,6 +22,7 @@ from kinline import access
 from kinline.access import Access, Params, allowed, check
 from kinline.bounds import CODE_CHARS, ID_CHARS, NAME_CHARS
 from kinline.calls.path import Admit, Call, authorize, connect, end, get_call, release
+from kinline.calls.rounds import SetUp, authorize_round
 from kinline.calls.schemas import (
     AuthorizeIn,
     AuthorizeOut,
@@ -284,22 +287,142 @@ def _text(body: dict[str, Any], name: str) -> str | None:
 def _lean_authorize(
     db: Database, secret: str, facility_id: str, body: dict[str, Any], at: datetime
 ) -> dict[str, Any]:
+    setup = _setup_of(facility_id, body, _admit(secret, facility_id, at))
+    call = authorize(
+        db,
+        facility_id,
+        setup.person_id,
+        dialed=setup.dialed,
+        contact_id=setup.contact_id,
+        channel=setup.channel,
+        idempotency_key=setup.idempotency_key,
+        actor=setup.actor,
+    )
+    return _authorized_json(call)
+
+
+def _setup_of(facility_id: str, body: dict[str, Any], admit: Admit) -> SetUp:
+    """The authorize body as a set-up; Declined where the model would refuse it."""
     if not body.keys() <= _AUTHORIZE_FIELDS.keys():
         raise Declined
     person_id = _text(body, "person_id")
     key = _text(body, "idempotency_key")
     assert person_id is not None and key is not None
-    call = authorize(
-        db,
+    return SetUp(
         facility_id,
         person_id,
-        dialed=_text(body, "dialed"),
-        contact_id=_text(body, "contact_id"),
-        channel=_text(body, "channel") or "phone",
-        idempotency_key=key,
-        actor=_admit(secret, facility_id, at),
+        _text(body, "dialed"),
+        _text(body, "contact_id"),
+        _text(body, "channel") or "phone",
+        key,
+        actor=admit,
     )
-    return _authorized_json(call)
+
+
+Queued = tuple[str, str, dict[str, Any], datetime]
+"""An authorize request queued for a round: the token, the facility, the body
+and when it arrived."""
+
+
+def _lean_round(db: Database, queued: list[Queued]) -> list[dict[str, Any] | BaseException]:
+    """Each queued authorize's answer (or what it raised), in order: those a round
+    takes decided in one transaction (``calls.rounds``), the rest one at a time
+    after it, as ``_lean_authorize`` answers them.
+
+    A token is admitted once a round per facility, at the latest instant any of
+    its requests arrived: admitted then, it was at every earlier one."""
+    latest: dict[tuple[str, str], datetime] = {}
+    for secret, facility_id, _body, at in queued:
+        latest[(secret, facility_id)] = max(at, latest.get((secret, facility_id), at))
+    admits: dict[tuple[str, str], Admit] = {}
+    for (secret, facility_id), at in latest.items():
+        admits[(secret, facility_id)] = _once(_admit(secret, facility_id, at))
+    setups: list[SetUp | None] = []
+    for secret, facility_id, body, _at in queued:
+        try:
+            setups.append(_setup_of(facility_id, body, admits[(secret, facility_id)]))
+        except Declined:
+            setups.append(None)
+    taken = [setup for setup in setups if setup is not None]
+    decided = iter(authorize_round(db, taken))
+    answers: list[dict[str, Any] | BaseException | None] = []
+    for setup in setups:
+        call = None if setup is None else next(decided)
+        answers.append(None if call is None else _authorized_json(call))
+    done: list[dict[str, Any] | BaseException] = []
+    for (secret, facility_id, body, at), answer in zip(queued, answers, strict=True):
+        if answer is None:
+            try:
+                answer = _lean_authorize(db, secret, facility_id, body, at)
+            except Exception as error:
+                answer = error
+        done.append(answer)
+    return done
+
+
+def _once(admit: Admit) -> Admit:
+    """``admit`` run once per session (a round's transaction), its answer or
+    refusal kept for the round's other set-ups on the same token."""
+    seen: dict[int, str | BaseException] = {}
+
+    def admitted(session: Session) -> str:
+        key = id(session)
+        if key not in seen:
+            try:
+                seen[key] = admit(session)
+            except Exception as error:
+                seen[key] = error
+        answer = seen[key]
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    return admitted
+
+
+class Rounds:
+    """A worker's rounds of authorize requests: each request is queued and awaits
+    its answer; up to ``tasks`` rounds run at once, each taking everything
+    queued when it starts and running it as one round (``_lean_round``) in a
+    database thread, so requests collect while a round commits. A round's task
+    starts when a request finds fewer running and ends when nothing is queued:
+    nothing outlives the requests (nor the event loop they came on)."""
+
+    def __init__(self, db: Database, tasks: int) -> None:
+        self.db = db
+        self.tasks = tasks
+        self.queued: list[tuple[Queued, asyncio.Future[dict[str, Any]]]] = []
+        self.running: set[asyncio.Task[None]] = set()
+
+    async def authorize(self, queued: Queued) -> dict[str, Any]:
+        answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.queued.append((queued, answer))
+        if len(self.running) < self.tasks:
+            task = asyncio.create_task(self._run())
+            self.running.add(task)
+            task.add_done_callback(self.running.discard)
+        return await answer
+
+    async def _run(self) -> None:
+        while self.queued:
+            items, self.queued = self.queued, []
+            try:
+                done = await in_thread(_lean_round, self.db, [queued for queued, _ in items])
+            except Exception as error:
+                done = [error] * len(items)
+            for (_queued, answer), result in zip(items, done, strict=True):
+                if answer.done():
+                    continue  # its client went away
+                if isinstance(result, BaseException):
+                    answer.set_exception(result)
+                else:
+                    answer.set_result(result)
+
+
+def round_tasks() -> int:
+    """How many rounds of set-ups a worker runs at once (``KINLINE_CALL_ROUNDS``,
+    2); 0: every set-up in its own transaction."""
+    return max(0, int(os.environ.get("KINLINE_CALL_ROUNDS", "2")))
 
 
 def _lean_end(
@@ -319,6 +442,8 @@ class LeanCallPath:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.body_bytes = min(LEAN_BODY_BYTES, BodyCaps.from_env().signed_in)
+        self.round_tasks = round_tasks()
+        self.rounds: Rounds | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -371,7 +496,11 @@ class LeanCallPath:
         try:
             db = scope["app"].state.db
             at = datetime.now(UTC)
-            if hold_id is None:
+            if hold_id is None and self.round_tasks:
+                if self.rounds is None:
+                    self.rounds = Rounds(db, self.round_tasks)
+                answer = await self.rounds.authorize((secret, facility_id, body, at))
+            elif hold_id is None:
                 answer = await in_thread(_lean_authorize, db, secret, facility_id, body, at)
             else:
                 answer = await in_thread(_lean_end, db, secret, facility_id, hold_id, body, at)

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from kinline.audit.service import person_chain, record_event
 from kinline.calls import ledger, model, repository
-from kinline.calls.model import CallState, Reservation, SettledBy, Status, Step
+from kinline.calls.model import CallState, Reservation, SettledBy, Settlement, Status, Step
 from kinline.calls.repository import Head
 from kinline.calls.service import ExplainedDecision, decide_in
 from kinline.db.engine import Database
@@ -106,7 +106,7 @@ def call_of(row: SessionRow, *, replayed: bool = False) -> Call:
     )
 
 
-def _state(row: SessionRow) -> CallState:
+def state_of(row: SessionRow) -> CallState:
     assert row.hold_id is not None and row.max_minutes is not None
     return CallState(
         hold_id=row.hold_id,
@@ -418,7 +418,7 @@ def _step(
         row, head = _locked(session, facility_id, hold_id)
         if row.hold_id is None or row.max_minutes is None:
             raise NotFound(f"no call set-up {hold_id!r}", field="hold_id")
-        step = transition(_state(row))
+        step = transition(state_of(row))
         if step.replayed:
             return call_of(row, replayed=True)
         _apply(session, row, step, who, at, head)
@@ -444,7 +444,7 @@ def sweep(db: Database, *, at: datetime, actor: str = "kinline:sweep") -> SweepR
             row, head = _locked(session, facility_id, hold_id)
             if row.hold_id is None or row.max_minutes is None:
                 continue
-            step = model.sweep(_state(row), at)
+            step = model.sweep(state_of(row), at)
             if step.replayed:
                 continue
             _apply(session, row, step, actor, at, head)
@@ -487,16 +487,9 @@ def _apply(
     head: Head | None = None,
 ) -> None:
     """Write a step back: settle the ledger if it settles, then the set-up and its event."""
-    state = step.state
-    extra: dict[str, object] = {}
+    settled, extra = stepped(row, step)
     also = None
-    if step.settles:
-        settled = model.settlement(
-            model.Reservation.from_json(row.reserved),
-            started_at=row.started_at,
-            held_minutes=row.minutes,
-            minutes=step.settle_to,
-        )
+    if settled is not None:
         # On PostgreSQL the counters are settled by the set-up's own UPDATE (one
         # CTE per counter: so each must be a different row).
         deferred = (
@@ -507,9 +500,26 @@ def _apply(
         if deferred:
             counters = ledger.settled_counters(row.facility_id, row.person_id, settled)
             also = (ledger.settling_pg(len(counters)), ledger.counter_params(counters))
-        row.reserved = ledger.settle_usage(
-            session, row.facility_id, row.person_id, settled, counters=not deferred
-        ).as_json()
+        ledger.settle_usage(session, row.facility_id, row.person_id, settled, counters=not deferred)
+    repository.save(session, row, also)
+    assert step.tag is not None
+    _event(session, row, step.tag, actor, at, extra, head)
+
+
+def stepped(row: SessionRow, step: Step) -> tuple[Settlement | None, dict[str, object]]:
+    """Put the step's state on ``row``; what it settles of the hold (None if
+    nothing), and what its audit event says beyond the set-up's ids."""
+    state = step.state
+    settled = None
+    extra: dict[str, object] = {}
+    if step.settles:
+        settled = model.settlement(
+            model.Reservation.from_json(row.reserved),
+            started_at=row.started_at,
+            held_minutes=row.minutes,
+            minutes=step.settle_to,
+        )
+        row.reserved = settled.reservation.as_json()
         extra = {"minutes": state.minutes, "settled_by": str(state.settled_by)}
     row.status = str(state.status)
     row.minutes = state.minutes
@@ -517,9 +527,12 @@ def _apply(
     row.connected_at = state.connected_at
     row.ended_at = state.ended_at
     row.settled_by = None if state.settled_by is None else str(state.settled_by)
-    repository.save(session, row, also)
-    assert step.tag is not None
-    _event(session, row, step.tag, actor, at, extra, head)
+    return settled, extra
+
+
+def event_of(row: SessionRow, extra: dict[str, object]) -> dict[str, object]:
+    """The payload of a step's audit event."""
+    return {"session_id": row.id, "hold_id": row.hold_id, **extra}
 
 
 def _event(
@@ -537,7 +550,7 @@ def _event(
         chain=person_chain(row.facility_id, row.person_id),
         actor=actor,
         tag=tag,
-        payload={"session_id": row.id, "hold_id": row.hold_id, **extra},
+        payload=event_of(row, extra),
         at=at,
         head=head,
     )

@@ -209,10 +209,26 @@ _ROUND_LEDGERS = (
     .join(_FACILITIES, _FACILITIES.c.id == _PEOPLE.c.facility_id)
     .where(
         _PEOPLE.c.facility_id == bindparam("facility_id"),
-        _PEOPLE.c.id.in_(bindparam("person_ids", expanding=True)),
+        or_(
+            _PEOPLE.c.id.in_(bindparam("person_ids", expanding=True)),
+            _PEOPLE.c.id.in_(
+                select(_SESSIONS.c.person_id).where(
+                    _SESSIONS.c.facility_id == bindparam("facility_id"),
+                    _SESSIONS.c.hold_id.in_(bindparam("hold_ids", expanding=True)),
+                )
+            ),
+        ),
     )
     .order_by(_PEOPLE.c.id)
     .with_for_update(of=_PEOPLE)
+)
+_HELD_MANY = (
+    select(_SESSIONS)
+    .where(
+        _SESSIONS.c.facility_id == bindparam("facility_id"),
+        _SESSIONS.c.hold_id.in_(bindparam("hold_ids", expanding=True)),
+    )
+    .with_for_update()
 )
 _KEYS_USED = select(_SESSIONS.c.idempotency_key).where(
     _SESSIONS.c.facility_id == bindparam("facility_id"),
@@ -223,13 +239,18 @@ Custody = tuple[str, datetime | None]
 
 
 def open_ledgers(
-    session: Session, facility_id: str, person_ids: Iterable[str]
+    session: Session, facility_id: str, person_ids: Iterable[str], hold_ids: Iterable[str]
 ) -> tuple[Facility, dict[str, Custody]] | None:
-    """Lock the allowance ledgers of those of ``person_ids`` who exist (as
-    ``open_ledger`` locks one), in person id order, so two writers that lock
-    several never wait for each other in a circle; their facility and each
-    one's custody. None if none of them exists (or the facility does not)."""
-    params = {"facility_id": facility_id, "person_ids": sorted(set(person_ids))}
+    """Lock the allowance ledgers of those of ``person_ids`` who exist and of the
+    people of the set-ups ``hold_ids`` (as ``open_ledger`` and ``lock_by_hold_id``
+    lock one), in person id order, so two writers that lock several never wait
+    for each other in a circle; their facility and each one's custody. None if
+    there is no one (or no facility)."""
+    params = {
+        "facility_id": facility_id,
+        "person_ids": sorted(set(person_ids)),
+        "hold_ids": sorted(set(hold_ids)),
+    }
     rows = core(session).execute(_ROUND_LEDGERS, params).all()
     if not rows:
         return None
@@ -241,6 +262,24 @@ def keys_used(session: Session, facility_id: str, keys: Iterable[str]) -> set[st
     """Which of the idempotency ``keys`` a set-up of the facility has used."""
     params = {"facility_id": facility_id, "keys": sorted(set(keys))}
     return set(core(session).execute(_KEYS_USED, params).scalars())
+
+
+def lock_holds(session: Session, facility_id: str, hold_ids: Iterable[str]) -> list[SessionRow]:
+    """The set-ups of ``hold_ids`` (those that exist), each locked until the
+    transaction ends; their people's ledgers must be locked already."""
+    params = {"facility_id": facility_id, "hold_ids": sorted(set(hold_ids))}
+    found = core(session).execute(_HELD_MANY, params).mappings().all()
+    return [SessionRow(**values) for values in found]
+
+
+def save_many(session: Session, rows: Sequence[SessionRow]) -> None:
+    """``save`` of each set-up, in one statement."""
+    values = [
+        {**{f"s_{name}": getattr(row, name) for name in _CHANGING}, "s_id": row.id,
+         "s_facility_id": row.facility_id}
+        for row in rows
+    ]  # fmt: skip
+    core(session).execute(_SAVE, values)
 
 
 _ADD_MANY = insert(SessionRow).returning(SessionRow.id, sort_by_parameter_order=True)

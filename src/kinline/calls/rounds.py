@@ -11,7 +11,8 @@ worker has queued since its last round and, in one transaction:
    would);
 2. locks the ledgers of all their people in person id order (as an import's
    batch does, so two rounds, or a round and a single set-up, never wait for
-   each other in a circle), then the heads of their audit chains;
+   each other in a circle); the heads of their audit chains are locked (or
+   begun) after the decisions, before the events are written;
 3. reads which keys were used, the contacts dialled, the rules in force and
    the usage, one statement each for the whole round;
 4. decides each set-up in arrival order, at the clock read after the locks,
@@ -22,8 +23,8 @@ worker has queued since its last round and, in one transaction:
    chained in its person's chain) and their outbox rows, one statement each,
    and commits once.
 
-A round decides the common set-up: a number dialled, by a person held here
-whose chain has begun, under a key not used before, on a known number, with
+A round decides the common set-up: a number dialled, by a person held here,
+under a key not used before, on a known number, with
 no rolling-window rule. Any other set-up of the round is answered None and is
 then run on its own by ``calls.path.authorize``, after the round committed
 (an unknown number, a replayed or reused key, a person released, a rolling
@@ -49,13 +50,17 @@ from kinline.calls import ledger, model, repository
 from kinline.calls.model import Status
 from kinline.calls.path import (
     CALLS,
+    MAX_SECONDS,
     Admit,
     Call,
     call_of,
     checked_key,
     decided_row,
+    event_of,
     fingerprint_of,
     new_hold,
+    state_of,
+    stepped,
 )
 from kinline.calls.rows import BatchLedger
 from kinline.db.engine import Database
@@ -100,61 +105,161 @@ class _Pending:
         return self.setup.person_id
 
 
-def authorize_round(
-    db: Database, setups: Sequence[SetUp], *, clock: Callable[[], datetime] | None = None
-) -> list[Call | None]:
-    """Each set-up's answer, in order, for those the round decided and wrote (one
-    transaction for them all); None for each set-up to run on its own
-    (``calls.path.authorize``), after this returns."""
-    answers: list[Call | None] = [None] * len(setups)
-    if db.engine.dialect.name != "postgresql" or not setups:
-        return answers
+@dataclass(frozen=True, slots=True)
+class Ending:
+    """One call's end in a round, as ``calls.path.end`` takes it."""
+
+    facility_id: str
+    hold_id: str
+    seconds: int
+    actor: str | Admit
+    at: datetime
+
+
+Answers = list[Call | None]
+
+
+def run_round(
+    db: Database,
+    setups: Sequence[SetUp],
+    endings: Sequence[Ending] = (),
+    *,
+    clock: Callable[[], datetime] | None = None,
+) -> tuple[Answers, Answers]:
+    """Each set-up's and each end's answer, in order, for those the round decided
+    and wrote (one transaction a facility); None for each one to run on its
+    own (``calls.path.authorize``, ``calls.path.end``) after this returns.
+
+    The round's ends are taken before its set-ups (they all arrived before any
+    was answered, so any order is one they could have run in): a set-up is
+    decided against the ledger as the round's ends settled it."""
+    decided: Answers = [None] * len(setups)
+    ended: Answers = [None] * len(endings)
+    if db.engine.dialect.name != "postgresql":
+        return decided, ended
     now = clock or (lambda: datetime.now(UTC))
-    by_facility: dict[str, list[int]] = {}
-    for index, setup in enumerate(setups):
-        by_facility.setdefault(setup.facility_id, []).append(index)
-    for facility_id, indices in sorted(by_facility.items()):
-        mine = [(index, setups[index]) for index in indices]
+    facilities = sorted({s.facility_id for s in setups} | {e.facility_id for e in endings})
+    for facility_id in facilities:
+        mine = [(i, s) for i, s in enumerate(setups) if s.facility_id == facility_id]
+        ends = [(i, e) for i, e in enumerate(endings) if e.facility_id == facility_id]
         try:
             with db.transaction() as session:
-                decided = _round_in(session, facility_id, mine, now)
+                by_setup, by_end = _round_in(session, facility_id, mine, ends, now)
         except DBAPIError as error:
             # A deadlock with a writer outside the call path, a lost connection:
-            # nothing of the round was written, so each of its set-ups is run
+            # nothing of the round was written, so each of its requests is run
             # on its own, as if no round had been tried.
-            log.warning("a round of %d set-ups ran one by one: %s", len(mine), error.orig)
+            count = len(mine) + len(ends)
+            log.warning("a round of %d requests ran one by one: %s", count, error.orig)
             continue
-        for index, call in decided.items():
-            answers[index] = call
-    return answers
+        for index, call in by_setup.items():
+            decided[index] = call
+        for index, call in by_end.items():
+            ended[index] = call
+    return decided, ended
+
+
+def authorize_round(
+    db: Database, setups: Sequence[SetUp], *, clock: Callable[[], datetime] | None = None
+) -> Answers:
+    """``run_round`` of set-ups alone."""
+    return run_round(db, setups, clock=clock)[0]
 
 
 def _round_in(
     session: Session,
     facility_id: str,
     setups: Sequence[tuple[int, SetUp]],
+    endings: Sequence[tuple[int, Ending]],
     now: Callable[[], datetime],
+) -> tuple[dict[int, Call], dict[int, Call]]:
+    """Decide and write what a round can take of one facility's set-ups and ends;
+    the answers by index."""
+    admitted = [(i, s, actor) for i, s in setups if (actor := _admitted(session, s)) is not None]
+    closing = [(i, e, actor) for i, e in endings if (actor := _admitted(session, e)) is not None]
+    if not admitted and not closing:
+        return {}, {}
+    opened = repository.open_ledgers(
+        session,
+        facility_id,
+        {s.person_id for _, s, _ in admitted},
+        {e.hold_id for _, e, _ in closing},
+    )
+    if opened is None:
+        return {}, {}
+    facility, custody = opened
+    events: list[Event] = []
+    ended = _end(session, facility, closing, custody, events)
+    decided = _authorize(session, facility, admitted, custody, now, events)
+    if events:
+        # The heads last, as each request on its own locks its head after its
+        # ledger.
+        heads = lock_heads(session, facility_id, [event.chain for event in events])
+        record_events(session, facility_id=facility_id, events=events, heads=heads)
+    return decided, ended
+
+
+def _end(
+    session: Session,
+    facility: Facility,
+    endings: Sequence[tuple[int, Ending, str]],
+    custody: dict[str, repository.Custody],
+    events: list[Event],
 ) -> dict[int, Call]:
-    """Decide and write the set-ups of one facility that a round can take; the
-    answers by index."""
-    admitted: list[tuple[int, SetUp, str]] = []
-    for index, setup in setups:
-        actor = _admitted(session, setup)
-        if actor is not None:
-            admitted.append((index, setup, actor))
+    """Settle the ends a round takes (a known hold, ended once in the round, not
+    lapsed, its reservation on calendar counters alone), with their events
+    added to ``events``; the answers by index."""
+    if not endings:
+        return {}
+    held = repository.lock_holds(session, facility.id, [e.hold_id for _, e, _ in endings])
+    rows = {row.hold_id: row for row in held}
+    seen: set[str] = set()
+    done: list[tuple[int, SessionRow]] = []
+    counters: list[dict[str, object]] = []
+    for index, ending, actor in endings:
+        row = rows.get(ending.hold_id)
+        if ending.hold_id in seen or row is None or row.person_id not in custody:
+            continue
+        seen.add(ending.hold_id)
+        if row.max_minutes is None or not 0 <= ending.seconds <= MAX_SECONDS:
+            continue
+        try:
+            step = model.end(state_of(row), ending.seconds, ending.at)
+        except KinlineError:
+            continue  # refused on its own, in its words
+        if step.replayed or step.lapsed or step.tag is None:
+            continue
+        settled, extra = stepped(row, step)
+        if settled is not None and (settled.entries or settled.gaps):
+            continue  # rolling entries and gap marks: settled on its own
+        if settled is not None:
+            counters += ledger.settled_counters(facility.id, row.person_id, settled)
+        chain = person_chain(facility.id, row.person_id)
+        events.append(Event(chain, actor, step.tag, event_of(row, extra), ending.at))
+        done.append((index, row))
+    if done:
+        repository.save_many(session, [row for _, row in done])
+        ledger.settle_counters(session, counters)
+    return {index: call_of(row) for index, row in done}
+
+
+def _authorize(
+    session: Session,
+    facility: Facility,
+    admitted: Sequence[tuple[int, SetUp, str]],
+    custody: dict[str, repository.Custody],
+    now: Callable[[], datetime],
+    events: list[Event],
+) -> dict[int, Call]:
+    """Decide and write the set-ups a round takes, with their events added to
+    ``events``; the answers by index."""
     if not admitted:
         return {}
-    opened = repository.open_ledgers(session, facility_id, {s.person_id for _, s, _ in admitted})
-    if opened is None:
-        return {}
-    facility, custody = opened
-    heads = lock_heads(
-        session, facility_id, [person_chain(facility_id, person) for person in custody]
-    )
+    facility_id = facility.id
     used = repository.keys_used(session, facility_id, [s.idempotency_key for _, s, _ in admitted])
     pending: list[_Pending] = []
     for index, setup, actor in admitted:
-        taken = _pending(facility, index, setup, actor, custody, heads, used, now)
+        taken = _pending(facility, index, setup, actor, custody, used, now)
         if taken is not None:
             used.add(taken.key)
             pending.append(taken)
@@ -205,13 +310,11 @@ def _round_in(
         rows.append(row)
     repository.add_many(session, rows)
     ledger.write_usage(session, facility_id, batch.added)
-    events = [_authorized(p, row) for p, row in zip(decidable, rows, strict=True)]
-    chains = {event.chain: heads[event.chain] for event in events}
-    record_events(session, facility_id=facility_id, events=events, heads=chains)
+    events += [_authorized(p, row) for p, row in zip(decidable, rows, strict=True)]
     return {p.index: call_of(row) for p, row in zip(decidable, rows, strict=True)}
 
 
-def _admitted(session: Session, setup: SetUp) -> str | None:
+def _admitted(session: Session, setup: SetUp | Ending) -> str | None:
     """The actor to record, or None if the caller is refused (the set-up, run on
     its own, is then refused as it always is)."""
     if isinstance(setup.actor, str):
@@ -228,14 +331,13 @@ def _pending(
     setup: SetUp,
     actor: str,
     custody: dict[str, repository.Custody],
-    heads: dict[str, tuple[int, str]],
     used: set[str],
     now: Callable[[], datetime],
 ) -> _Pending | None:
     """The set-up ready to decide, or None if a round does not take it."""
     if setup.dialed is None or setup.contact_id is not None:
         return None
-    if setup.person_id not in custody or person_chain(facility.id, setup.person_id) not in heads:
+    if setup.person_id not in custody:
         return None
     try:
         channel = parse_channel(setup.channel)
