@@ -13,14 +13,14 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Executable, bindparam, exists, insert, select, update
+from sqlalchemy import Executable, bindparam, exists, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from kinline.audit.chain import GENESIS, ChainLink
 from kinline.db.engine import core
 from kinline.db.tables import AuditEventRow, AuditHeadRow
-from kinline.events.outbox import ADD_PG, add_event, add_events, prefixed
+from kinline.events.outbox import ADD_PG, add_event, prefixed
 
 BATCH_SIZE = 2000
 
@@ -196,6 +196,40 @@ def lock_heads(
     return heads
 
 
+# A round's events, the heads they move and their outbox rows, in one statement
+# of arrays (PostgreSQL): however many events, one statement compiled once.
+# The events' ids are drawn in the arrays' order, as one INSERT each would.
+_APPEND_MANY_PG = text(
+    """
+    WITH added AS (
+        INSERT INTO audit_events
+            (id, facility_id, chain, seq, occurred_at, actor, tag, payload, prev_hash, hash)
+        SELECT nextval('audit_events_id_seq'), :facility_id, e.chain, e.seq, e.occurred_at,
+               e.actor, e.tag, e.payload, e.prev_hash, e.hash
+        FROM unnest(
+            CAST(:chains AS text[]), CAST(:seqs AS int[]), CAST(:occurred AS timestamptz[]),
+            CAST(:actors AS text[]), CAST(:tags AS text[]), CAST(:payloads AS text[]),
+            CAST(:prev_hashes AS text[]), CAST(:hashes AS text[])
+        ) WITH ORDINALITY AS e(chain, seq, occurred_at, actor, tag, payload, prev_hash, hash, n)
+        ORDER BY e.n
+    ), moved AS (
+        UPDATE audit_heads AS h SET seq = m.seq, hash = m.hash
+        FROM unnest(
+            CAST(:head_chains AS text[]), CAST(:head_seqs AS int[]), CAST(:head_hashes AS text[])
+        ) AS m(chain, seq, hash)
+        WHERE h.facility_id = :facility_id AND h.chain = m.chain
+    )
+    INSERT INTO domain_events (facility_id, id, chain, seq, type, recorded_at, body)
+    SELECT :facility_id, o.id, o.chain, o.seq, o.type, o.recorded_at, o.body
+    FROM unnest(
+        CAST(:o_ids AS text[]), CAST(:o_chains AS text[]), CAST(:o_seqs AS int[]),
+        CAST(:o_types AS text[]), CAST(:o_recorded AS timestamptz[]), CAST(:o_bodies AS text[])
+    ) AS o(id, chain, seq, type, recorded_at, body)
+    ON CONFLICT DO NOTHING
+    """
+)
+
+
 def append_many(
     session: Session,
     facility_id: str,
@@ -204,37 +238,33 @@ def append_many(
     announced: Sequence[dict[str, object]],
 ) -> None:
     """Add the events (each with the time it occurred), move each chain's head
-    (whose lock the caller holds) to ``heads``, and add the outbox rows: one
-    statement each, whatever their number."""
-    connection = core(session)
-    if links:
-        connection.execute(
-            _ADD_EVENT,
-            [
-                {
-                    "e_facility_id": facility_id,
-                    "e_chain": link.chain,
-                    "e_seq": link.seq,
-                    "e_occurred_at": occurred_at,
-                    "e_actor": link.actor,
-                    "e_tag": link.tag,
-                    "e_payload": link.payload_json,
-                    "e_prev_hash": link.prev_hash,
-                    "e_hash": link.hash,
-                }
-                for link, occurred_at in links
-            ],
-        )
-    if heads:
-        connection.execute(
-            _ADVANCE_HEAD,
-            [
-                {"e_facility_id": facility_id, "e_chain": chain, "e_seq": seq, "e_hash": hash}
-                for chain, (seq, hash) in sorted(heads.items())
-            ],
-        )
-    if announced:
-        add_events(session, announced)
+    (whose lock the caller holds) to ``heads``, and add the outbox rows
+    (``events.outbox.outbox_row``): one statement (PostgreSQL)."""
+    moved = sorted(heads.items())
+    outbox = (
+        ("id", "ids"),
+        ("chain", "chains"),
+        ("seq", "seqs"),
+        ("type", "types"),
+        ("recorded_at", "recorded"),
+        ("body", "bodies"),
+    )
+    params = {
+        "facility_id": facility_id,
+        "chains": [link.chain for link, _ in links],
+        "seqs": [link.seq for link, _ in links],
+        "occurred": [at.astimezone(UTC) for _, at in links],
+        "actors": [link.actor for link, _ in links],
+        "tags": [link.tag for link, _ in links],
+        "payloads": [link.payload_json for link, _ in links],
+        "prev_hashes": [link.prev_hash for link, _ in links],
+        "hashes": [link.hash for link, _ in links],
+        "head_chains": [chain for chain, _ in moved],
+        "head_seqs": [seq for _, (seq, _hash) in moved],
+        "head_hashes": [hash for _, (_seq, hash) in moved],
+        **{f"o_{plural}": [row[name] for row in announced] for name, plural in outbox},
+    }
+    core(session).execute(_APPEND_MANY_PG, params)
 
 
 def read_consistently(session: Session) -> None:

@@ -22,7 +22,7 @@ from kinline import access
 from kinline.access import Access, Params, allowed, check
 from kinline.bounds import CODE_CHARS, ID_CHARS, NAME_CHARS
 from kinline.calls.path import Admit, Call, authorize, connect, end, get_call, release
-from kinline.calls.rounds import SetUp, authorize_round
+from kinline.calls.rounds import Ending, SetUp, run_round
 from kinline.calls.schemas import (
     AuthorizeIn,
     AuthorizeOut,
@@ -319,41 +319,48 @@ def _setup_of(facility_id: str, body: dict[str, Any], admit: Admit) -> SetUp:
     )
 
 
-Queued = tuple[str, str, dict[str, Any], datetime]
-"""An authorize request queued for a round: the token, the facility, the body
-and when it arrived."""
+Queued = tuple[str, str, str | None, dict[str, Any], datetime]
+"""A request queued for a round: the token, the facility, the hold id (None:
+an authorize; else the end of that hold), the body and when it arrived."""
 
 
 def _lean_round(db: Database, queued: list[Queued]) -> list[dict[str, Any] | BaseException]:
-    """Each queued authorize's answer (or what it raised), in order: those a round
-    takes decided in one transaction (``calls.rounds``), the rest one at a time
-    after it, as ``_lean_authorize`` answers them.
+    """Each queued request's answer (or what it raised), in order: those a round
+    takes in one transaction (``calls.rounds``), the rest one at a time after
+    it, as ``_lean_authorize`` and ``_lean_end`` answer them.
 
     A token is admitted once a round per facility, at the latest instant any of
     its requests arrived: admitted then, it was at every earlier one."""
     latest: dict[tuple[str, str], datetime] = {}
-    for secret, facility_id, _body, at in queued:
+    for secret, facility_id, _hold, _body, at in queued:
         latest[(secret, facility_id)] = max(at, latest.get((secret, facility_id), at))
-    admits: dict[tuple[str, str], Admit] = {}
-    for (secret, facility_id), at in latest.items():
-        admits[(secret, facility_id)] = _once(_admit(secret, facility_id, at))
-    setups: list[SetUp | None] = []
-    for secret, facility_id, body, _at in queued:
+    admits = {place: _once(_admit(*place, at)) for place, at in latest.items()}
+    setups: list[tuple[int, SetUp]] = []
+    endings: list[tuple[int, Ending]] = []
+    for index, (secret, facility_id, hold_id, body, at) in enumerate(queued):
+        admit = admits[(secret, facility_id)]
         try:
-            setups.append(_setup_of(facility_id, body, admits[(secret, facility_id)]))
+            if hold_id is None:
+                setups.append((index, _setup_of(facility_id, body, admit)))
+            else:
+                seconds = _seconds(body)
+                endings.append((index, Ending(facility_id, hold_id, seconds, admit, at)))
         except Declined:
-            setups.append(None)
-    taken = [setup for setup in setups if setup is not None]
-    decided = iter(authorize_round(db, taken))
-    answers: list[dict[str, Any] | BaseException | None] = []
-    for setup in setups:
-        call = None if setup is None else next(decided)
-        answers.append(None if call is None else _authorized_json(call))
+            continue
+    decided, ended = run_round(db, [s for _, s in setups], [e for _, e in endings])
+    answers: list[dict[str, Any] | BaseException | None] = [None] * len(queued)
+    for (index, _setup), call in zip(setups, decided, strict=True):
+        answers[index] = None if call is None else _authorized_json(call)
+    for (index, _ending), call in zip(endings, ended, strict=True):
+        answers[index] = None if call is None else _call_json(call)
     done: list[dict[str, Any] | BaseException] = []
-    for (secret, facility_id, body, at), answer in zip(queued, answers, strict=True):
+    for (secret, facility_id, hold_id, body, at), answer in zip(queued, answers, strict=True):
         if answer is None:
             try:
-                answer = _lean_authorize(db, secret, facility_id, body, at)
+                if hold_id is None:
+                    answer = _lean_authorize(db, secret, facility_id, body, at)
+                else:
+                    answer = _lean_end(db, secret, facility_id, hold_id, body, at)
             except Exception as error:
                 answer = error
         done.append(answer)
@@ -381,7 +388,7 @@ def _once(admit: Admit) -> Admit:
 
 
 class Rounds:
-    """A worker's rounds of authorize requests: each request is queued and awaits
+    """A worker's rounds of authorize and end requests: each request is queued and awaits
     its answer; up to ``tasks`` rounds run at once, each taking everything
     queued when it starts and running it as one round (``_lean_round``) in a
     database thread, so requests collect while a round commits. A round's task
@@ -394,7 +401,7 @@ class Rounds:
         self.queued: list[tuple[Queued, asyncio.Future[dict[str, Any]]]] = []
         self.running: set[asyncio.Task[None]] = set()
 
-    async def authorize(self, queued: Queued) -> dict[str, Any]:
+    async def answer(self, queued: Queued) -> dict[str, Any]:
         answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.queued.append((queued, answer))
         if len(self.running) < self.tasks:
@@ -425,12 +432,18 @@ def round_tasks() -> int:
     return max(0, int(os.environ.get("KINLINE_CALL_ROUNDS", "2")))
 
 
-def _lean_end(
-    db: Database, secret: str, facility_id: str, hold_id: str, body: dict[str, Any], at: datetime
-) -> dict[str, Any]:
+def _seconds(body: dict[str, Any]) -> int:
+    """The end body's seconds as ``EndIn`` takes them; Declined where it would refuse."""
     seconds = body.get("seconds")
     if body.keys() != {"seconds"} or type(seconds) is not int or not 0 <= seconds <= 86_400:
         raise Declined
+    return seconds
+
+
+def _lean_end(
+    db: Database, secret: str, facility_id: str, hold_id: str, body: dict[str, Any], at: datetime
+) -> dict[str, Any]:
+    seconds = _seconds(body)
     call = end(db, facility_id, hold_id, seconds, actor=_admit(secret, facility_id, at), at=at)
     return _call_json(call)
 
@@ -496,10 +509,10 @@ class LeanCallPath:
         try:
             db = scope["app"].state.db
             at = datetime.now(UTC)
-            if hold_id is None and self.round_tasks:
+            if self.round_tasks and db.dialect == "postgresql":
                 if self.rounds is None:
                     self.rounds = Rounds(db, self.round_tasks)
-                answer = await self.rounds.authorize((secret, facility_id, body, at))
+                answer = await self.rounds.answer((secret, facility_id, hold_id, body, at))
             elif hold_id is None:
                 answer = await in_thread(_lean_authorize, db, secret, facility_id, body, at)
             else:

@@ -10,7 +10,9 @@ never tracks, inserted by ``add`` and written back by ``save``.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -27,6 +29,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     true,
     update,
 )
@@ -194,19 +197,13 @@ def open_ledger(
     return facility_from_row(row), row.earlier is not None, head
 
 
-_ROUND_LEDGERS = (
+# A round's ledgers, locked in person id order (its own CTE), then the heads of
+# their audit chains (as ``_OPEN_LEDGER`` takes one person's), with their
+# facility and which of the round's keys were used: one statement.
+_ROUND_LEDGER = (
     select(
-        _FACILITIES.c.id,
-        _FACILITIES.c.name,
-        _FACILITIES.c.timezone,
-        _FACILITIES.c.country,
-        _FACILITIES.c.appeal_days,
-        _FACILITIES.c.retaliation_window_days,
-        _PEOPLE.c.id.label("person_id"),
-        _PEOPLE.c.custody_status,
-        _PEOPLE.c.custody_changed_at,
+        _PEOPLE.c.facility_id, _PEOPLE.c.id, _PEOPLE.c.custody_status, _PEOPLE.c.custody_changed_at
     )
-    .join(_FACILITIES, _FACILITIES.c.id == _PEOPLE.c.facility_id)
     .where(
         _PEOPLE.c.facility_id == bindparam("facility_id"),
         or_(
@@ -221,7 +218,99 @@ _ROUND_LEDGERS = (
     )
     .order_by(_PEOPLE.c.id)
     .with_for_update(of=_PEOPLE)
+    .cte("round_ledger")
 )
+_ROUND_HEADS = (
+    select(_HEADS.c.seq, _HEADS.c.hash, _ROUND_LEDGER.c.id.label("person_id"))
+    .select_from(
+        _HEADS.join(
+            _ROUND_LEDGER,
+            _HEADS.c.chain
+            == literal("person:")
+            + _escaped(_ROUND_LEDGER.c.facility_id)
+            + literal(":")
+            + _escaped(_ROUND_LEDGER.c.id),
+        )
+    )
+    .where(_HEADS.c.facility_id == bindparam("facility_id"))
+    .order_by(_HEADS.c.chain)
+    .with_for_update(of=_HEADS)
+    .cte("round_heads")
+)
+_ROUND = (
+    select(
+        _FACILITIES.c.id,
+        _FACILITIES.c.name,
+        _FACILITIES.c.timezone,
+        _FACILITIES.c.country,
+        _FACILITIES.c.appeal_days,
+        _FACILITIES.c.retaliation_window_days,
+        _ROUND_LEDGER.c.id.label("person_id"),
+        _ROUND_LEDGER.c.custody_status,
+        _ROUND_LEDGER.c.custody_changed_at,
+        _ROUND_HEADS.c.seq.label("head_seq"),
+        _ROUND_HEADS.c.hash.label("head_hash"),
+        select(func.array_agg(_SESSIONS.c.idempotency_key))
+        .where(
+            _SESSIONS.c.facility_id == bindparam("facility_id"),
+            _SESSIONS.c.idempotency_key.in_(bindparam("keys", expanding=True)),
+        )
+        .scalar_subquery()
+        .label("used"),
+    )
+    .select_from(
+        _ROUND_LEDGER.join(_FACILITIES, _FACILITIES.c.id == _ROUND_LEDGER.c.facility_id).outerjoin(
+            _ROUND_HEADS, _ROUND_HEADS.c.person_id == _ROUND_LEDGER.c.id
+        )
+    )
+    .order_by(_ROUND_LEDGER.c.id)
+)
+Custody = tuple[str, datetime | None]
+"""A person's custody status and when it last changed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ledgers:
+    """What a round locked and read first (``open_ledgers``)."""
+
+    facility: Facility
+    custody: dict[str, Custody]
+    heads: dict[str, Head]  # by person, for those whose chain has begun
+    used: set[str]  # the round's idempotency keys already used
+
+
+def open_ledgers(
+    session: Session,
+    facility_id: str,
+    person_ids: Iterable[str],
+    hold_ids: Iterable[str],
+    keys: Iterable[str],
+) -> Ledgers | None:
+    """Lock the allowance ledgers of those of ``person_ids`` who exist and of the
+    people of the set-ups ``hold_ids`` (as ``open_ledger`` and ``lock_by_hold_id``
+    lock one), in person id order, so two writers that lock several never wait
+    for each other in a circle; then the heads of their audit chains. Their
+    facility, custody and heads, and which of ``keys`` a set-up has used, read
+    by the same statement. None if there is no one (or no facility)."""
+    params = {
+        "facility_id": facility_id,
+        "person_ids": sorted(set(person_ids)),
+        "hold_ids": sorted(set(hold_ids)),
+        "keys": sorted(set(keys)),
+    }
+    rows = core(session).execute(_ROUND, params).all()
+    if not rows:
+        return None
+    return Ledgers(
+        facility=facility_from_row(rows[0]),
+        custody={row.person_id: (row.custody_status, row.custody_changed_at) for row in rows},
+        heads={
+            row.person_id: (row.head_seq, row.head_hash) for row in rows if row.head_seq is not None
+        },
+        used=set(rows[0].used or ()),
+    )
+
+
 _HELD_MANY = (
     select(_SESSIONS)
     .where(
@@ -230,38 +319,6 @@ _HELD_MANY = (
     )
     .with_for_update()
 )
-_KEYS_USED = select(_SESSIONS.c.idempotency_key).where(
-    _SESSIONS.c.facility_id == bindparam("facility_id"),
-    _SESSIONS.c.idempotency_key.in_(bindparam("keys", expanding=True)),
-)
-Custody = tuple[str, datetime | None]
-"""A person's custody status and when it last changed."""
-
-
-def open_ledgers(
-    session: Session, facility_id: str, person_ids: Iterable[str], hold_ids: Iterable[str]
-) -> tuple[Facility, dict[str, Custody]] | None:
-    """Lock the allowance ledgers of those of ``person_ids`` who exist and of the
-    people of the set-ups ``hold_ids`` (as ``open_ledger`` and ``lock_by_hold_id``
-    lock one), in person id order, so two writers that lock several never wait
-    for each other in a circle; their facility and each one's custody. None if
-    there is no one (or no facility)."""
-    params = {
-        "facility_id": facility_id,
-        "person_ids": sorted(set(person_ids)),
-        "hold_ids": sorted(set(hold_ids)),
-    }
-    rows = core(session).execute(_ROUND_LEDGERS, params).all()
-    if not rows:
-        return None
-    custody = {row.person_id: (row.custody_status, row.custody_changed_at) for row in rows}
-    return facility_from_row(rows[0]), custody
-
-
-def keys_used(session: Session, facility_id: str, keys: Iterable[str]) -> set[str]:
-    """Which of the idempotency ``keys`` a set-up of the facility has used."""
-    params = {"facility_id": facility_id, "keys": sorted(set(keys))}
-    return set(core(session).execute(_KEYS_USED, params).scalars())
 
 
 def lock_holds(session: Session, facility_id: str, hold_ids: Iterable[str]) -> list[SessionRow]:
@@ -272,14 +329,66 @@ def lock_holds(session: Session, facility_id: str, hold_ids: Iterable[str]) -> l
     return [SessionRow(**values) for values in found]
 
 
-def save_many(session: Session, rows: Sequence[SessionRow]) -> None:
-    """``save`` of each set-up, in one statement."""
-    values = [
-        {**{f"s_{name}": getattr(row, name) for name in _CHANGING}, "s_id": row.id,
-         "s_facility_id": row.facility_id}
-        for row in rows
-    ]  # fmt: skip
-    core(session).execute(_SAVE, values)
+# A round's ends: each set-up's new state and what each settles off the
+# counters, in one statement of arrays (PostgreSQL). The counters' rows are
+# summed per counter first: an UPDATE ... FROM changes a row once however many
+# rows of FROM match it.
+_SETTLE_MANY_PG = text(
+    """
+    WITH stepped AS (
+        UPDATE sessions AS s
+        SET minutes = v.minutes, status = v.status, expires_at = v.expires_at,
+            connected_at = v.connected_at, ended_at = v.ended_at, settled_by = v.settled_by,
+            reserved = CAST(v.reserved AS json)
+        FROM unnest(
+            CAST(:ids AS bigint[]), CAST(:minutes AS int[]), CAST(:statuses AS text[]),
+            CAST(:expires AS timestamptz[]), CAST(:connected AS timestamptz[]),
+            CAST(:ended AS timestamptz[]), CAST(:settled_by AS text[]), CAST(:reserved AS text[])
+        ) AS v(id, minutes, status, expires_at, connected_at, ended_at, settled_by, reserved)
+        WHERE s.facility_id = :facility_id AND s.id = v.id
+    )
+    UPDATE usage_counters AS c
+    SET sessions = c.sessions - v.sessions, minutes = c.minutes - v.minutes
+    FROM (
+        SELECT person_id, rule_id, period_key, sum(sessions) AS sessions, sum(minutes) AS minutes
+        FROM unnest(
+            CAST(:c_people AS text[]), CAST(:c_rules AS text[]), CAST(:c_keys AS text[]),
+            CAST(:c_sessions AS int[]), CAST(:c_minutes AS int[])
+        ) AS u(person_id, rule_id, period_key, sessions, minutes)
+        GROUP BY person_id, rule_id, period_key
+    ) AS v
+    WHERE c.facility_id = :facility_id AND c.person_id = v.person_id
+      AND c.rule_id = v.rule_id AND c.period_key = v.period_key
+    """
+)
+
+
+def settle_many(
+    session: Session,
+    facility_id: str,
+    rows: Sequence[SessionRow],
+    counters: Sequence[Mapping[str, object]],
+) -> None:
+    """``save`` of each set-up (what a step changed, ``_CHANGING``) and the
+    counter rows their settlements take back (``ledger.settled_counters``):
+    one statement (PostgreSQL)."""
+    params = {
+        "facility_id": facility_id,
+        "ids": [row.id for row in rows],
+        "minutes": [row.minutes for row in rows],
+        "statuses": [row.status for row in rows],
+        "expires": [row.expires_at for row in rows],
+        "connected": [row.connected_at for row in rows],
+        "ended": [row.ended_at for row in rows],
+        "settled_by": [row.settled_by for row in rows],
+        "reserved": [None if row.reserved is None else json.dumps(row.reserved) for row in rows],
+        "c_people": [c["person_id"] for c in counters],
+        "c_rules": [c["rule_id"] for c in counters],
+        "c_keys": [c["period_key"] for c in counters],
+        "c_sessions": [c["sessions"] for c in counters],
+        "c_minutes": [c["minutes"] for c in counters],
+    }
+    core(session).execute(_SETTLE_MANY_PG, params)
 
 
 _ADD_MANY = insert(SessionRow).returning(SessionRow.id, sort_by_parameter_order=True)
@@ -482,6 +591,74 @@ def phone_book(
         .order_by(approvals.id)
     ).all():
         reached[contact_id].approvals.append(Approval(channels[channel], approved_at, revoked_at))
+    return book
+
+
+_DIALED = (
+    select(
+        CONTACTS.c.id,
+        CONTACTS.c.person_id,
+        CONTACTS.c.relationship,
+        CONTACTS.c.privileged,
+        PHONES.c.e164,
+        APPROVALS.c.channel,
+        APPROVALS.c.approved_at,
+        APPROVALS.c.revoked_at,
+    )
+    .select_from(
+        PHONES.join(
+            CONTACTS,
+            (CONTACTS.c.facility_id == PHONES.c.facility_id)
+            & (CONTACTS.c.id == PHONES.c.contact_id),
+        ).outerjoin(
+            APPROVALS,
+            (APPROVALS.c.facility_id == CONTACTS.c.facility_id)
+            & (APPROVALS.c.contact_id == CONTACTS.c.id),
+        )
+    )
+    .where(
+        PHONES.c.facility_id == bindparam("facility_id"),
+        PHONES.c.e164.in_(bindparam("numbers", expanding=True)),
+        CONTACTS.c.person_id.in_(bindparam("person_ids", expanding=True)),
+    )
+    .order_by(CONTACTS.c.id, APPROVALS.c.id)
+)
+
+
+def contacts_dialed(
+    session: Session, facility_id: str, dialed: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], ContactEntry]:
+    """``phone_book`` in one statement, for a round's few people: the contact each
+    (person, E.164 number) pair reaches, if any (the first by id, as there),
+    with every approval it ever had."""
+    wanted = set(dialed)
+    params = {
+        "facility_id": facility_id,
+        "numbers": sorted({e164 for _, e164 in wanted}),
+        "person_ids": sorted({person for person, _ in wanted}),
+    }
+    entries: dict[str, ContactEntry] = {}
+    numbers: dict[str, set[str]] = {}
+    approved: dict[str, set[tuple[object, ...]]] = {}
+    channels = {str(channel): channel for channel in Channel}
+    rows = core(session).execute(_DIALED, params).all()
+    for contact_id, person_id, relationship, privileged, e164, channel, since, until in rows:
+        entry = entries.get(contact_id)
+        if entry is None:
+            entry = entries[contact_id] = ContactEntry(
+                contact_id, person_id, relationship, privileged
+            )
+        numbers.setdefault(contact_id, set()).add(e164)
+        # A contact with two of the numbers comes once per number and approval.
+        seen = approved.setdefault(contact_id, set())
+        if channel is not None and (channel, since, until) not in seen:
+            seen.add((channel, since, until))
+            entry.approvals.append(Approval(channels[channel], since, until))
+    book: dict[tuple[str, str], ContactEntry] = {}
+    for contact_id, entry in entries.items():  # by contact id
+        for e164 in numbers[contact_id]:
+            if (entry.person, e164) in wanted:
+                book.setdefault((entry.person, e164), entry)
     return book
 
 

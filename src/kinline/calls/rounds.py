@@ -67,6 +67,7 @@ from kinline.db.engine import Database
 from kinline.db.tables import SessionRow
 from kinline.errors import KinlineError
 from kinline.people.model import Facility, held, normalize_phone, parse_channel
+from kinline.policy.repository import rules_in_force
 from kinline.rules.decide import Request, decide
 from kinline.rules.model import DAY, MONTH, WEEK, Channel, Rule
 from kinline.rules.periods import period_key
@@ -184,17 +185,19 @@ def _round_in(
         facility_id,
         {s.person_id for _, s, _ in admitted},
         {e.hold_id for _, e, _ in closing},
+        {s.idempotency_key for _, s, _ in admitted},
     )
     if opened is None:
         return {}, {}
-    facility, custody = opened
+    facility, custody = opened.facility, opened.custody
     events: list[Event] = []
     ended = _end(session, facility, closing, custody, events)
-    decided = _authorize(session, facility, admitted, custody, now, events)
+    decided = _authorize(session, facility, admitted, custody, opened.used, now, events)
     if events:
-        # The heads last, as each request on its own locks its head after its
-        # ledger.
-        heads = lock_heads(session, facility_id, [event.chain for event in events])
+        heads = {person_chain(facility_id, person): head for person, head in opened.heads.items()}
+        missing = {event.chain for event in events} - heads.keys()
+        if missing:  # a person's first event: their chain begins (its head locked)
+            heads.update(lock_heads(session, facility_id, missing))
         record_events(session, facility_id=facility_id, events=events, heads=heads)
     return decided, ended
 
@@ -238,8 +241,7 @@ def _end(
         events.append(Event(chain, actor, step.tag, event_of(row, extra), ending.at))
         done.append((index, row))
     if done:
-        repository.save_many(session, [row for _, row in done])
-        ledger.settle_counters(session, counters)
+        repository.settle_many(session, facility.id, [row for _, row in done], counters)
     return {index: call_of(row) for index, row in done}
 
 
@@ -248,6 +250,7 @@ def _authorize(
     facility: Facility,
     admitted: Sequence[tuple[int, SetUp, str]],
     custody: dict[str, repository.Custody],
+    used: set[str],
     now: Callable[[], datetime],
     events: list[Event],
 ) -> dict[int, Call]:
@@ -256,7 +259,6 @@ def _authorize(
     if not admitted:
         return {}
     facility_id = facility.id
-    used = repository.keys_used(session, facility_id, [s.idempotency_key for _, s, _ in admitted])
     pending: list[_Pending] = []
     for index, setup, actor in admitted:
         taken = _pending(facility, index, setup, actor, custody, used, now)
@@ -265,12 +267,12 @@ def _authorize(
             pending.append(taken)
     if not pending:
         return {}
-    book = repository.phone_book(session, facility_id, {(p.person, p.e164) for p in pending})
+    book = repository.contacts_dialed(session, facility_id, {(p.person, p.e164) for p in pending})
     pending = [p for p in pending if (p.person, p.e164) in book]
     if not pending:
         return {}
     people = sorted({p.person for p in pending})
-    rules = repository.rules_of(
+    rules = rules_in_force(
         session,
         facility_id,
         people,
@@ -359,12 +361,8 @@ def _seeded(session: Session, facility: Facility, pending: Sequence[_Pending]) -
     gap limits read (no rolling window: a round does not take those)."""
     zone = facility.zone
     keys = {period_key(period, p.at, zone) for p in pending for period in (DAY, WEEK, MONTH)}
-    stored = ledger.stored_usage(
-        session,
-        facility.id,
-        {p.person for p in pending},
-        period_keys=keys,
-        rolling_since=None,
+    stored = ledger.calendar_usage(
+        session, facility.id, {p.person for p in pending}, period_keys=keys
     )
     batch = BatchLedger(zone)
     for person_id, rule_id, key, tally in stored.counters:

@@ -9,7 +9,6 @@ audit log: it imports only the pure event model and the table.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -83,9 +82,3 @@ def add_event(session: Session, row: dict[str, object]) -> None:
     """Insert an outbox row (``outbox_row``) on its own."""
     connection = core(session)
     connection.execute(_ADD[connection.dialect.name], row)
-
-
-def add_events(session: Session, rows: Sequence[dict[str, object]]) -> None:
-    """Insert outbox rows (``outbox_row``), one statement for them all."""
-    connection = core(session)
-    connection.execute(_ADD[connection.dialect.name], list(rows))
