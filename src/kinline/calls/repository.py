@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
+    JSON,
     Executable,
     Insert,
     Integer,
@@ -36,6 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import TextClause
 
 from kinline.calls.rows import Approval, ContactEntry
 from kinline.db.bulk import among, write_rows
@@ -51,6 +53,7 @@ from kinline.db.tables import (
     RuleRow,
     SessionRow,
 )
+from kinline.db.types import UTCDateTime
 from kinline.people.model import Facility
 from kinline.people.repository import facility_from_row
 from kinline.policy.repository import rule_from_row
@@ -391,15 +394,86 @@ def settle_many(
     core(session).execute(_SETTLE_MANY_PG, params)
 
 
-_ADD_MANY = insert(SessionRow).returning(SessionRow.id, sort_by_parameter_order=True)
+def _array_type(column: Any) -> str:
+    """The SQL type of an array of ``column``'s values, as a round passes them."""
+    if isinstance(column.type, UTCDateTime):
+        return "timestamptz"
+    if isinstance(column.type, Integer):
+        return "int"
+    if isinstance(column.type, String | JSON):
+        return "text"  # JSON as its text, cast back per row
+    raise TypeError(f"no array type for sessions.{column.key}")  # pragma: no cover
 
 
-def add_many(session: Session, rows: Sequence[SessionRow]) -> None:
-    """Insert set-ups in one statement; each ``row.id`` is set from the database."""
-    values = [{column.key: getattr(row, column.key) for column in _COLUMNS} for row in rows]
-    ids = core(session).execute(_ADD_MANY, values).scalars().all()
-    for row, id_ in zip(rows, ids, strict=True):
-        row.id = id_
+def _add_many_pg() -> TextClause:
+    """A round's set-ups and the counters their holds add to, in one statement of
+    arrays (PostgreSQL): the counters first (summed per counter, as
+    ``ledger.counter_rows`` gives them), then the set-ups, their ids drawn in
+    the arrays' order, as one INSERT each would."""
+    names = [column.key for column in _COLUMNS]
+    arrays = ", ".join(f"CAST(:{name} AS {_array_type(SESSIONS.c[name])}[])" for name in names)
+    values = ", ".join(
+        f"CAST(v.{name} AS json)" if isinstance(SESSIONS.c[name].type, JSON) else f"v.{name}"
+        for name in names
+    )
+    return text(
+        f"""
+        WITH counted AS (
+            INSERT INTO usage_counters
+                (facility_id, person_id, rule_id, period_key, sessions, minutes)
+            SELECT u.facility_id, u.person_id, u.rule_id, u.period_key, u.sessions, u.minutes
+            FROM unnest(
+                CAST(:c_facilities AS text[]), CAST(:c_people AS text[]),
+                CAST(:c_rules AS text[]), CAST(:c_keys AS text[]),
+                CAST(:c_sessions AS int[]), CAST(:c_minutes AS int[])
+            ) AS u(facility_id, person_id, rule_id, period_key, sessions, minutes)
+            ON CONFLICT (facility_id, person_id, rule_id, period_key) DO UPDATE
+            SET sessions = usage_counters.sessions + excluded.sessions,
+                minutes = usage_counters.minutes + excluded.minutes
+        )
+        INSERT INTO sessions (id, {", ".join(names)})
+        SELECT nextval('sessions_id_seq'), {values}
+        FROM unnest({arrays}) WITH ORDINALITY AS v({", ".join(names)}, n)
+        ORDER BY v.n
+        RETURNING id, idempotency_key
+        """  # noqa: S608 - the names are the table's own columns
+    )
+
+
+_ADD_MANY_PG = _add_many_pg()
+
+
+def add_many(
+    session: Session, rows: Sequence[SessionRow], counters: Sequence[Mapping[str, object]]
+) -> None:
+    """Insert set-ups with distinct idempotency keys, and add ``counters``
+    (``ledger.counter_rows``) to the stored ones: one statement (PostgreSQL).
+    Each ``row.id`` is set from the database."""
+    params: dict[str, object] = {
+        column.key: [_json_text(row, column) for row in rows] for column in _COLUMNS
+    }
+    for name, plural in _COUNTER_ARRAYS:
+        params[f"c_{plural}"] = [counter[name] for counter in counters]
+    ids = {key: id_ for id_, key in core(session).execute(_ADD_MANY_PG, params)}
+    for row in rows:
+        row.id = ids[row.idempotency_key]
+
+
+_COUNTER_ARRAYS = (
+    ("facility_id", "facilities"),
+    ("person_id", "people"),
+    ("rule_id", "rules"),
+    ("period_key", "keys"),
+    ("sessions", "sessions"),
+    ("minutes", "minutes"),
+)
+
+
+def _json_text(row: SessionRow, column: Any) -> object:
+    value = getattr(row, column.key)
+    if value is None or not isinstance(column.type, JSON):
+        return value
+    return json.dumps(value)
 
 
 Also = tuple[tuple[Insert | Update, ...], Mapping[str, object]]
