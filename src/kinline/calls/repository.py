@@ -410,7 +410,9 @@ def _add_many_pg() -> TextClause:
     arrays (PostgreSQL): the counters first (summed per counter, as
     ``ledger.counter_rows`` gives them), then the set-ups, their ids drawn in
     the arrays' order, as one INSERT each would."""
-    names = [column.key for column in _COLUMNS]
+    # The facility is one bound value, not an array: a statement on a
+    # facility's data names it, so sharded by facility it reaches one shard.
+    names = [column.key for column in _COLUMNS if column.key != "facility_id"]
     arrays = ", ".join(f"CAST(:{name} AS {_array_type(SESSIONS.c[name])}[])" for name in names)
     values = ", ".join(
         f"CAST(v.{name} AS json)" if isinstance(SESSIONS.c[name].type, JSON) else f"v.{name}"
@@ -421,18 +423,17 @@ def _add_many_pg() -> TextClause:
         WITH counted AS (
             INSERT INTO usage_counters
                 (facility_id, person_id, rule_id, period_key, sessions, minutes)
-            SELECT u.facility_id, u.person_id, u.rule_id, u.period_key, u.sessions, u.minutes
+            SELECT :facility_id, u.person_id, u.rule_id, u.period_key, u.sessions, u.minutes
             FROM unnest(
-                CAST(:c_facilities AS text[]), CAST(:c_people AS text[]),
-                CAST(:c_rules AS text[]), CAST(:c_keys AS text[]),
+                CAST(:c_people AS text[]), CAST(:c_rules AS text[]), CAST(:c_keys AS text[]),
                 CAST(:c_sessions AS int[]), CAST(:c_minutes AS int[])
-            ) AS u(facility_id, person_id, rule_id, period_key, sessions, minutes)
+            ) AS u(person_id, rule_id, period_key, sessions, minutes)
             ON CONFLICT (facility_id, person_id, rule_id, period_key) DO UPDATE
             SET sessions = usage_counters.sessions + excluded.sessions,
                 minutes = usage_counters.minutes + excluded.minutes
         )
-        INSERT INTO sessions (id, {", ".join(names)})
-        SELECT nextval('sessions_id_seq'), {values}
+        INSERT INTO sessions (id, facility_id, {", ".join(names)})
+        SELECT nextval('sessions_id_seq'), :facility_id, {values}
         FROM unnest({arrays}) WITH ORDINALITY AS v({", ".join(names)}, n)
         ORDER BY v.n
         RETURNING id, idempotency_key
@@ -444,14 +445,21 @@ _ADD_MANY_PG = _add_many_pg()
 
 
 def add_many(
-    session: Session, rows: Sequence[SessionRow], counters: Sequence[Mapping[str, object]]
+    session: Session,
+    facility_id: str,
+    rows: Sequence[SessionRow],
+    counters: Sequence[Mapping[str, object]],
 ) -> None:
-    """Insert set-ups with distinct idempotency keys, and add ``counters``
-    (``ledger.counter_rows``) to the stored ones: one statement (PostgreSQL).
-    Each ``row.id`` is set from the database."""
+    """Insert the facility's set-ups, with distinct idempotency keys, and add
+    ``counters`` (``ledger.counter_rows``) to the stored ones: one statement
+    (PostgreSQL). Each ``row.id`` is set from the database."""
+    assert all(row.facility_id == facility_id for row in rows)
     params: dict[str, object] = {
-        column.key: [_json_text(row, column) for row in rows] for column in _COLUMNS
+        column.key: [_json_text(row, column) for row in rows]
+        for column in _COLUMNS
+        if column.key != "facility_id"
     }
+    params["facility_id"] = facility_id
     for name, plural in _COUNTER_ARRAYS:
         params[f"c_{plural}"] = [counter[name] for counter in counters]
     ids = {key: id_ for id_, key in core(session).execute(_ADD_MANY_PG, params)}
@@ -460,7 +468,6 @@ def add_many(
 
 
 _COUNTER_ARRAYS = (
-    ("facility_id", "facilities"),
     ("person_id", "people"),
     ("rule_id", "rules"),
     ("period_key", "keys"),

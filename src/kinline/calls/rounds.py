@@ -311,7 +311,7 @@ def _authorize(
         row.request_hash = fingerprint_of(person, p.e164, p.channel)
         rows.append(row)
     added = batch.added
-    repository.add_many(session, rows, ledger.counter_rows(facility_id, added))
+    repository.add_many(session, facility_id, rows, ledger.counter_rows(facility_id, added))
     ledger.write_usage(session, facility_id, added, counters=False)  # the gap marks, if any
     events += [_authorized(p, row) for p, row in zip(decidable, rows, strict=True)]
     return {p.index: call_of(row) for p, row in zip(decidable, rows, strict=True)}
