@@ -27,9 +27,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text, update
+from sqlalchemy.exc import OperationalError
 from test_ledger_race import FACILITY, KINDS, NUMBER, person, scenario
 
-from kinline.calls import path
+from kinline.calls import path, rounds
 from kinline.calls.model import Status
 from kinline.calls.path import Call, authorize, end
 from kinline.calls.rounds import Ending, SetUp, run_round
@@ -262,3 +263,28 @@ def test_a_round_leaves_the_database_one_at_a_time_would(
     refused = [a for a in by_round if isinstance(a, tuple) and a[1] == Status.DENIED]
     assert refused
     assert contents(rounds_db) == contents(single_db)
+
+
+def test_a_round_that_meets_a_database_error_leaves_every_request_to_run_alone(
+    fresh_db: Callable[..., Database],
+    tmp_path: Path,
+    counted_holds: Callable[[], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    db = loaded(fresh_db, tmp_path)
+    first = _setup(person(KINDS[0]), "first", START)
+    answered = one(db, first)
+    assert isinstance(answered, tuple) and answered[1] == Status.HELD
+    if db.dialect == "sqlite":
+        return
+    written = contents(db)
+
+    def lost(*_args: object, **_kwargs: object) -> None:
+        raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(rounds.repository, "settle_many", lost)
+    monkeypatch.setattr(rounds.repository, "add_many", lost)
+    setups = [_setup(person(KINDS[1]), "second", START)]
+    endings = [Ending(FACILITY, answered[0], 60, "pbx", START + timedelta(minutes=1))]
+    assert run_round(db, setups, endings) == ([None], [None])
+    assert contents(db) == written  # nothing of the round was written

@@ -17,7 +17,6 @@ from sqlalchemy import (
     bindparam,
     delete,
     insert,
-    null,
     select,
     union_all,
     update,
@@ -302,54 +301,6 @@ def stored_usage(
         )
     ).all():
         usage.gaps.append((person_id, rule_id, last_end))
-    return usage
-
-
-_ROUND_USAGE = union_all(
-    select(
-        COUNTERS.c.person_id,
-        COUNTERS.c.rule_id,
-        COUNTERS.c.period_key,
-        COUNTERS.c.sessions,
-        COUNTERS.c.minutes,
-        null().label("last_end"),
-    ).where(
-        COUNTERS.c.facility_id == bindparam("facility_id"),
-        COUNTERS.c.person_id.in_(bindparam("person_ids", expanding=True)),
-        COUNTERS.c.period_key.in_(bindparam("keys", expanding=True)),
-    ),
-    select(
-        GAP_MARKS.c.person_id,
-        GAP_MARKS.c.rule_id,
-        null(),
-        null(),
-        null(),
-        GAP_MARKS.c.last_end,
-    ).where(
-        GAP_MARKS.c.facility_id == bindparam("facility_id"),
-        GAP_MARKS.c.person_id.in_(bindparam("person_ids", expanding=True)),
-    ),
-)
-
-
-def calendar_usage(
-    session: Session, facility_id: str, person_ids: Iterable[str], *, period_keys: Iterable[str]
-) -> StoredUsage:
-    """``stored_usage`` without rolling entries, in one statement built once: the
-    counters of ``period_keys`` and every gap mark of a round's people."""
-    params = {
-        "facility_id": facility_id,
-        "person_ids": sorted(set(person_ids)),
-        "keys": sorted(set(period_keys)),
-    }
-    usage = StoredUsage()
-    for person_id, rule_id, key, sessions, minutes, last_end in core(session).execute(
-        _ROUND_USAGE, params
-    ):
-        if key is None:
-            usage.gaps.append((person_id, rule_id, last_end))
-        else:
-            usage.counters.append((person_id, rule_id, key, Tally(sessions, minutes)))
     return usage
 
 

@@ -56,8 +56,9 @@ from kinline.db.tables import (
 from kinline.db.types import UTCDateTime
 from kinline.people.model import Facility
 from kinline.people.repository import facility_from_row
-from kinline.policy.repository import rule_from_row
+from kinline.policy.repository import rule_from_row, stored_rule
 from kinline.rules.model import Channel, Rule
+from kinline.rules.usage import Tally
 
 OPEN = ("held", "connected")
 # Written through Core, never as ORM objects.
@@ -675,54 +676,15 @@ def phone_book(
     return book
 
 
-_DIALED = (
-    select(
-        CONTACTS.c.id,
-        CONTACTS.c.person_id,
-        CONTACTS.c.relationship,
-        CONTACTS.c.privileged,
-        PHONES.c.e164,
-        APPROVALS.c.channel,
-        APPROVALS.c.approved_at,
-        APPROVALS.c.revoked_at,
-    )
-    .select_from(
-        PHONES.join(
-            CONTACTS,
-            (CONTACTS.c.facility_id == PHONES.c.facility_id)
-            & (CONTACTS.c.id == PHONES.c.contact_id),
-        ).outerjoin(
-            APPROVALS,
-            (APPROVALS.c.facility_id == CONTACTS.c.facility_id)
-            & (APPROVALS.c.contact_id == CONTACTS.c.id),
-        )
-    )
-    .where(
-        PHONES.c.facility_id == bindparam("facility_id"),
-        PHONES.c.e164.in_(bindparam("numbers", expanding=True)),
-        CONTACTS.c.person_id.in_(bindparam("person_ids", expanding=True)),
-    )
-    .order_by(CONTACTS.c.id, APPROVALS.c.id)
-)
-
-
-def contacts_dialed(
-    session: Session, facility_id: str, dialed: Iterable[tuple[str, str]]
+def _book(
+    rows: Iterable[Sequence[Any]], wanted: set[tuple[str, str]]
 ) -> dict[tuple[str, str], ContactEntry]:
-    """``phone_book`` in one statement, for a round's few people: the contact each
-    (person, E.164 number) pair reaches, if any (the first by id, as there),
-    with every approval it ever had."""
-    wanted = set(dialed)
-    params = {
-        "facility_id": facility_id,
-        "numbers": sorted({e164 for _, e164 in wanted}),
-        "person_ids": sorted({person for person, _ in wanted}),
-    }
+    """The phone book of contact rows (id, person, relationship, privileged,
+    number, approval channel, approved at, revoked at), in contact id order."""
     entries: dict[str, ContactEntry] = {}
     numbers: dict[str, set[str]] = {}
     approved: dict[str, set[tuple[object, ...]]] = {}
     channels = {str(channel): channel for channel in Channel}
-    rows = core(session).execute(_DIALED, params).all()
     for contact_id, person_id, relationship, privileged, e164, channel, since, until in rows:
         entry = entries.get(contact_id)
         if entry is None:
@@ -741,6 +703,101 @@ def contacts_dialed(
             if (entry.person, e164) in wanted:
                 book.setdefault((entry.person, e164), entry)
     return book
+
+
+# What a round's set-ups are decided on, read by one statement (PostgreSQL):
+# the contacts dialled with their approvals ('c'), the rules that may be in
+# force ('r'), the calendar counters ('u') and the gap marks ('g') of the
+# round's people, one kind of row each, in the columns of a common shape.
+_ROUND_READS = text(
+    """
+    SELECT 'c' AS kind, c.id AS a, c.person_id AS b, c.relationship AS c, p.e164 AS d,
+           a.channel AS e, c.privileged AS flag, a.approved_at AS t1, a.revoked_at AS t2,
+           CAST(NULL AS timestamptz) AS t3, a.id AS n1, CAST(NULL AS int) AS n2
+    FROM contact_phones AS p
+    JOIN contacts AS c ON c.facility_id = p.facility_id AND c.id = p.contact_id
+    LEFT JOIN approvals AS a ON a.facility_id = c.facility_id AND a.contact_id = c.id
+    WHERE p.facility_id = :facility_id AND p.e164 = ANY(CAST(:numbers AS text[]))
+      AND c.person_id = ANY(CAST(:person_ids AS text[]))
+    UNION ALL
+    SELECT 'r', r.definition, NULL, NULL, NULL, NULL, NULL, r.starts_at, r.ends_at, r.lifted_at,
+           r.seq, NULL
+    FROM rules AS r
+    WHERE r.facility_id = :facility_id
+      AND (r.person_id IS NULL OR r.person_id = ANY(CAST(:person_ids AS text[])))
+      AND r.channel = ANY(CAST(:channels AS text[]))
+      AND (r.starts_at IS NULL OR r.starts_at <= :last)
+      AND (r.ends_at IS NULL OR r.ends_at > :first)
+      AND (r.lifted_at IS NULL OR r.lifted_at > :first)
+    UNION ALL
+    SELECT 'u', u.person_id, u.rule_id, u.period_key, NULL, NULL, NULL, NULL, NULL, NULL,
+           u.sessions, u.minutes
+    FROM usage_counters AS u
+    WHERE u.facility_id = :facility_id AND u.person_id = ANY(CAST(:person_ids AS text[]))
+      AND u.period_key = ANY(CAST(:keys AS text[]))
+    UNION ALL
+    SELECT 'g', g.person_id, g.rule_id, NULL, NULL, NULL, NULL, g.last_end, NULL, NULL,
+           NULL, NULL
+    FROM gap_marks AS g
+    WHERE g.facility_id = :facility_id AND g.person_id = ANY(CAST(:person_ids AS text[]))
+    """
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RoundReads:
+    """What a round's set-ups are decided on (``round_reads``)."""
+
+    book: dict[tuple[str, str], ContactEntry]  # each pair's contact, as ``phone_book``
+    rules: list[Rule]  # that may be in force, in listing order
+    counters: list[tuple[str, str, str, Tally]]  # person, rule, period key, tally
+    gaps: list[tuple[str, str, datetime]]  # person, rule, last end
+
+
+def round_reads(
+    session: Session,
+    facility_id: str,
+    dialed: Iterable[tuple[str, str]],
+    channels: Iterable[Channel],
+    first: datetime,
+    last: datetime,
+    period_keys: Iterable[str],
+) -> RoundReads:
+    """For a round's (person, E.164 number) pairs, in one statement (PostgreSQL):
+    the contact each pair reaches, if any (the first by id, as ``phone_book``),
+    with every approval it ever had; the rules for every person and for theirs
+    on ``channels`` in force at some moment of ``[first, last]`` (the engine
+    keeps those in force at each set-up's instant); their counters of
+    ``period_keys`` and every gap mark."""
+    wanted = set(dialed)
+    params = {
+        "facility_id": facility_id,
+        "numbers": sorted({e164 for _, e164 in wanted}),
+        "person_ids": sorted({person for person, _ in wanted}),
+        "channels": sorted({str(channel) for channel in channels}),
+        "first": first,
+        "last": last,
+        "keys": sorted(set(period_keys)),
+    }
+    contacts: list[tuple[Any, ...]] = []
+    rules: list[tuple[int, Rule]] = []
+    counters: list[tuple[str, str, str, Tally]] = []
+    gaps: list[tuple[str, str, datetime]] = []
+    for kind, a, b, c, d, e, flag, t1, t2, t3, n1, n2 in core(session).execute(
+        _ROUND_READS, params
+    ):
+        if kind == "c":
+            contacts.append((a, -1 if n1 is None else n1, b, c, flag, d, e, t1, t2))
+        elif kind == "r":
+            rules.append((n1, stored_rule(a, t1, t2, t3, n1)))
+        elif kind == "u":
+            counters.append((a, b, c, Tally(n1, n2)))
+        else:
+            gaps.append((a, b, t1))
+    contacts.sort(key=lambda row: (row[0], row[1]))  # by contact, then approval
+    book = _book([(row[0], *row[2:]) for row in contacts], wanted)
+    rules.sort(key=lambda seq_rule: seq_rule[0])
+    return RoundReads(book, [rule for _, rule in rules], counters, gaps)
 
 
 def rules_of(

@@ -40,6 +40,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -67,7 +68,6 @@ from kinline.db.engine import Database
 from kinline.db.tables import SessionRow
 from kinline.errors import KinlineError
 from kinline.people.model import Facility, held, normalize_phone, parse_channel
-from kinline.policy.repository import rules_in_force
 from kinline.rules.decide import Request, decide
 from kinline.rules.model import DAY, MONTH, WEEK, Channel, Rule
 from kinline.rules.periods import period_key
@@ -267,19 +267,18 @@ def _authorize(
             pending.append(taken)
     if not pending:
         return {}
-    book = repository.contacts_dialed(session, facility_id, {(p.person, p.e164) for p in pending})
-    pending = [p for p in pending if (p.person, p.e164) in book]
-    if not pending:
-        return {}
-    people = sorted({p.person for p in pending})
-    rules = rules_in_force(
+    zone = facility.zone
+    read = repository.round_reads(
         session,
         facility_id,
-        people,
+        {(p.person, p.e164) for p in pending},
         {p.channel for p in pending},
         min(p.at for p in pending),
         max(p.at for p in pending),
+        {period_key(period, p.at, zone) for p in pending for period in (DAY, WEEK, MONTH)},
     )
+    book, rules = read.book, read.rules
+    pending = [p for p in pending if (p.person, p.e164) in book]
     relevant: dict[tuple[str, Channel], list[Rule]] = {}
     decidable: list[_Pending] = []
     for p in pending:
@@ -290,7 +289,7 @@ def _authorize(
             decidable.append(p)
     if not decidable:
         return {}
-    batch = _seeded(session, facility, decidable)
+    batch = _seeded(zone, read)
     by_id = {rule.id: rule for rule in rules}
     rows: list[SessionRow] = []
     for p in decidable:
@@ -298,8 +297,7 @@ def _authorize(
         contact = book[(person, p.e164)]
         request = Request(person, contact.as_of(p.at), p.channel, p.at)
         snapshot = batch.snapshot(person)
-        decision = decide(request, relevant[(person, p.channel)], snapshot, facility.zone)
-        zone = facility.zone
+        decision = decide(request, relevant[(person, p.channel)], snapshot, zone)
         change = model.charged_usage(decision, by_id, p.at, decision.max_minutes or 0, zone)
         hold = reserved = None
         if change is not None:
@@ -357,14 +355,9 @@ def _pending(
     return _Pending(index, setup, actor, channel, e164, key, at)
 
 
-def _seeded(session: Session, facility: Facility, pending: Sequence[_Pending]) -> BatchLedger:
-    """The round's people's stored usage that their set-ups' calendar quotas and
-    gap limits read (no rolling window: a round does not take those)."""
-    zone = facility.zone
-    keys = {period_key(period, p.at, zone) for p in pending for period in (DAY, WEEK, MONTH)}
-    stored = ledger.calendar_usage(
-        session, facility.id, {p.person for p in pending}, period_keys=keys
-    )
+def _seeded(zone: ZoneInfo, stored: repository.RoundReads) -> BatchLedger:
+    """A ledger of the round's people's stored calendar counters and gap marks
+    (no rolling window: a round does not take those)."""
     batch = BatchLedger(zone)
     for person_id, rule_id, key, tally in stored.counters:
         batch.seed_counter(person_id, rule_id, key, tally)

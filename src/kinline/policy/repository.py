@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from datetime import datetime
 from functools import lru_cache
 
@@ -14,6 +13,17 @@ from kinline.db.engine import core
 from kinline.db.tables import RuleRow
 from kinline.rules.model import Channel, Rule
 from kinline.rules.parse import rule_definition, rule_from_definition
+
+
+def stored_rule(
+    definition: str,
+    starts_at: datetime | None,
+    ends_at: datetime | None,
+    lifted_at: datetime | None,
+    seq: int,
+) -> Rule:
+    """A rule from its stored columns (parsed once, as ``rule_from_row``)."""
+    return _rule(definition, starts_at, ends_at, lifted_at, seq)
 
 
 def rule_from_row(row: RuleRow) -> Rule:
@@ -54,46 +64,6 @@ _IN_FORCE = (
     )
     .order_by(_RULES.c.seq)
 )
-
-
-_IN_FORCE_MANY = (
-    select(
-        _RULES.c.definition, _RULES.c.starts_at, _RULES.c.ends_at, _RULES.c.lifted_at, _RULES.c.seq
-    )
-    .where(
-        _RULES.c.facility_id == bindparam("facility_id"),
-        or_(
-            _RULES.c.person_id.is_(None),
-            _RULES.c.person_id.in_(bindparam("person_ids", expanding=True)),
-        ),
-        _RULES.c.channel.in_(bindparam("channels", expanding=True)),
-        or_(_RULES.c.starts_at.is_(None), _RULES.c.starts_at <= bindparam("last")),
-        or_(_RULES.c.ends_at.is_(None), _RULES.c.ends_at > bindparam("first")),
-        or_(_RULES.c.lifted_at.is_(None), _RULES.c.lifted_at > bindparam("first")),
-    )
-    .order_by(_RULES.c.seq)
-)
-
-
-def rules_in_force(
-    session: Session,
-    facility_id: str,
-    person_ids: Iterable[str],
-    channels: Iterable[Channel],
-    first: datetime,
-    last: datetime,
-) -> list[Rule]:
-    """Rules for every person and for ``person_ids``, on ``channels``, in force at
-    some moment of ``[first, last]``, in listing order: ``rules_for`` of many
-    people and instants at once (the engine keeps those in force at each)."""
-    params = {
-        "facility_id": facility_id,
-        "person_ids": sorted(set(person_ids)),
-        "channels": sorted({str(channel) for channel in channels}),
-        "first": first,
-        "last": last,
-    }
-    return [_rule(*row) for row in core(session).execute(_IN_FORCE_MANY, params)]
 
 
 def next_seq(session: Session, facility_id: str) -> int:
