@@ -20,7 +20,9 @@ from __future__ import annotations
 import itertools
 import random
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,8 @@ from sqlalchemy import text, update
 from sqlalchemy.exc import OperationalError
 from test_ledger_race import FACILITY, KINDS, NUMBER, person, scenario
 
+from kinline.api import create_app
+from kinline.calls import api as calls_api
 from kinline.calls import path, rounds
 from kinline.calls.model import Status
 from kinline.calls.path import Call, authorize, end
@@ -37,7 +41,12 @@ from kinline.calls.rounds import Ending, SetUp, run_round
 from kinline.db.engine import Database
 from kinline.db.tables import PersonRow
 from kinline.errors import KinlineError
+from kinline.identity.service import create_token
 from kinline.scenario import load_into
+
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
+    from fastapi.testclient import TestClient
 
 START = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)  # a Monday, 08:00 in Denver
 TABLES = {
@@ -288,3 +297,60 @@ def test_a_round_that_meets_a_database_error_leaves_every_request_to_run_alone(
     endings = [Ending(FACILITY, answered[0], 60, "pbx", START + timedelta(minutes=1))]
     assert run_round(db, setups, endings) == ([None], [None])
     assert contents(db) == written  # nothing of the round was written
+
+
+def test_requests_racing_over_http_are_answered_by_rounds(
+    fresh_db: Callable[..., Database], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sixteen set-ups for the last call of a day at once, each on an event loop
+    of its own (a test client outside ``with`` opens one per request), then
+    each holder's end: one hold, every answer the documented one, and on
+    PostgreSQL every request answered by a round, none on its own."""
+    db = loaded(fresh_db, tmp_path)
+    _caller, token = create_token(db, "pbx", "telephony", at=datetime.now(UTC))
+    alone: list[str] = []
+    for name in ("_lean_authorize", "_lean_end"):
+        real = getattr(calls_api, name)
+
+        def counted(*args: Any, _real: Any = real, _name: str = name) -> Any:
+            alone.append(_name)
+            return _real(*args)
+
+        monkeypatch.setattr(calls_api, name, counted)
+    http = TestClient(create_app(db), raise_server_exceptions=False)
+    headers = {"Authorization": f"Bearer {token}"}
+    # Its first use is recorded by a full route (refused: not its scope).
+    assert http.get("/v1/facilities", headers=headers).status_code == 403
+    who = person(KINDS[0])  # one call a day
+    body = {"person_id": who, "dialed": NUMBER}
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(
+            pool.map(
+                lambda n: http.post(
+                    f"/v1/calls/authorize?facility_id={FACILITY}",
+                    json={**body, "idempotency_key": f"race-{n}"},
+                    headers=headers,
+                ),
+                range(16),
+            )
+        )
+    assert [a.status_code for a in answers] == [200] * 16
+    held = [a.json() for a in answers if a.json()["allowed"]]
+    assert len(held) == 1
+    assert {a.json()["reason"] for a in answers if not a.json()["allowed"]} == {"quota_exhausted"}
+    ended = http.post(
+        f"/v1/calls/{held[0]['hold_id']}/end?facility_id={FACILITY}",
+        json={"seconds": 61},
+        headers=headers,
+    )
+    assert ended.status_code == 200 and ended.json()["minutes"] == 2
+    again = http.post(
+        f"/v1/calls/{held[0]['hold_id']}/end?facility_id={FACILITY}",
+        json={"seconds": 61},
+        headers=headers,
+    )
+    assert again.json() == ended.json()  # the same end again: the same answer
+    if db.dialect == "sqlite":
+        assert len(alone) == 18  # SQLite: every request on its own
+    else:
+        assert alone == ["_lean_end"]  # only the end reported twice

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import sys
+import weakref
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -394,7 +395,8 @@ class Rounds:
     queued when it starts and running it as one round (``_lean_round``) in a
     database thread, so requests collect while a round commits. A round's task
     starts when a request finds fewer running and ends when nothing is queued:
-    nothing outlives the requests (nor the event loop they came on)."""
+    nothing outlives the requests. One event loop's: its futures and tasks
+    are that loop's."""
 
     def __init__(self, db: Database, tasks: int) -> None:
         self.db = db
@@ -405,6 +407,7 @@ class Rounds:
     async def answer(self, queued: Queued) -> dict[str, Any]:
         answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.queued.append((queued, answer))
+        self.running = {task for task in self.running if not task.done()}
         if len(self.running) < self.tasks:
             task = asyncio.create_task(self._run())
             self.running.add(task)
@@ -468,7 +471,11 @@ class LeanCallPath:
         self.app = app
         self.body_bytes = min(LEAN_BODY_BYTES, BodyCaps.from_env().signed_in)
         self.round_tasks = round_tasks()
-        self.rounds: Rounds | None = None
+        # One worker serves one event loop; a test client may run several, one
+        # after another or at once, each with its own rounds.
+        self.rounds: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Rounds] = (
+            weakref.WeakKeyDictionary()
+        )
         if self.round_tasks:
             sys.setswitchinterval(switch_interval())
 
@@ -524,9 +531,11 @@ class LeanCallPath:
             db = scope["app"].state.db
             at = datetime.now(UTC)
             if self.round_tasks and db.dialect == "postgresql":
-                if self.rounds is None:
-                    self.rounds = Rounds(db, self.round_tasks)
-                answer = await self.rounds.answer((secret, facility_id, hold_id, body, at))
+                loop = asyncio.get_running_loop()
+                rounds = self.rounds.get(loop)
+                if rounds is None:
+                    rounds = self.rounds[loop] = Rounds(db, self.round_tasks)
+                answer = await rounds.answer((secret, facility_id, hold_id, body, at))
             elif hold_id is None:
                 answer = await in_thread(_lean_authorize, db, secret, facility_id, body, at)
             else:
