@@ -148,6 +148,15 @@ _LOCK_BY_HOLD = select(
 ).select_from(_HELD.outerjoin(_HELD_HEAD, true()))
 _HEAD_COLUMNS = ("head_chain", "head_seq", "head_hash")
 
+# What a facility is read from (``people.repository.facility_from_row``).
+_FACILITY = (
+    _FACILITIES.c.id,
+    _FACILITIES.c.name,
+    _FACILITIES.c.timezone,
+    _FACILITIES.c.country,
+    _FACILITIES.c.appeal_days,
+    _FACILITIES.c.retaliation_window_days,
+)
 _LEDGER = (
     select(_PEOPLE.c.facility_id, _PEOPLE.c.id)
     .where(
@@ -164,12 +173,7 @@ _LEDGER_HEAD = (
     .cte("ledger_head")
 )
 _OPEN_LEDGER = select(
-    _FACILITIES.c.id,
-    _FACILITIES.c.name,
-    _FACILITIES.c.timezone,
-    _FACILITIES.c.country,
-    _FACILITIES.c.appeal_days,
-    _FACILITIES.c.retaliation_window_days,
+    *_FACILITY,
     select(_SESSIONS.c.id)
     .where(
         _SESSIONS.c.facility_id == bindparam("facility_id"),
@@ -245,12 +249,7 @@ _ROUND_HEADS = (
 )
 _ROUND = (
     select(
-        _FACILITIES.c.id,
-        _FACILITIES.c.name,
-        _FACILITIES.c.timezone,
-        _FACILITIES.c.country,
-        _FACILITIES.c.appeal_days,
-        _FACILITIES.c.retaliation_window_days,
+        *_FACILITY,
         _ROUND_LEDGER.c.id.label("person_id"),
         _ROUND_LEDGER.c.custody_status,
         _ROUND_LEDGER.c.custody_changed_at,

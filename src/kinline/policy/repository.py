@@ -15,23 +15,12 @@ from kinline.rules.model import Channel, Rule
 from kinline.rules.parse import rule_definition, rule_from_definition
 
 
-def stored_rule(
-    definition: str,
-    starts_at: datetime | None,
-    ends_at: datetime | None,
-    lifted_at: datetime | None,
-    seq: int,
-) -> Rule:
-    """A rule from its stored columns (parsed once, as ``rule_from_row``)."""
-    return _rule(definition, starts_at, ends_at, lifted_at, seq)
-
-
 def rule_from_row(row: RuleRow) -> Rule:
-    return _rule(row.definition, row.starts_at, row.ends_at, row.lifted_at, row.seq)
+    return stored_rule(row.definition, row.starts_at, row.ends_at, row.lifted_at, row.seq)
 
 
 @lru_cache(maxsize=8192)
-def _rule(
+def stored_rule(
     definition: str,
     starts_at: datetime | None,
     ends_at: datetime | None,
@@ -115,7 +104,7 @@ def rules_for(
             "channel": str(channel),
             "at": active_at,
         }
-        return [_rule(*row) for row in core(session).execute(_IN_FORCE, params)]
+        return [stored_rule(*row) for row in core(session).execute(_IN_FORCE, params)]
     query = select(RuleRow).where(RuleRow.facility_id == facility_id)
     if person_id is not None:
         query = query.where(or_(RuleRow.person_id.is_(None), RuleRow.person_id == person_id))
