@@ -1,37 +1,45 @@
-"""Call set-ups decided a round at a time: many people's set-ups in one
-transaction, read by a few statements and written by a few, each still decided
-by the engine, in turn, against the ledger as the set-ups before it left it.
+"""Call set-ups and ends decided a round at a time: many people's requests in
+one transaction, read by a few statements and written by a few, each set-up
+still decided by the engine, in turn, against the ledger as the requests
+before it left it.
 
-``authorize`` (``calls.path``) reads and writes one set-up in about eight
-statements and a commit; at the evening peak that fixed cost per set-up is
-what the call path spends most on. ``authorize_round`` takes every set-up a
-worker has queued since its last round and, in one transaction:
+``authorize`` and ``end`` (``calls.path``) read and write one request in five
+to eight statements and a commit; at the evening peak that fixed cost per
+request is what the call path spends most on. ``run_round`` takes every
+request a worker has queued since its last round and, in one transaction per
+facility:
 
-1. admits each one's caller (the token, as the set-up's own transaction
+1. admits each one's caller (the token, as the request's own transaction
    would);
-2. locks the ledgers of all their people in person id order (as an import's
-   batch does, so two rounds, or a round and a single set-up, never wait for
-   each other in a circle); the heads of their audit chains are locked (or
-   begun) after the decisions, before the events are written;
-3. reads which keys were used, the contacts dialled, the rules in force and
-   the usage, one statement each for the whole round;
-4. decides each set-up in arrival order, at the clock read after the locks,
-   against the usage as stored plus the holds of the set-ups before it in
-   the round (``rows.BatchLedger``, as an import's batch): two set-ups racing
-   for the last call in one round get one hold, as in two transactions;
-5. writes the sessions, the counters and gap marks, the audit events (each
-   chained in its person's chain) and their outbox rows, one statement each,
-   and commits once.
+2. locks the ledgers of all their people, the set-ups' and the ends' (found
+   by hold id), in person id order (as an import's batch does, so two rounds,
+   or a round and a single request, never wait for each other in a circle),
+   then the heads of their audit chains, and reads which keys were used: one
+   statement;
+3. settles the ends first (all the round's requests arrived before any was
+   answered, so this is an order they could have run in), each stepped by
+   ``calls.model.end`` as alone: one statement to lock the set-ups, one to
+   write them and what they give back to the counters;
+4. reads the contacts dialled, the rules that may be in force and the usage
+   (one statement), and decides each set-up in arrival order, at the clock
+   read after the locks, against the usage as stored plus the holds of the
+   set-ups before it in the round (``rows.BatchLedger``, as an import's
+   batch): two set-ups racing for the last call in one round get one hold,
+   as in two transactions; the sessions and their counters are one statement;
+5. writes every audit event (each chained in its person's chain), the heads
+   and the outbox rows in one statement, and commits once.
 
-A round decides the common set-up: a number dialled, by a person held here,
-under a key not used before, on a known number, with
-no rolling-window rule. Any other set-up of the round is answered None and is
-then run on its own by ``calls.path.authorize``, after the round committed
-(an unknown number, a replayed or reused key, a person released, a rolling
-window, a caller refused: each worded there, as always). The database after
-a round is the one those set-ups would have left one at a time in the same
-order; ``tests/integration/test_call_rounds.py`` holds it to that. On SQLite
-(one writer at a time) every set-up is run on its own.
+A round takes the common request: a set-up of a number dialled, by a person
+held here, under a key not used before, on a known number, with no
+rolling-window rule; the end of a known hold, once in the round, in time,
+whose reservation is on calendar counters alone. Any other request of the
+round is answered None and then run on its own by ``calls.path.authorize`` or
+``calls.path.end`` after the round committed (an unknown number, a replayed
+or reused key, a person released, a rolling window, a lapsed hold, a caller
+refused: each worded there, as always). The database after a round is the
+one those requests would have left one at a time in the same order;
+``tests/integration/test_call_rounds.py`` holds it to that. On SQLite (one
+writer at a time) every request is run on its own.
 """
 
 from __future__ import annotations
