@@ -1,6 +1,6 @@
-"""A round of set-ups (``calls.rounds.authorize_round``) leaves the database the
-set-ups would have left one at a time (``calls.path.authorize``) in the same
-order: the same sessions, counters, gap marks, audit events (hashes and all),
+"""A round of set-ups and ends (``calls.rounds.run_round``) leaves the database
+they would have left one at a time (``calls.path.authorize``, ``end``) in the
+same order: the same sessions, counters, gap marks, audit events (hashes and all),
 chain heads and outbox rows, and the same answers.
 
 Every kind of allowance of the ledger race (calendar quotas, minutes, a

@@ -168,13 +168,6 @@ def run_round(
     return decided, ended
 
 
-def authorize_round(
-    db: Database, setups: Sequence[SetUp], *, clock: Callable[[], datetime] | None = None
-) -> Answers:
-    """``run_round`` of set-ups alone."""
-    return run_round(db, setups, clock=clock)[0]
-
-
 def _round_in(
     session: Session,
     facility_id: str,
