@@ -207,17 +207,8 @@ def authorize(
                 facility_id=facility_id,
                 chain=chain,
                 actor=who,
-                tag=f"calls:authorize:{'allowed' if row.status == Status.HELD else 'refused'}",
-                payload={
-                    "session_id": row.id,
-                    "hold_id": row.hold_id,
-                    "contact_id": row.contact_id or None,
-                    "dialed": e164,
-                    "channel": str(channel),
-                    "idempotency_key": key,
-                    "decision": row.decision,
-                    "expires_at": row.expires_at,
-                },
+                tag=authorized_tag(row),
+                payload=authorized_payload(row, e164, channel, key),
                 at=at,
                 head=head,
             )
@@ -233,6 +224,27 @@ def authorize(
         if earlier is None:
             raise
         return _answered_before(earlier, fingerprints[0])
+
+
+def authorized_tag(row: SessionRow) -> str:
+    """The audit tag of a set-up as decided."""
+    return f"calls:authorize:{'allowed' if row.status == Status.HELD else 'refused'}"
+
+
+def authorized_payload(
+    row: SessionRow, e164: str | None, channel: Channel, key: str
+) -> dict[str, object]:
+    """The audit payload of a set-up as decided and written (``row.id`` set)."""
+    return {
+        "session_id": row.id,
+        "hold_id": row.hold_id,
+        "contact_id": row.contact_id or None,
+        "dialed": e164,
+        "channel": str(channel),
+        "idempotency_key": key,
+        "decision": row.decision,
+        "expires_at": row.expires_at,
+    }
 
 
 def _answered_before(earlier: SessionRow, fingerprint: str) -> Call:
@@ -388,11 +400,17 @@ def end(
 ) -> Call:
     """The call has ended after ``seconds``: charge whole minutes, rounded up, at
     most ``max_minutes``. An end reported without a connect connects and ends."""
+    checked_seconds(seconds)
+    return _step(db, facility_id, hold_id, actor, at, lambda s: model.end(s, seconds, at))
+
+
+def checked_seconds(seconds: int) -> int:
+    """A call's reported length, or InvalidInput naming ``seconds``."""
     if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 0:
         raise InvalidInput("must be a whole number of seconds, zero or more", field="seconds")
     if seconds > MAX_SECONDS:
         raise InvalidInput(f"at most {MAX_SECONDS} seconds", field="seconds")
-    return _step(db, facility_id, hold_id, actor, at, lambda s: model.end(s, seconds, at))
+    return seconds
 
 
 def release(

@@ -56,14 +56,15 @@ from sqlalchemy.orm import Session
 from kinline.audit.repository import lock_heads
 from kinline.audit.service import Event, person_chain, record_events
 from kinline.calls import ledger, model, repository
-from kinline.calls.model import Status
 from kinline.calls.path import (
     CALLS,
-    MAX_SECONDS,
     Admit,
     Call,
+    authorized_payload,
+    authorized_tag,
     call_of,
     checked_key,
+    checked_seconds,
     decided_row,
     event_of,
     fingerprint_of,
@@ -225,10 +226,10 @@ def _end(
         if ending.hold_id in seen or row is None or row.person_id not in custody:
             continue
         seen.add(ending.hold_id)
-        if row.max_minutes is None or not 0 <= ending.seconds <= MAX_SECONDS:
+        if row.max_minutes is None:
             continue
         try:
-            step = model.end(state_of(row), ending.seconds, ending.at)
+            step = model.end(state_of(row), checked_seconds(ending.seconds), ending.at)
         except KinlineError:
             continue  # refused on its own, in its words
         if step.replayed or step.lapsed or step.tag is None:
@@ -369,19 +370,7 @@ def _seeded(zone: ZoneInfo, stored: repository.RoundReads) -> BatchLedger:
 
 def _authorized(p: _Pending, row: SessionRow) -> Event:
     """The audit event of a set-up decided, as ``calls.path.authorize`` records it."""
+    payload = authorized_payload(row, p.e164, p.channel, p.key)
     return Event(
-        chain=person_chain(row.facility_id, row.person_id),
-        actor=p.actor,
-        tag=f"calls:authorize:{'allowed' if row.status == Status.HELD else 'refused'}",
-        payload={
-            "session_id": row.id,
-            "hold_id": row.hold_id,
-            "contact_id": row.contact_id or None,
-            "dialed": p.e164,
-            "channel": str(p.channel),
-            "idempotency_key": p.key,
-            "decision": row.decision,
-            "expires_at": row.expires_at,
-        },
-        at=p.at,
+        person_chain(row.facility_id, row.person_id), p.actor, authorized_tag(row), payload, p.at
     )
