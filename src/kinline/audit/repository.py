@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from kinline.audit.chain import GENESIS, ChainLink
 from kinline.db.engine import core
+from kinline.db.raw import Raw, array
 from kinline.db.tables import AuditEventRow, AuditHeadRow
 from kinline.events.outbox import ADD_PG, add_event, prefixed
 
@@ -228,6 +229,7 @@ _APPEND_MANY_PG = text(
     ON CONFLICT DO NOTHING
     """
 )
+_APPEND_MANY_RAW = Raw("append_many", _APPEND_MANY_PG)
 
 
 def append_many(
@@ -251,20 +253,20 @@ def append_many(
     )
     params = {
         "facility_id": facility_id,
-        "chains": [link.chain for link, _ in links],
-        "seqs": [link.seq for link, _ in links],
-        "occurred": [at.astimezone(UTC) for _, at in links],
-        "actors": [link.actor for link, _ in links],
-        "tags": [link.tag for link, _ in links],
-        "payloads": [link.payload_json for link, _ in links],
-        "prev_hashes": [link.prev_hash for link, _ in links],
-        "hashes": [link.hash for link, _ in links],
-        "head_chains": [chain for chain, _ in moved],
-        "head_seqs": [seq for _, (seq, _hash) in moved],
-        "head_hashes": [hash for _, (_seq, hash) in moved],
-        **{f"o_{plural}": [row[name] for row in announced] for name, plural in outbox},
+        "chains": array(link.chain for link, _ in links),
+        "seqs": array(link.seq for link, _ in links),
+        "occurred": array(at.astimezone(UTC) for _, at in links),
+        "actors": array(link.actor for link, _ in links),
+        "tags": array(link.tag for link, _ in links),
+        "payloads": array(link.payload_json for link, _ in links),
+        "prev_hashes": array(link.prev_hash for link, _ in links),
+        "hashes": array(link.hash for link, _ in links),
+        "head_chains": array(chain for chain, _ in moved),
+        "head_seqs": array(seq for _, (seq, _hash) in moved),
+        "head_hashes": array(hash for _, (_seq, hash) in moved),
+        **{f"o_{plural}": array(row[name] for row in announced) for name, plural in outbox},
     }
-    core(session).execute(_APPEND_MANY_PG, params)
+    _APPEND_MANY_RAW.run(session, params)
 
 
 def read_consistently(session: Session) -> None:

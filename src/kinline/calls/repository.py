@@ -43,6 +43,7 @@ from sqlalchemy.sql.elements import TextClause
 from kinline.calls.rows import Approval, ContactEntry
 from kinline.db.bulk import among, write_rows
 from kinline.db.engine import core
+from kinline.db.raw import Raw, array
 from kinline.db.tables import (
     ApprovalRow,
     AuditHeadRow,
@@ -258,7 +259,7 @@ _ROUND = (
         select(func.array_agg(_SESSIONS.c.idempotency_key))
         .where(
             _SESSIONS.c.facility_id == bindparam("facility_id"),
-            _SESSIONS.c.idempotency_key.in_(bindparam("keys", expanding=True)),
+            _SESSIONS.c.idempotency_key == func.any(bindparam("keys", type_=ARRAY(String))),
         )
         .scalar_subquery()
         .label("used"),
@@ -270,6 +271,7 @@ _ROUND = (
     )
     .order_by(_ROUND_LEDGER.c.id)
 )
+_ROUND_RAW = Raw("open_ledgers", _ROUND)
 Custody = tuple[str, datetime | None]
 """A person's custody status and when it last changed."""
 
@@ -299,39 +301,40 @@ def open_ledgers(
     by the same statement. None if there is no one (or no facility)."""
     params = {
         "facility_id": facility_id,
-        "person_ids": sorted(set(person_ids)),
-        "hold_ids": sorted(set(hold_ids)),
-        "keys": sorted(set(keys)),
+        "person_ids": array(sorted(set(person_ids))),
+        "hold_ids": array(sorted(set(hold_ids))),
+        "keys": array(sorted(set(keys))),
     }
-    rows = core(session).execute(_ROUND, params).all()
+    rows = _ROUND_RAW.rows(session, params)
     if not rows:
         return None
-    return Ledgers(
-        facility=facility_from_row(rows[0]),
-        custody={row.person_id: (row.custody_status, row.custody_changed_at) for row in rows},
-        heads={
-            row.person_id: (row.head_seq, row.head_hash) for row in rows if row.head_seq is not None
-        },
-        used=set(rows[0].used or ()),
-    )
+    first = rows[0]
+    facility = Facility(*first[:6])  # the columns of _FACILITY, in order
+    custody: dict[str, Custody] = {}
+    heads: dict[str, Head] = {}
+    for *_, person_id, status, changed_at, head_seq, head_hash, _used in rows:
+        custody[person_id] = (status, changed_at)
+        if head_seq is not None:
+            heads[person_id] = (head_seq, head_hash)
+    return Ledgers(facility=facility, custody=custody, heads=heads, used=set(first[-1] or ()))
 
 
 _HELD_MANY = (
     select(_SESSIONS)
     .where(
         _SESSIONS.c.facility_id == bindparam("facility_id"),
-        _SESSIONS.c.hold_id.in_(bindparam("hold_ids", expanding=True)),
+        _SESSIONS.c.hold_id == func.any(bindparam("hold_ids", type_=ARRAY(String))),
     )
     .with_for_update()
 )
+_HELD_MANY_RAW = Raw("lock_holds", _HELD_MANY)
 
 
 def lock_holds(session: Session, facility_id: str, hold_ids: Iterable[str]) -> list[SessionRow]:
     """The set-ups of ``hold_ids`` (those that exist), each locked until the
     transaction ends; their people's ledgers must be locked already."""
-    params = {"facility_id": facility_id, "hold_ids": sorted(set(hold_ids))}
-    found = core(session).execute(_HELD_MANY, params).mappings().all()
-    return [SessionRow(**values) for values in found]
+    params = {"facility_id": facility_id, "hold_ids": array(sorted(set(hold_ids)))}
+    return [SessionRow(**values) for values in _HELD_MANY_RAW.mappings(session, params)]
 
 
 # A round's ends: each set-up's new state and what each settles off the
@@ -366,6 +369,7 @@ _SETTLE_MANY_PG = text(
       AND c.rule_id = v.rule_id AND c.period_key = v.period_key
     """
 )
+_SETTLE_MANY_RAW = Raw("settle_many", _SETTLE_MANY_PG)
 
 
 def settle_many(
@@ -379,21 +383,17 @@ def settle_many(
     one statement (PostgreSQL)."""
     params = {
         "facility_id": facility_id,
-        "ids": [row.id for row in rows],
-        "minutes": [row.minutes for row in rows],
-        "statuses": [row.status for row in rows],
-        "expires": [row.expires_at for row in rows],
-        "connected": [row.connected_at for row in rows],
-        "ended": [row.ended_at for row in rows],
-        "settled_by": [row.settled_by for row in rows],
-        "reserved": [None if row.reserved is None else json.dumps(row.reserved) for row in rows],
-        "c_people": [c["person_id"] for c in counters],
-        "c_rules": [c["rule_id"] for c in counters],
-        "c_keys": [c["period_key"] for c in counters],
-        "c_sessions": [c["sessions"] for c in counters],
-        "c_minutes": [c["minutes"] for c in counters],
+        "ids": array(row.id for row in rows),
+        "minutes": array(row.minutes for row in rows),
+        "statuses": array(row.status for row in rows),
+        "expires": array(row.expires_at for row in rows),
+        "connected": array(row.connected_at for row in rows),
+        "ended": array(row.ended_at for row in rows),
+        "settled_by": array(row.settled_by for row in rows),
+        "reserved": array(_json_text(row, _SESSIONS.c.reserved) for row in rows),
+        **_counter_arrays(counters),
     }
-    core(session).execute(_SETTLE_MANY_PG, params)
+    _SETTLE_MANY_RAW.run(session, params)
 
 
 def _array_type(column: Any) -> str:
@@ -443,7 +443,7 @@ def _add_many_pg() -> TextClause:
     )
 
 
-_ADD_MANY_PG = _add_many_pg()
+_ADD_MANY_RAW = Raw("add_many", _add_many_pg())
 
 
 def add_many(
@@ -457,14 +457,13 @@ def add_many(
     (PostgreSQL). Each ``row.id`` is set from the database."""
     assert all(row.facility_id == facility_id for row in rows)
     params: dict[str, object] = {
-        column.key: [_json_text(row, column) for row in rows]
+        column.key: array(_json_text(row, column) for row in rows)
         for column in _COLUMNS
         if column.key != "facility_id"
     }
     params["facility_id"] = facility_id
-    for name, plural in _COUNTER_ARRAYS:
-        params[f"c_{plural}"] = [counter[name] for counter in counters]
-    ids = {key: id_ for id_, key in core(session).execute(_ADD_MANY_PG, params)}
+    params.update(_counter_arrays(counters))
+    ids = {key: id_ for id_, key in _ADD_MANY_RAW.rows(session, params)}
     for row in rows:
         row.id = ids[row.idempotency_key]
 
@@ -476,6 +475,15 @@ _COUNTER_ARRAYS = (
     ("sessions", "sessions"),
     ("minutes", "minutes"),
 )
+
+
+def _counter_arrays(counters: Sequence[Mapping[str, object]]) -> dict[str, str]:
+    """The ``c_*`` arrays of counter rows (``ledger.counter_rows``,
+    ``ledger.settled_counters``), as the round's statements take them."""
+    return {
+        f"c_{plural}": array(counter[name] for counter in counters)
+        for name, plural in _COUNTER_ARRAYS
+    }
 
 
 def _json_text(row: SessionRow, column: Any) -> object:
@@ -743,6 +751,7 @@ _ROUND_READS = text(
     WHERE g.facility_id = :facility_id AND g.person_id = ANY(CAST(:person_ids AS text[]))
     """
 )
+_ROUND_READS_RAW = Raw("round_reads", _ROUND_READS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -773,20 +782,18 @@ def round_reads(
     wanted = set(dialed)
     params = {
         "facility_id": facility_id,
-        "numbers": sorted({e164 for _, e164 in wanted}),
-        "person_ids": sorted({person for person, _ in wanted}),
-        "channels": sorted({str(channel) for channel in channels}),
+        "numbers": array(sorted({e164 for _, e164 in wanted})),
+        "person_ids": array(sorted({person for person, _ in wanted})),
+        "channels": array(sorted({str(channel) for channel in channels})),
         "first": first,
         "last": last,
-        "keys": sorted(set(period_keys)),
+        "keys": array(sorted(set(period_keys))),
     }
     contacts: list[tuple[Any, ...]] = []
     rules: list[tuple[int, Rule]] = []
     counters: list[tuple[str, str, str, Tally]] = []
     gaps: list[tuple[str, str, datetime]] = []
-    for kind, a, b, c, d, e, flag, t1, t2, t3, n1, n2 in core(session).execute(
-        _ROUND_READS, params
-    ):
+    for kind, a, b, c, d, e, flag, t1, t2, t3, n1, n2 in _ROUND_READS_RAW.rows(session, params):
         if kind == "c":
             contacts.append((a, -1 if n1 is None else n1, b, c, flag, d, e, t1, t2))
         elif kind == "r":
