@@ -19,8 +19,8 @@ from kinline.db.routing import check_statement, facility_tables
 
 def test_every_raw_statement_is_routed_by_facility() -> None:
     names = {statement.name for statement in raw.STATEMENTS}
-    assert {"open_ledgers", "lock_holds", "settle_many", "round_reads", "add_many"} <= names
-    assert "append_many" in names
+    assert {"open_ledgers", "lock_holds", "round_reads", "add_many"} <= names
+    assert {"append_many", "settle_and_append", "token_with_subject"} <= names
     tables = facility_tables()
     for statement in raw.STATEMENTS:
         verdict = check_statement(statement.sql, "postgresql", tables)

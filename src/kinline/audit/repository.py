@@ -200,9 +200,8 @@ def lock_heads(
 # A round's events, the heads they move and their outbox rows, in one statement
 # of arrays (PostgreSQL): however many events, one statement compiled once.
 # The events' ids are drawn in the arrays' order, as one INSERT each would.
-_APPEND_MANY_PG = text(
-    """
-    WITH added AS (
+_APPEND_CTES = """
+    added AS (
         INSERT INTO audit_events
             (id, facility_id, chain, seq, occurred_at, actor, tag, payload, prev_hash, hash)
         SELECT nextval('audit_events_id_seq'), :facility_id, e.chain, e.seq, e.occurred_at,
@@ -220,6 +219,8 @@ _APPEND_MANY_PG = text(
         ) AS m(chain, seq, hash)
         WHERE h.facility_id = :facility_id AND h.chain = m.chain
     )
+"""
+_APPEND_OUTBOX = """
     INSERT INTO domain_events (facility_id, id, chain, seq, type, recorded_at, body)
     SELECT :facility_id, o.id, o.chain, o.seq, o.type, o.recorded_at, o.body
     FROM unnest(
@@ -227,9 +228,21 @@ _APPEND_MANY_PG = text(
         CAST(:o_types AS text[]), CAST(:o_recorded AS timestamptz[]), CAST(:o_bodies AS text[])
     ) AS o(id, chain, seq, type, recorded_at, body)
     ON CONFLICT DO NOTHING
-    """
-)
-_APPEND_MANY_RAW = Raw("append_many", _APPEND_MANY_PG)
+"""
+
+
+def appending(name: str, writes: str = "") -> Raw:
+    """The statement of ``append_many``, which also runs ``writes`` (other
+    writes of the same transaction, as common table expressions named apart
+    from ``added`` and ``moved``, their parameters named apart from
+    ``append_many``'s): one round trip for both. Made once, at import."""
+    before = f"{writes.strip()},\n" if writes else ""
+    return Raw(name, text(f"WITH {before}{_APPEND_CTES.strip()}\n{_APPEND_OUTBOX}"))
+
+
+_APPEND_MANY_RAW = appending("append_many")
+Writes = tuple[Raw, Mapping[str, object]]
+"""A statement made by ``appending`` and the parameters of its other writes."""
 
 
 def append_many(
@@ -238,10 +251,12 @@ def append_many(
     links: Sequence[tuple[ChainLink, datetime]],
     heads: Mapping[str, tuple[int, str]],
     announced: Sequence[dict[str, object]],
+    also: Writes | None = None,
 ) -> None:
     """Add the events (each with the time it occurred), move each chain's head
     (whose lock the caller holds) to ``heads``, and add the outbox rows
-    (``events.outbox.outbox_row``): one statement (PostgreSQL)."""
+    (``events.outbox.outbox_row``), and run ``also``'s writes: one statement
+    (PostgreSQL)."""
     moved = sorted(heads.items())
     outbox = (
         ("id", "ids"),
@@ -266,7 +281,11 @@ def append_many(
         "head_hashes": array(hash for _, (_seq, hash) in moved),
         **{f"o_{plural}": array(row[name] for row in announced) for name, plural in outbox},
     }
-    _APPEND_MANY_RAW.run(session, params)
+    if also is None:
+        _APPEND_MANY_RAW.run(session, params)
+    else:
+        statement, more = also
+        statement.run(session, {**params, **more})
 
 
 def read_consistently(session: Session) -> None:

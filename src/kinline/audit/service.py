@@ -87,10 +87,12 @@ def record_events(
     facility_id: str,
     events: Sequence[Event],
     heads: Mapping[str, tuple[int, str]],
+    also: repository.Writes | None = None,
 ) -> None:
     """Append ``events`` in order, each to its chain, inside the caller's
     transaction: the same events, hashes and outbox rows as ``record_event`` of
-    each in turn, written by one statement per table.
+    each in turn, written by one statement (with ``also``'s writes, made by
+    ``repository.appending``).
 
     ``heads``: the (seq, hash) of every chain named, each already locked by the
     caller in this transaction (``repository.lock_heads``)."""
@@ -108,7 +110,7 @@ def record_events(
         if row is not None:
             announced.append(row)
     moved = {chain: head for chain, head in current.items() if head != heads[chain]}
-    repository.append_many(session, facility_id, links, moved, announced)
+    repository.append_many(session, facility_id, links, moved, announced, also)
 
 
 def _check(facility_id: str, chain: str, tag: str, at: datetime) -> None:

@@ -40,6 +40,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import TextClause
 
+from kinline.audit.repository import Writes, appending
 from kinline.calls.rows import Approval, ContactEntry
 from kinline.db.bulk import among, write_rows
 from kinline.db.engine import core
@@ -338,12 +339,12 @@ def lock_holds(session: Session, facility_id: str, hold_ids: Iterable[str]) -> l
 
 
 # A round's ends: each set-up's new state and what each settles off the
-# counters, in one statement of arrays (PostgreSQL). The counters' rows are
-# summed per counter first: an UPDATE ... FROM changes a row once however many
-# rows of FROM match it.
-_SETTLE_MANY_PG = text(
-    """
-    WITH stepped AS (
+# counters, as two writes of the statement that appends the round's audit
+# events (``audit.repository.appending``): no round trip of their own. The
+# counters' rows are summed per counter first: an UPDATE ... FROM changes a row
+# once however many rows of FROM match it.
+_SETTLE_WRITES = """
+    stepped AS (
         UPDATE sessions AS s
         SET minutes = v.minutes, status = v.status, expires_at = v.expires_at,
             connected_at = v.connected_at, ended_at = v.ended_at, settled_by = v.settled_by,
@@ -354,35 +355,33 @@ _SETTLE_MANY_PG = text(
             CAST(:ended AS timestamptz[]), CAST(:settled_by AS text[]), CAST(:reserved AS text[])
         ) AS v(id, minutes, status, expires_at, connected_at, ended_at, settled_by, reserved)
         WHERE s.facility_id = :facility_id AND s.id = v.id
+    ), settled AS (
+        UPDATE usage_counters AS c
+        SET sessions = c.sessions - v.sessions, minutes = c.minutes - v.minutes
+        FROM (
+            SELECT person_id, rule_id, period_key, sum(sessions) AS sessions,
+                   sum(minutes) AS minutes
+            FROM unnest(
+                CAST(:c_people AS text[]), CAST(:c_rules AS text[]), CAST(:c_keys AS text[]),
+                CAST(:c_sessions AS int[]), CAST(:c_minutes AS int[])
+            ) AS u(person_id, rule_id, period_key, sessions, minutes)
+            GROUP BY person_id, rule_id, period_key
+        ) AS v
+        WHERE c.facility_id = :facility_id AND c.person_id = v.person_id
+          AND c.rule_id = v.rule_id AND c.period_key = v.period_key
     )
-    UPDATE usage_counters AS c
-    SET sessions = c.sessions - v.sessions, minutes = c.minutes - v.minutes
-    FROM (
-        SELECT person_id, rule_id, period_key, sum(sessions) AS sessions, sum(minutes) AS minutes
-        FROM unnest(
-            CAST(:c_people AS text[]), CAST(:c_rules AS text[]), CAST(:c_keys AS text[]),
-            CAST(:c_sessions AS int[]), CAST(:c_minutes AS int[])
-        ) AS u(person_id, rule_id, period_key, sessions, minutes)
-        GROUP BY person_id, rule_id, period_key
-    ) AS v
-    WHERE c.facility_id = :facility_id AND c.person_id = v.person_id
-      AND c.rule_id = v.rule_id AND c.period_key = v.period_key
-    """
-)
-_SETTLE_MANY_RAW = Raw("settle_many", _SETTLE_MANY_PG)
+"""
+_SETTLE_AND_APPEND = appending("settle_and_append", _SETTLE_WRITES)
 
 
-def settle_many(
-    session: Session,
-    facility_id: str,
-    rows: Sequence[SessionRow],
-    counters: Sequence[Mapping[str, object]],
-) -> None:
+def settling(
+    facility_id: str, rows: Sequence[SessionRow], counters: Sequence[Mapping[str, object]]
+) -> Writes:
     """``save`` of each set-up (what a step changed, ``_CHANGING``) and the
-    counter rows their settlements take back (``ledger.settled_counters``):
-    one statement (PostgreSQL)."""
-    params = {
-        "facility_id": facility_id,
+    counter rows their settlements take back (``ledger.settled_counters``), to
+    be written by the statement that records the round's events
+    (``audit.service.record_events``'s ``also``; PostgreSQL)."""
+    return _SETTLE_AND_APPEND, {
         "ids": array(row.id for row in rows),
         "minutes": array(row.minutes for row in rows),
         "statuses": array(row.status for row in rows),
@@ -393,7 +392,6 @@ def settle_many(
         "reserved": array(_json_text(row, _SESSIONS.c.reserved) for row in rows),
         **_counter_arrays(counters),
     }
-    _SETTLE_MANY_RAW.run(session, params)
 
 
 def _array_type(column: Any) -> str:

@@ -53,7 +53,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from kinline.audit.repository import lock_heads
+from kinline.audit.repository import Writes, lock_heads
 from kinline.audit.service import Event, person_chain, record_events
 from kinline.calls import ledger, model, repository
 from kinline.calls.path import (
@@ -80,6 +80,7 @@ from kinline.people.model import Facility, held, normalize_phone, parse_channel
 from kinline.rules.decide import Request, decide
 from kinline.rules.model import DAY, MONTH, WEEK, Channel, Rule
 from kinline.rules.periods import period_key
+from kinline.rules.usage import ZERO, Tally
 
 log = logging.getLogger(__name__)
 
@@ -193,14 +194,15 @@ def _round_in(
         return {}, {}
     facility, custody = opened.facility, opened.custody
     events: list[Event] = []
-    ended = _end(session, facility, closing, custody, events)
-    decided = _authorize(session, facility, admitted, custody, opened.used, now, events)
+    ended, writes, back = _end(session, facility, closing, custody, events)
+    decided = _authorize(session, facility, admitted, custody, opened.used, now, events, back)
     if events:
         heads = {person_chain(facility_id, person): head for person, head in opened.heads.items()}
         missing = {event.chain for event in events} - heads.keys()
         if missing:  # a person's first event: their chain begins (its head locked)
             heads.update(lock_heads(session, facility_id, missing))
-        record_events(session, facility_id=facility_id, events=events, heads=heads)
+        # The ends' writes go with the events' (each end has its event).
+        record_events(session, facility_id=facility_id, events=events, heads=heads, also=writes)
     return decided, ended
 
 
@@ -210,12 +212,15 @@ def _end(
     endings: Sequence[tuple[int, Ending, str]],
     custody: dict[str, repository.Custody],
     events: list[Event],
-) -> dict[int, Call]:
-    """Settle the ends a round takes (a known hold, ended once in the round, not
+) -> tuple[dict[int, Call], Writes | None, list[dict[str, object]]]:
+    """Step the ends a round takes (a known hold, ended once in the round, not
     lapsed, its reservation on calendar counters alone), with their events
-    added to ``events``; the answers by index."""
+    added to ``events``: the answers by index, the writes that settle them
+    (``repository.settling``, for the statement that records the events), and
+    what they take back from the counters (``ledger.settled_counters``), which
+    the round's set-ups are decided after."""
     if not endings:
-        return {}
+        return {}, None, []
     held = repository.lock_holds(session, facility.id, [e.hold_id for _, e, _ in endings])
     rows = {row.hold_id: row for row in held}
     seen: set[str] = set()
@@ -242,9 +247,10 @@ def _end(
         chain = person_chain(facility.id, row.person_id)
         events.append(Event(chain, actor, step.tag, event_of(row, extra), ending.at))
         done.append((index, row))
-    if done:
-        repository.settle_many(session, facility.id, [row for _, row in done], counters)
-    return {index: call_of(row) for index, row in done}
+    if not done:
+        return {}, None, []
+    writes = repository.settling(facility.id, [row for _, row in done], counters)
+    return {index: call_of(row) for index, row in done}, writes, counters
 
 
 def _authorize(
@@ -255,9 +261,11 @@ def _authorize(
     used: set[str],
     now: Callable[[], datetime],
     events: list[Event],
+    back: Sequence[dict[str, object]],
 ) -> dict[int, Call]:
     """Decide and write the set-ups a round takes, with their events added to
-    ``events``; the answers by index."""
+    ``events``, against the counters as stored less what the round's ends take
+    ``back`` (written after, with the events); the answers by index."""
     if not admitted:
         return {}
     facility_id = facility.id
@@ -291,7 +299,7 @@ def _authorize(
             decidable.append(p)
     if not decidable:
         return {}
-    batch = _seeded(zone, read)
+    batch = _seeded(zone, read, back)
     by_id = {rule.id: rule for rule in rules}
     rows: list[SessionRow] = []
     for p in decidable:
@@ -357,12 +365,24 @@ def _pending(
     return _Pending(index, setup, actor, channel, e164, key, at)
 
 
-def _seeded(zone: ZoneInfo, stored: repository.RoundReads) -> BatchLedger:
-    """A ledger of the round's people's stored calendar counters and gap marks
-    (no rolling window: a round does not take those)."""
+def _seeded(
+    zone: ZoneInfo, stored: repository.RoundReads, back: Sequence[dict[str, object]]
+) -> BatchLedger:
+    """A ledger of the round's people's stored calendar counters, less what the
+    round's ends take ``back``, and their gap marks (no rolling window: a round
+    does not take those)."""
+    taken: dict[tuple[object, object, object], Tally] = {}
+    for row in back:
+        counter = (row["person_id"], row["rule_id"], row["period_key"])
+        earlier = taken.get(counter, ZERO)
+        sessions, minutes = row["sessions"], row["minutes"]
+        assert isinstance(sessions, int) and isinstance(minutes, int)
+        taken[counter] = Tally(earlier.sessions + sessions, earlier.minutes + minutes)
     batch = BatchLedger(zone)
     for person_id, rule_id, key, tally in stored.counters:
-        batch.seed_counter(person_id, rule_id, key, tally)
+        less = taken.get((person_id, rule_id, key), ZERO)
+        left = Tally(tally.sessions - less.sessions, tally.minutes - less.minutes)
+        batch.seed_counter(person_id, rule_id, key, left)
     for person_id, rule_id, last_end in stored.gaps:
         batch.seed_gap(person_id, rule_id, last_end)
     return batch

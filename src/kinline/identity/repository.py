@@ -10,6 +10,7 @@ from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from kinline.db.engine import core
+from kinline.db.raw import Raw
 from kinline.db.tables import (
     ApiTokenRow,
     ContactRow,
@@ -210,6 +211,7 @@ _TOKEN_WITH_SUBJECT = (
     .join_from(_TOKENS, _SUBJECTS, _SUBJECTS.c.id == _TOKENS.c.subject_id)
     .where(_TOKENS.c.token_hash == bindparam("digest"))
 )
+_TOKEN_WITH_SUBJECT_RAW = Raw("token_with_subject", _TOKEN_WITH_SUBJECT)
 
 
 class TokenSubject(NamedTuple):
@@ -235,7 +237,11 @@ class TokenSubject(NamedTuple):
 def token_with_subject(session: Session, digest: str) -> TokenSubject | None:
     """The token with this digest and its subject (change them with this module's
     statements)."""
-    found = core(session).execute(_TOKEN_WITH_SUBJECT, {"digest": digest}).one_or_none()
+    params = {"digest": digest}
+    if session.get_bind().dialect.name == "postgresql":  # every request's first statement
+        rows = _TOKEN_WITH_SUBJECT_RAW.rows(session, params)
+        return TokenSubject._make(rows[0]) if rows else None
+    found = core(session).execute(_TOKEN_WITH_SUBJECT, params).one_or_none()
     return None if found is None else TokenSubject._make(found)
 
 
