@@ -300,6 +300,70 @@ def test_a_round_that_meets_a_database_error_leaves_every_request_to_run_alone(
     assert contents(db) == written  # nothing of the round was written
 
 
+def test_a_round_that_waits_past_the_statement_timeout_writes_nothing_and_runs_alone(
+    fresh_db: Callable[..., Database], tmp_path: Path, counted_holds: Callable[[], None]
+) -> None:
+    """A real error from the database inside a round (its ledgers' lock waited
+    for another writer past ``statement_timeout``), not one made in Python: the
+    round answers None for each request and writes nothing; run alone once the
+    other writer is gone, the set-up is held."""
+    db = loaded(fresh_db, tmp_path)
+    if db.dialect == "sqlite":
+        return
+    written = contents(db)
+    impatient = Database(db.url, statement_timeout=300)
+    caller = person(KINDS[1])
+    setup = _setup(caller, "waited", START)
+    try:
+        with db.engine.connect() as other:
+            other.execute(
+                text("SELECT id FROM people WHERE facility_id = :f AND id = :p FOR UPDATE"),
+                {"f": FACILITY, "p": caller},
+            )
+            assert run_round(impatient, [setup]) == ([None], [])
+            other.rollback()
+        assert contents(db) == written
+        answered = one(impatient, setup)
+        assert isinstance(answered, tuple) and answered[1] == Status.HELD
+    finally:
+        impatient.engine.dispose()
+
+
+def test_a_round_whose_connection_the_server_drops_writes_nothing_and_runs_alone(
+    fresh_db: Callable[..., Database],
+    tmp_path: Path,
+    counted_holds: Callable[[], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The server ends the round's backend (``pg_terminate_backend``) just
+    before the round's first statement on psycopg's connection: the round
+    answers None for each request, and alone the set-up is held, on a
+    connection that works."""
+    db = loaded(fresh_db, tmp_path)
+    if db.dialect == "sqlite":
+        return
+    written = contents(db)
+    opened = rounds.repository.open_ledgers
+    killed: list[int] = []
+
+    def dropped(session: Any, *args: Any) -> Any:
+        pid = session.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        with db.engine.connect() as other:
+            other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            other.commit()
+        killed.append(pid)
+        return opened(session, *args)
+
+    monkeypatch.setattr(rounds.repository, "open_ledgers", dropped)
+    setup = _setup(person(KINDS[2]), "dropped", START)
+    assert run_round(db, [setup]) == ([None], [])
+    assert killed
+    monkeypatch.undo()
+    assert contents(db) == written
+    answered = one(db, setup)
+    assert isinstance(answered, tuple) and answered[1] == Status.HELD
+
+
 def test_requests_racing_over_http_are_answered_by_rounds(
     fresh_db: Callable[..., Database], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DataError, DBAPIError
 
 import kinline.audit.repository
 import kinline.calls.repository  # noqa: F401  (their statements are made at import)
@@ -68,3 +69,19 @@ def test_an_array_literal_comes_back_as_the_list_it_was(db: Database) -> None:
 def test_a_naive_instant_is_refused() -> None:
     with pytest.raises(ValueError, match="naive"):
         raw.array([datetime(2026, 12, 3, 9, 30)])
+
+
+@pytest.mark.parametrize("db_backend", [pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_a_driver_error_is_raised_as_sqlalchemy_raises_it(db: Database) -> None:
+    """Callers catch SQLAlchemy's errors (a round falls back on ``DBAPIError``):
+    a statement that fails on psycopg's connection raises the same kind, and the
+    session's transaction rolls back as after any other failed statement."""
+    failing = raw.Raw("failing", text("SELECT CAST(:n AS int) / 0"))
+    raw.STATEMENTS.remove(failing)
+    with pytest.raises(DataError) as raised, db.transaction() as session:
+        failing.rows(session, {"n": 1})
+    assert isinstance(raised.value, DBAPIError)
+    assert "division by zero" in str(raised.value.orig)
+    with db.transaction() as session:  # the pool's connection is usable again
+        assert raw.Raw("one", text("SELECT 1")).rows(session, {}) == [(1,)]
+    raw.STATEMENTS.pop()

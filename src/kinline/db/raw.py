@@ -26,11 +26,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
+import psycopg
 from psycopg import Connection as Driver
-from psycopg.rows import dict_row
+from psycopg.rows import RowFactory, dict_row, tuple_row
+from sqlalchemy import Connection
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement
 
@@ -38,6 +41,7 @@ from kinline.db.engine import core
 
 _DIALECT = PGDialect_psycopg()  # type: ignore[no-untyped-call]
 
+Row = TypeVar("Row")
 STATEMENTS: list[Raw] = []
 """Every ``Raw`` statement made, in the order made."""
 
@@ -62,25 +66,53 @@ class Raw:
 
     def rows(self, session: Session, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """The statement's rows, as tuples in its columns' order."""
-        cursor = _driver(session).execute(self.sql, self._params(params), prepare=True)
-        return cursor.fetchall() if cursor.description is not None else []
+        return self._fetched(session, params, tuple_row)
 
     def mappings(self, session: Session, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         """The statement's rows, each as a dict by column name."""
-        cursor = _driver(session).cursor(row_factory=dict_row)
-        cursor.execute(self.sql, self._params(params), prepare=True)
-        return cursor.fetchall()
+        return self._fetched(session, params, dict_row)
 
     def run(self, session: Session, params: Mapping[str, Any]) -> None:
         """Run the statement, for what it writes."""
-        _driver(session).execute(self.sql, self._params(params), prepare=True)
+        self._fetched(session, params, tuple_row)
+
+    def _fetched(
+        self, session: Session, params: Mapping[str, Any], rows: RowFactory[Row]
+    ) -> list[Row]:
+        connection = core(session)  # the session's transaction, begun if it was not
+        driver = connection.connection.driver_connection
+        assert isinstance(driver, Driver)
+        values = self._params(params)
+        try:
+            cursor = driver.cursor(row_factory=rows)
+            cursor.execute(self.sql, values, prepare=True)
+            return cursor.fetchall() if cursor.description is not None else []
+        except psycopg.Error as error:
+            raise _translated(connection, self.sql, values, error) from error
 
 
-def _driver(session: Session) -> Driver[Any]:
-    """psycopg's connection under the session's transaction (begun if it was not)."""
-    driver = core(session).connection.driver_connection
-    assert isinstance(driver, Driver)
-    return driver
+def _translated(
+    connection: Connection, sql: str, params: Mapping[str, Any], error: psycopg.Error
+) -> DBAPIError:
+    """``error`` as SQLAlchemy raises a driver's (``OperationalError`` for a
+    timeout or a deadlock, ``IntegrityError``, ...), so callers handle one kind;
+    a connection the server dropped is invalidated, as SQLAlchemy does, so the
+    pool does not hand it out again."""
+    dialect = connection.dialect
+    lost = dialect.is_disconnect(cast(Any, error), connection.connection.dbapi_connection, None)
+    if lost:
+        connection.invalidate(error)
+    made = DBAPIError.instance(
+        sql,
+        params,
+        error,
+        psycopg.Error,
+        hide_parameters=True,
+        connection_invalidated=lost,
+        dialect=dialect,
+    )
+    assert isinstance(made, DBAPIError)  # a driver's error always makes one
+    return made
 
 
 def array(values: Iterable[object]) -> str:
