@@ -1,7 +1,8 @@
 """kinline's app, writing down every SQL statement it sends (for ``authorize.py --explain``).
 
 ``create_app`` is ``kinline.api.create_app`` with a ``before_cursor_execute``
-listener on every SQLAlchemy engine: each statement the server executes is
+listener on every SQLAlchemy engine, and a watcher of the statements sent on
+psycopg's own connection (``kinline.db.raw``): each statement the server executes is
 appended, with its parameters (the first set of an ``executemany``), as one
 JSON line to ``$KINLINE_BENCH_STATEMENTS.<pid>``. A short run of the load
 against it gives the call path's statements and how often each runs; the
@@ -21,6 +22,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from kinline.api import create_app as kinline_app
+from kinline.db import raw
 
 ENVIRONMENT = "KINLINE_BENCH_STATEMENTS"
 
@@ -74,4 +76,6 @@ def create_app() -> Any:
         out.flush()
 
     event.listen(Engine, "before_cursor_execute", written)
+    # The rounds' statements go on psycopg's connection, past SQLAlchemy's events.
+    raw.WATCHERS.append(lambda sql, params: written(None, None, sql, params, None, False))
     return kinline_app()

@@ -24,7 +24,7 @@ in ``STATEMENTS``, and the suite checks each for routing by facility
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
@@ -44,6 +44,10 @@ _DIALECT = PGDialect_psycopg()  # type: ignore[no-untyped-call]
 Row = TypeVar("Row")
 STATEMENTS: list[Raw] = []
 """Every ``Raw`` statement made, in the order made."""
+WATCHERS: list[Callable[[str, Mapping[str, Any]], None]] = []
+"""Called with each statement's SQL and parameters before it is sent (what
+SQLAlchemy's ``before_cursor_execute`` is to the others; ``bench/_statements.py``
+writes them down to EXPLAIN them)."""
 
 
 class Raw:
@@ -83,6 +87,8 @@ class Raw:
         driver = connection.connection.driver_connection
         assert isinstance(driver, Driver)
         values = self._params(params)
+        for watcher in WATCHERS:
+            watcher(self.sql, values)
         try:
             cursor = driver.cursor(row_factory=rows)
             cursor.execute(self.sql, values, prepare=True)
