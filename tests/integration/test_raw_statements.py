@@ -8,11 +8,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import bindparam, literal, select, text
 from sqlalchemy.exc import DataError, DBAPIError
 
 import kinline.audit.repository
-import kinline.calls.repository  # noqa: F401  (their statements are made at import)
+import kinline.calls.repository
+import kinline.identity.repository  # noqa: F401  (their statements are made at import)
 from kinline.db import raw
 from kinline.db.engine import Database
 from kinline.db.routing import check_statement, facility_tables
@@ -85,3 +86,11 @@ def test_a_driver_error_is_raised_as_sqlalchemy_raises_it(db: Database) -> None:
     with db.transaction() as session:  # the pool's connection is usable again
         assert raw.Raw("one", text("SELECT 1")).rows(session, {}) == [(1,)]
     raw.STATEMENTS.pop()
+
+
+@pytest.mark.parametrize("db_backend", [pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_the_values_a_statement_carries_are_sent_with_the_callers(db: Database) -> None:
+    carried = raw.Raw("carried", select(literal(None), literal("kept"), bindparam("given")))
+    raw.STATEMENTS.remove(carried)
+    with db.transaction() as session:
+        assert carried.rows(session, {"given": "mine"}) == [(None, "kept", "mine")]

@@ -36,6 +36,7 @@ from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from kinline.db.engine import core
 
@@ -57,12 +58,18 @@ class Raw:
 
     def __init__(self, name: str, statement: ClauseElement) -> None:
         compiled = statement.compile(dialect=_DIALECT)
+        assert isinstance(compiled, SQLCompiler)
         if "POSTCOMPILE" in compiled.string:  # an expanding IN: not sent as one array
             raise TypeError(f"{name}: an expanding parameter")
         self.name = name
         self.sql = compiled.string
-        # The values the statement carries itself (literals SQLAlchemy binds).
-        self.constants = {key: value for key, value in compiled.params.items() if value is not None}
+        # The values the statement carries itself (literals SQLAlchemy binds,
+        # None among them); the rest are the caller's to give.
+        self.constants = {
+            name: bind.effective_value
+            for bind, name in compiled.bind_names.items()
+            if not bind.required
+        }
         STATEMENTS.append(self)
 
     def _params(self, params: Mapping[str, Any]) -> Mapping[str, Any]:
