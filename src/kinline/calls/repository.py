@@ -310,7 +310,7 @@ def open_ledgers(
     if not rows:
         return None
     first = rows[0]
-    facility = Facility(*first[:6])  # the columns of _FACILITY, in order
+    facility = Facility(*first[: len(_FACILITY)])  # the columns of _FACILITY, in order
     custody: dict[str, Custody] = {}
     heads: dict[str, Head] = {}
     for *_, person_id, status, changed_at, head_seq, head_hash, _used in rows:

@@ -40,6 +40,8 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import NullType
 
+from kinline.db.raw import array
+
 
 def among(
     session: Session,
@@ -54,21 +56,10 @@ def among(
         # condition); psycopg's own array dumper walks the list in Python, some
         # 1 µs an id. Typed as text, the cast would be a function of it, run per
         # row: 10,000 ids took past the statement timeout.
-        written = bindparam(None, array_text(ids), type_=NullType())
+        written = bindparam(None, array(ids), type_=NullType())
         return column == any_(cast(written, ARRAY(String)))
     members = func.json_each(literal(json.dumps(ids), String)).table_valued("value")
     return column.in_(select(members.c.value))
-
-
-def array_text(values: Iterable[object]) -> str:
-    """``values`` as a PostgreSQL array literal (``{"a","b"}``), each as its text."""
-    quoted = []
-    for value in values:
-        text_ = str(value)
-        if "\\" in text_ or '"' in text_:
-            text_ = text_.replace("\\", "\\\\").replace('"', '\\"')
-        quoted.append(text_)
-    return '{"' + '","'.join(quoted) + '"}' if quoted else "{}"
 
 
 def plan_with_values(session: Session) -> None:
